@@ -1,0 +1,43 @@
+# ttlive: two commands on a fresh machine. `make run` and `make test`; the rest are conveniences.
+PY      ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+EXTRAS  ?= train,test,dev
+ARGS    ?=
+
+.PHONY: run test bench lint typecheck install clean sim-all sweep
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip wheel
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e ".[$(EXTRAS)]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## make run: a full simulated trading session against the deterministic Alpaca fake.
+run: $(STAMP)
+	$(BIN)/ttlive run $(ARGS)
+
+## make test: installs everything (incl. train/test extras) and runs the whole suite.
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/lint-imports
+	$(BIN)/mypy
+	$(BIN)/pytest -q -p no:cacheprovider $(ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+bench: $(STAMP)
+	$(BIN)/pip install --quiet -e ".[$(EXTRAS),bench]"
+	$(BIN)/python -m tools.bench $(ARGS)
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

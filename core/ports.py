@@ -1,0 +1,160 @@
+"""Ports: what the core needs from the world, in domain words. Adapters implement them.
+
+A fake venue, real Alpaca, or a port-level simulator all plug in here; the core never knows which.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any, Protocol, runtime_checkable
+
+from core.model import (
+    Account,
+    AccountConfig,
+    Activity,
+    Bar,
+    BrokerOrder,
+    MarketClock,
+    OrderRequest,
+    Position,
+    Quote,
+)
+
+
+class BrokerError(Exception):
+    """The broker refused or failed; raised by adapters, translated from the wire (style rule 10)."""
+
+    def __init__(self, message: str, *, status: int = 0, code: int = 0, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.retryable = retryable
+
+
+class OrderNotFound(BrokerError):
+    pass
+
+
+class InsufficientBuyingPower(BrokerError):
+    pass
+
+
+class DuplicateClientOrderId(BrokerError):
+    pass
+
+
+class NotCancelable(BrokerError):
+    pass
+
+
+class RateLimited(BrokerError):
+    pass
+
+
+class BrokerUnavailable(BrokerError):
+    """Retries exhausted on timeouts / 5xx: the broker cannot be reached right now."""
+
+
+@runtime_checkable
+class BrokerRest(Protocol):
+    """Alpaca trading REST, spec 1.2 / 2.2 / 2.3 / 4.4."""
+
+    async def submit_order(self, request: OrderRequest) -> BrokerOrder: ...
+    async def cancel_order(self, order_id: str) -> None: ...
+    async def cancel_all_orders(self) -> list[tuple[str, int]]: ...  # (order id, status) per order
+    async def get_order(self, order_id: str) -> BrokerOrder: ...
+    async def get_order_by_client_id(self, client_order_id: str) -> BrokerOrder: ...
+    async def list_orders(
+        self, *, status: str = "open", after_ts_ns: int | None = None, limit: int = 500
+    ) -> list[BrokerOrder]: ...
+    async def get_positions(self) -> list[Position]: ...
+    async def close_all_positions(self, *, cancel_orders: bool = True) -> list[tuple[str, int]]: ...
+    async def get_account(self) -> Account: ...
+    async def get_configurations(self) -> AccountConfig: ...
+    async def patch_configurations(self, **changes: Any) -> AccountConfig: ...
+    async def get_activities(self, *, after_ts_ns: int | None = None) -> list[Activity]: ...
+    async def get_portfolio_history(self) -> dict[str, Any]: ...
+    async def get_clock(self) -> MarketClock: ...
+
+
+class TradeUpdateStream(Protocol):
+    """The ``trade_updates`` stream. ``serve`` runs until cancelled, delivering decoded updates."""
+
+    async def serve(self, deliver: Any, *, task_status: Any = ...) -> None: ...
+
+
+class MarketDataStream(Protocol):
+    async def serve(self, deliver: Any, *, task_status: Any = ...) -> None: ...
+    async def subscribe(self, *, bars: Sequence[str] = (), quotes: Sequence[str] = ()) -> None: ...
+
+
+class HistoricalBars(Protocol):
+    async def get_bars(
+        self, symbols: Sequence[str], *, start_ts_ns: int, end_ts_ns: int, timeframe: str = "1Min"
+    ) -> dict[str, list[Bar]]: ...
+
+    async def get_latest_quotes(self, symbols: Sequence[str]) -> dict[str, Quote]: ...
+
+
+class Clock(Protocol):
+    """The session clock: virtual time in simulation, wall time live."""
+
+    def now_ns(self) -> int: ...
+
+
+class IdFactory(Protocol):
+    """Ids from a seeded source in simulation; uuid4 live. ``kind`` namespaces them (signal, exec...)."""
+
+    def new_id(self, kind: str) -> str: ...
+
+
+class PolicyModel(Protocol):
+    model_id: str
+
+    def infer(self, features: Any) -> Any: ...  # (batch, n_features) float32 -> (batch,) action ids
+
+
+class AlertSink(Protocol):
+    async def send(self, *, severity: str, key: str, message: str, ts_ns: int) -> None: ...
+
+
+class AuditSink(Protocol):
+    """Durable append-only log. ``write`` returns once the record is durable (fsync for orders/fills)."""
+
+    def write(self, stream: str, record: dict[str, Any]) -> None: ...
+
+
+class StateStore(Protocol):
+    """Persisted engine state (halt latch, order id map) that must survive a crash."""
+
+    def load(self) -> dict[str, Any] | None: ...
+    def save(self, state: dict[str, Any]) -> None: ...
+
+
+class Monitor(Protocol):
+    def observe_latency(self, name: str, value_s: float) -> None: ...
+    def incr(self, name: str, value: int = 1) -> None: ...
+
+
+__all__ = [
+    "AlertSink",
+    "AuditSink",
+    "BrokerError",
+    "BrokerRest",
+    "BrokerUnavailable",
+    "Clock",
+    "Decimal",
+    "DuplicateClientOrderId",
+    "HistoricalBars",
+    "IdFactory",
+    "InsufficientBuyingPower",
+    "MarketDataStream",
+    "Monitor",
+    "NotCancelable",
+    "OrderNotFound",
+    "PolicyModel",
+    "RateLimited",
+    "StateStore",
+    "TradeUpdateStream",
+]
