@@ -1,0 +1,92 @@
+"""Compares the engine's stream-derived book with the venue's REST snapshot (spec 1.3 state consistency).
+
+A discrepancy is material when its value exceeds 0.1 % of the position's value; a symbol held on one side only is
+always material. Pure: the reconciler actor fetches, this decides.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import Decimal
+
+import msgspec
+
+from core.limits import RECONCILE_TOLERANCE_FRACTION
+
+ZERO = Decimal(0)
+
+
+class Discrepancy(msgspec.Struct, frozen=True, kw_only=True):
+    symbol: str
+    engine_qty: Decimal
+    venue_qty: Decimal
+    price: Decimal
+    value_diff_usd: Decimal
+    position_value_usd: Decimal
+    material: bool
+
+
+class OrderDiscrepancy(msgspec.Struct, frozen=True, kw_only=True):
+    order_id: str
+    engine_open: bool
+    venue_open: bool
+
+
+class ReconcileReport(msgspec.Struct, frozen=True, kw_only=True):
+    positions: list[Discrepancy]
+    orders: list[OrderDiscrepancy]
+
+    @property
+    def material(self) -> bool:
+        return any(d.material for d in self.positions) or bool(self.orders)
+
+
+def compare_positions(
+    engine: Mapping[str, Decimal],
+    venue: Mapping[str, Decimal],
+    prices: Mapping[str, Decimal],
+    *,
+    tolerance_fraction: Decimal = RECONCILE_TOLERANCE_FRACTION,
+) -> list[Discrepancy]:
+    out: list[Discrepancy] = []
+    for symbol in sorted(set(engine) | set(venue)):
+        e_qty = engine.get(symbol, ZERO)
+        v_qty = venue.get(symbol, ZERO)
+        if e_qty == v_qty:
+            continue
+        price = prices.get(symbol, ZERO)
+        diff = abs(e_qty - v_qty) * price
+        value = max(abs(e_qty), abs(v_qty)) * price
+        one_sided = e_qty == 0 or v_qty == 0
+        material = one_sided or price == 0 or diff > tolerance_fraction * value
+        out.append(
+            Discrepancy(
+                symbol=symbol, engine_qty=e_qty, venue_qty=v_qty, price=price,
+                value_diff_usd=diff, position_value_usd=value, material=material,
+            )
+        )
+    return out
+
+
+def compare_open_orders(engine_open: set[str], venue_open: set[str]) -> list[OrderDiscrepancy]:
+    return [
+        OrderDiscrepancy(order_id=oid, engine_open=oid in engine_open, venue_open=oid in venue_open)
+        for oid in sorted(engine_open ^ venue_open)
+    ]
+
+
+def reconcile(
+    engine_positions: Mapping[str, Decimal],
+    venue_positions: Mapping[str, Decimal],
+    prices: Mapping[str, Decimal],
+    engine_open_orders: set[str],
+    venue_open_orders: set[str],
+    *,
+    tolerance_fraction: Decimal = RECONCILE_TOLERANCE_FRACTION,
+) -> ReconcileReport:
+    return ReconcileReport(
+        positions=compare_positions(
+            engine_positions, venue_positions, prices, tolerance_fraction=tolerance_fraction
+        ),
+        orders=compare_open_orders(engine_open_orders, venue_open_orders),
+    )
