@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any, Protocol, runtime_checkable
 
+from core.audit import AuditEntry
 from core.model import (
     Account,
     AccountConfig,
@@ -120,9 +121,10 @@ class AlertSink(Protocol):
 
 
 class AuditSink(Protocol):
-    """Durable append-only log. ``write`` returns once the record is durable (fsync for orders/fills)."""
+    """Durable append-only log. ``write`` returns once the record is durable (fsync for orders/fills);
+    the stream follows from the entry's event_type (core.audit.stream_for). Raises on a failed write."""
 
-    def write(self, stream: str, record: dict[str, Any]) -> None: ...
+    def write(self, entry: AuditEntry) -> None: ...
 
 
 class StateStore(Protocol):

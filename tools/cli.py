@@ -12,7 +12,11 @@ import sys
 from collections.abc import Sequence
 
 # One line per subcommand module; order is the order in --help.
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = (
+    "tools.cmd_audit",
+    "tools.cmd_train",
+    "tools.cmd_fake_alpaca",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

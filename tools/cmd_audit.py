@@ -1,0 +1,136 @@
+"""``ttlive audit``: verify, prune, show and repair the JSON Lines audit trail (spec 4.1 / 4.2).
+
+verify exits 0 when every stream's hash chain is intact, 1 with file:line for each problem, 2 for a missing
+directory; prune takes the session date explicitly (``--today``) so it never reads a wall clock by surprise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from adapters.audit_jsonl import AuditLockedError, DirReport, JsonlAuditSink, prune, tail_lines, verify_dir
+from core.audit import STREAMS
+
+EXIT_OK = 0
+EXIT_PROBLEMS = 1
+EXIT_USAGE = 2
+
+
+def _iso_date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a YYYY-MM-DD date: {text!r}") from exc
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be >= 1")
+    return value
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("audit", help="verify, prune, show or repair the audit trail")
+
+    def usage(_args: argparse.Namespace) -> int:
+        parser.print_help()
+        return EXIT_USAGE
+
+    parser.set_defaults(func=usage)
+    sub = parser.add_subparsers(dest="audit_command", metavar="ACTION")
+
+    verify = sub.add_parser("verify", help="check schema, sequence and hash chain of every stream")
+    verify.add_argument("dir", type=Path)
+    verify.set_defaults(func=cmd_verify)
+
+    prune_cmd = sub.add_parser("prune", help="delete files older than each stream's retention window")
+    prune_cmd.add_argument("dir", type=Path)
+    prune_cmd.add_argument("--today", type=_iso_date, required=True, help="session date, YYYY-MM-DD")
+    prune_cmd.set_defaults(func=cmd_prune)
+
+    show = sub.add_parser("show", help="print the last records of a stream")
+    show.add_argument("dir", type=Path)
+    show.add_argument("--stream", choices=STREAMS, default="fills")
+    show.add_argument("--last", type=_positive, default=20)
+    show.set_defaults(func=cmd_show)
+
+    repair = sub.add_parser(
+        "repair", help="move torn tails left by a crash aside (what opening the sink does)"
+    )
+    repair.add_argument("dir", type=Path)
+    repair.set_defaults(func=cmd_repair)
+
+
+def _missing(directory: Path) -> bool:
+    if directory.is_dir():
+        return False
+    print(f"ttlive audit: no such audit directory: {directory}", file=sys.stderr)
+    return True
+
+
+def format_report(report: DirReport) -> list[str]:
+    lines = [str(problem) for stream in report.streams for problem in stream.problems]
+    lines += [f"notice: {notice}" for notice in report.notices]
+    header = ("stream", "files", "records", "seqs", "anchor", "status")
+    rows = [header]
+    for stream in report.streams:
+        seqs = f"{stream.first_seq}..{stream.last_seq}" if stream.records else "-"
+        anchor = str(stream.anchor.seq) if stream.anchor.seq else "-"
+        status = "ok" if stream.ok else f"{len(stream.problems)} problem(s)"
+        rows.append((stream.stream, str(stream.files), str(stream.records), seqs, anchor, status))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    lines += [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows
+    ]
+    total = sum(stream.records for stream in report.streams)
+    verdict = "intact" if report.ok else "NOT intact"
+    lines.append(f"audit trail {verdict}: {len(report.streams)} streams, {total} records")
+    return lines
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    if _missing(args.dir):
+        return EXIT_USAGE
+    report = verify_dir(args.dir)
+    for line in format_report(report):
+        print(line)
+    return EXIT_OK if report.ok else EXIT_PROBLEMS
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    if _missing(args.dir):
+        return EXIT_USAGE
+    deleted = prune(args.dir, args.today)
+    for path in deleted:
+        print(f"deleted {path.relative_to(args.dir)}")
+    print(f"pruned {len(deleted)} file(s) as of {args.today.isoformat()}")
+    return EXIT_OK
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    if _missing(args.dir):
+        return EXIT_USAGE
+    for line in tail_lines(args.dir, args.stream, args.last):
+        print(line.decode("utf-8", errors="replace"))
+    return EXIT_OK
+
+
+def cmd_repair(args: argparse.Namespace) -> int:
+    if _missing(args.dir):
+        return EXIT_USAGE
+    try:
+        sink = JsonlAuditSink(args.dir)
+    except AuditLockedError as exc:
+        print(f"ttlive audit: {exc}", file=sys.stderr)
+        return EXIT_PROBLEMS
+    sink.close()
+    for repair in sink.repairs:
+        name = repair.file.relative_to(args.dir)
+        print(f"repaired {name}: {repair.torn_bytes} bytes moved to {repair.torn_file.name}")
+    print(f"{len(sink.repairs)} file(s) repaired")
+    return EXIT_OK
