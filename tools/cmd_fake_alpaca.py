@@ -1,0 +1,272 @@
+"""``ttlive fake-alpaca``: serve the deterministic fake Alpaca venue on 127.0.0.1 until Ctrl-C.
+
+REST at http://HOST:PORT/v2/..., trading stream at ws://HOST:PORT/stream, market data at /v2/iex and /v2/sip;
+point alpaca-py at it with ``url_override``. Its clock starts at a market open of a replay date.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+EXIT_OK = 0
+EXIT_USAGE = 2
+DEFAULT_SYMBOLS = ("NVDA", "ORCL")
+DEFAULT_START_DATE = "2014-06-02"
+
+
+class UsageError(ValueError):
+    """Arguments that cannot be served; the command exits 2 with this message."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FakeAlpacaOptions:
+    host: str = "127.0.0.1"
+    port: int = 0
+    seed: int = 0
+    symbols: tuple[str, ...] = DEFAULT_SYMBOLS
+    sectors: dict[str, str] = field(default_factory=dict)
+    key_id: str | None = None
+    secret_key: str | None = None
+    start_date: str = DEFAULT_START_DATE
+    speed: float = 1.0
+    clock: str = "session"  # session (trading time from a replay open) | wall (real NYSE hours, wall time)
+    market: Any = None  # a [market]-like object for adapters.fake.market.market_from_spec; None = replay
+    bar_interval_s: int = 60
+    account_type: str = "margin_initial"
+    cash_usd: Decimal = Decimal(100_000)
+    pattern_day_trader: bool = False
+    rate_limit_per_min: int = 200
+    faults: dict[str, Any] = field(default_factory=dict)  # a [faults] table
+
+
+@dataclass(frozen=True, slots=True)
+class _MarketSpec:
+    source: str = "replay"
+    files: dict[str, str] = field(default_factory=dict)
+
+
+def _symbols(text: str) -> tuple[str, ...]:
+    symbols = tuple(dict.fromkeys(s.strip().upper() for s in text.split(",") if s.strip()))
+    if not symbols:
+        raise argparse.ArgumentTypeError("give at least one symbol, e.g. NVDA,ORCL")
+    return symbols
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"port must be 0..65535, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def _date(text: str) -> str:
+    try:
+        return dt.date.fromisoformat(text).isoformat()
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a YYYY-MM-DD date: {text!r}") from exc
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "fake-alpaca",
+        help="serve the deterministic fake Alpaca venue on localhost (REST + streams, alpaca-py compatible)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--port", type=_port, required=True, help="TCP port (0 = pick a free one)")
+    parser.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    parser.add_argument("--seed", type=int, default=None, help="venue seed (default: scenario's, else 0)")
+    parser.add_argument("--scenario", type=Path, default=None, help="scenario TOML: market, account, faults")
+    parser.add_argument("--key", default=None, help="accept only this API key id (default: any)")
+    parser.add_argument("--secret", default=None, help="the secret for --key")
+    parser.add_argument("--symbols", type=_symbols, default=None, help="comma list (default NVDA,ORCL)")
+    parser.add_argument(
+        "--start-date", type=_date, default=None, help=f"replay date (default {DEFAULT_START_DATE})"
+    )
+    parser.add_argument(
+        "--speed", type=_positive_float, default=1.0, help="session seconds per wall second (default 1)"
+    )
+    parser.add_argument(
+        "--clock",
+        choices=("session", "wall"),
+        default="session",
+        help="session: start at a replay open, trading hours only (default); wall: real NYSE "
+        "hours at wall time with generated prices",
+    )
+    parser.add_argument("--bar-interval-s", type=int, choices=(1, 5, 10, 15, 30, 60, 300), default=None)
+    parser.add_argument("--cash-usd", default=None, help="starting cash (default 100000)")
+    parser.add_argument("--rate-limit", type=int, default=200, help="requests per minute per key (0 = off)")
+    parser.set_defaults(func=run)
+
+
+def options_from_args(args: argparse.Namespace) -> FakeAlpacaOptions:
+    """Validate the combination of arguments (and the scenario file); raises UsageError."""
+    if (args.key is None) != (args.secret is None):
+        raise UsageError("give both --key and --secret, or neither")
+    if args.rate_limit < 0:
+        raise UsageError("--rate-limit must be >= 0")
+    values: dict[str, Any] = {
+        "host": args.host,
+        "port": args.port,
+        "speed": args.speed,
+        "clock": args.clock,
+        "key_id": args.key,
+        "secret_key": args.secret,
+        "rate_limit_per_min": args.rate_limit,
+    }
+    if args.scenario is not None:
+        values.update(_scenario_values(args.scenario))
+    if args.seed is not None:
+        values["seed"] = args.seed
+    if args.symbols is not None:
+        if args.scenario is not None:
+            raise UsageError("--symbols and --scenario do not mix: the scenario lists its instruments")
+        values["symbols"] = args.symbols
+    if args.start_date is not None:
+        values["start_date"] = args.start_date
+    if args.bar_interval_s is not None:
+        values["bar_interval_s"] = args.bar_interval_s
+    if args.cash_usd is not None:
+        try:
+            cash = Decimal(args.cash_usd)
+        except InvalidOperation:
+            raise UsageError(f"--cash-usd is not a number: {args.cash_usd!r}") from None
+        if not cash.is_finite() or cash < 0:
+            raise UsageError("--cash-usd must be >= 0")
+        values["cash_usd"] = cash
+    if args.clock == "wall":
+        values["start_date"] = dt.datetime.now(dt.UTC).date().isoformat()
+        values["market"] = _generator_for_wall(values.get("market"))
+    return FakeAlpacaOptions(**values)
+
+
+def _generator_for_wall(market: Any) -> Any:
+    """The replay files end in 2015, so wall-clock mode prices come from the seeded generator."""
+    if market is not None and getattr(market, "source", "") == "generator":
+        return market
+    from sim.scenario import MarketSpec
+
+    return MarketSpec(source="generator")
+
+
+def _scenario_values(path: Path) -> dict[str, Any]:
+    from core.config import ConfigError
+    from sim.scenario import load_scenario
+
+    try:
+        scenario = load_scenario(path)  # validates everything, the [faults] table included
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
+    return {
+        "seed": scenario.seed,
+        "symbols": tuple(i.symbol for i in scenario.instruments),
+        "sectors": {i.symbol: i.sector for i in scenario.instruments},
+        "start_date": scenario.session.start,
+        "bar_interval_s": scenario.session.bar_interval_s,
+        "market": scenario.market,
+        "account_type": scenario.account.type,
+        "cash_usd": Decimal(scenario.account.cash_usd),
+        "pattern_day_trader": scenario.account.pattern_day_trader,
+        "faults": dict(scenario.faults),
+    }
+
+
+def build_server(opts: FakeAlpacaOptions) -> Any:
+    """The LoopbackServer for these options (venue, market, calendar and clock mapping)."""
+    from adapters.fake.calendar import LinearClock, NyseCalendar, TradingTimeClock
+    from adapters.fake.faults import FaultPlan, FaultPlanError
+    from adapters.fake.market import market_from_spec
+    from adapters.fake.server import LoopbackServer
+    from adapters.fake.venue import Venue, VenueConfig
+
+    calendar = NyseCalendar()
+    clock: LinearClock | TradingTimeClock
+    if opts.clock == "wall":
+        clock = LinearClock(time.time_ns())  # the shell reads the wall clock once; the venue never does
+    else:
+        clock = TradingTimeClock(calendar, opts.start_date, speed=opts.speed)
+    start_ns = clock.session_ns(0.0)
+    try:
+        market = market_from_spec(
+            opts.market if opts.market is not None else _MarketSpec(),
+            symbols=opts.symbols,
+            sectors=opts.sectors,
+            seed=opts.seed,
+            bar_interval_s=opts.bar_interval_s,
+            start_date=opts.start_date,
+            calendar=calendar,
+        )
+        faults = FaultPlan.from_toml_dict(opts.faults)
+        config = VenueConfig(
+            seed=opts.seed,
+            account_type=opts.account_type,
+            cash_usd=opts.cash_usd,
+            pattern_day_trader=opts.pattern_day_trader,
+            key_id=opts.key_id,
+            secret_key=opts.secret_key,
+            rate_limit_per_min=opts.rate_limit_per_min,
+            faults=faults,
+        )
+    except (ValueError, FileNotFoundError, FaultPlanError) as exc:
+        raise UsageError(str(exc)) from None
+    venue = Venue(config, market=market, calendar=calendar, start_ns=start_ns)
+    return LoopbackServer(venue, clock)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        opts = options_from_args(args)
+        server = build_server(opts)
+    except UsageError as exc:
+        print(f"ttlive fake-alpaca: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    import trio
+
+    from adapters.fake.calendar import et_from_ns
+
+    async def main() -> None:
+        async def until_signal() -> None:
+            with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                async for _ in signals:
+                    return
+
+        async with trio.open_nursery() as nursery:
+            binds = await nursery.start(
+                lambda task_status: server.serve(
+                    opts.host, opts.port, shutdown_trigger=until_signal, task_status=task_status
+                )
+            )
+            url = binds[0] if binds else f"http://{opts.host}:{opts.port}"
+            ws = url.replace("http://", "ws://", 1)
+            print(
+                f"fake-alpaca on {url}  (REST {url}/v2/..., trading {ws}/stream, data {ws}/v2/iex "
+                f"and {ws}/v2/sip)",
+                flush=True,
+            )
+            print(
+                f"session clock starts {et_from_ns(server.venue.now_ns):%Y-%m-%d %H:%M %Z} "
+                f"({opts.clock}, speed {opts.speed:g}); symbols {','.join(opts.symbols)}; seed {opts.seed}; "
+                "Ctrl-C stops",
+                flush=True,
+            )
+
+    with contextlib.suppress(KeyboardInterrupt):
+        trio.run(main)
+    print("fake-alpaca stopped", flush=True)
+    return EXIT_OK
