@@ -11,10 +11,11 @@ import datetime as dt
 import re
 from decimal import Decimal
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 
+from adapters.fake.faults import HARNESS_KINDS, FaultPlan, FaultPlanError
 from core.config import (
     ConfigError,
     EngineConfig,
@@ -29,12 +30,6 @@ from core.config import (
 )
 
 SCHEMA_VERSION = 1
-STREAM_NAMES = ("trading", "data")
-VENUE_FAULT_KINDS = (
-    "ws_close", "ws_mute", "eviction_406", "rest_outage", "rest_slow", "rate_limit_storm", "quote_stale",
-    "position_drift", "venue_restart",
-)
-HARNESS_FAULT_KINDS = ("client_crash", "manual_kill", "manual_reset")
 
 
 class SessionSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -66,31 +61,6 @@ class MarketSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     regimes: list[RegimeSpec] = msgspec.field(default_factory=list)
 
 
-class FaultEvent(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    at: str  # "HH:MM:SS" exchange time within the session
-    kind: str
-    day: int = 1  # which session day (1-based)
-    stream: str = "trading"
-    code: int = 1006
-    duration_s: float = 0.0
-    latency_ms: int = 0
-    symbol: str = ""
-    qty: str = "0"
-    operator: str = ""
-    reason: str = ""
-
-
-class FaultsSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    rest_429_p: float = 0.0
-    rest_5xx_p: float = 0.0
-    rest_timeout_after_accept_p: float = 0.0
-    trade_update_drop_p: float = 0.0
-    trade_update_duplicate_p: float = 0.0
-    trade_update_reorder_p: float = 0.0
-    market_data_drop_p: float = 0.0
-    events: list[FaultEvent] = msgspec.field(default_factory=list)
-
-
 class ExpectSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     halted: bool | None = None
     kill_trigger: str | None = None
@@ -117,7 +87,7 @@ class Scenario(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     risk: RiskSection = msgspec.field(default_factory=RiskSection)
     execution: ExecutionSection = msgspec.field(default_factory=ExecutionSection)
     reconcile: ReconcileSection = msgspec.field(default_factory=ReconcileSection)
-    faults: FaultsSpec = msgspec.field(default_factory=FaultsSpec)
+    faults: dict[str, Any] = msgspec.field(default_factory=dict)  # validated by adapters.fake.faults
     expect: ExpectSpec = msgspec.field(default_factory=ExpectSpec)
 
     def engine_config(self) -> EngineConfig:
@@ -154,6 +124,10 @@ def parse_scenario(text: str, *, source: str = "<scenario>") -> Scenario:
 def _probability(value: float, *, source: str, key: str) -> None:
     if not 0.0 <= value <= 1.0:
         raise ConfigError(f"{source}: {key} is a probability in [0, 1], got {value}")
+
+
+def fault_plan(s: Scenario) -> FaultPlan:
+    return FaultPlan.from_toml_dict(s.faults)
 
 
 def parse_hhmmss(value: str, *, source: str, key: str) -> dt.time:
@@ -196,25 +170,18 @@ def validate_scenario(s: Scenario, *, source: str) -> None:
             raise ConfigError(f"{source}: market.files names symbols not in instruments: {', '.join(extra)}")
     for regime in s.market.regimes:
         parse_hhmmss(regime.at, source=source, key="market.regimes.at")
-    f = s.faults
-    for key in ("rest_429_p", "rest_5xx_p", "rest_timeout_after_accept_p", "trade_update_drop_p",
-                "trade_update_duplicate_p", "trade_update_reorder_p", "market_data_drop_p"):
-        _probability(getattr(f, key), source=source, key=f"faults.{key}")
-    for event in f.events:
-        parse_hhmmss(event.at, source=source, key="faults.events.at")
-        if event.kind not in VENUE_FAULT_KINDS + HARNESS_FAULT_KINDS:
-            kinds = ", ".join(VENUE_FAULT_KINDS + HARNESS_FAULT_KINDS)
-            raise ConfigError(f"{source}: faults.events.kind {event.kind!r} is not one of: {kinds}")
-        if event.stream not in STREAM_NAMES:
-            raise ConfigError(f"{source}: faults.events.stream must be trading or data, got {event.stream!r}")
-        if not 1 <= event.day <= s.session.days:
-            raise ConfigError(f"{source}: faults.events.day {event.day} is outside the session's days")
-        if event.duration_s < 0:
-            raise ConfigError(f"{source}: faults.events.duration_s must be >= 0")
+    try:
+        plan = FaultPlan.from_toml_dict(s.faults)
+    except FaultPlanError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    for event in plan.events:
+        if not 0 <= event.day < s.session.days:
+            raise ConfigError(f"{source}: faults.events day {event.day} is outside the session (days are 0-based)")
         if event.kind == "position_drift" and event.symbol not in symbols:
             raise ConfigError(f"{source}: faults.events position_drift needs a symbol from instruments")
         if event.kind == "manual_reset" and not (event.operator.strip() and event.reason.strip()):
             raise ConfigError(f"{source}: faults.events manual_reset needs operator and reason")
-        decimal_field(event.qty, source=source, key="faults.events.qty")
+        if event.kind in HARNESS_KINDS and event.at is None:
+            raise ConfigError(f"{source}: faults.events {event.kind} needs 'at'")
     if s.expect.max_drawdown_pct is not None:
         decimal_field(s.expect.max_drawdown_pct, source=source, key="expect.max_drawdown_pct", minimum=Decimal(0))

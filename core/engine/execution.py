@@ -1,0 +1,565 @@
+"""Execution actor: approved signals become orders; venue updates drive each order's state machine.
+
+The only writer of order machines and of the ledger. Network calls run in child tasks that report back through
+the inbox, so a slow submit never delays a fill, and every machine is mutated in one place (the actor loop).
+A submit is audited (fsync) before it is sent; a fill is audited before it is booked.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable
+from decimal import Decimal
+
+import msgspec
+import trio
+
+from core import audit as A
+from core.engine.context import EngineContext
+from core.engine.messages import (
+    CancelRequested,
+    ResyncRequested,
+    SubmitApproved,
+    SubmitFinished,
+    TradeUpdateReceived,
+)
+from core.engine.state import TrackedOrder, deterministic_uuid
+from core.fsm_errors import IllegalTransition, VenueProtocolError
+from core.model import Activity, BrokerOrder, Fill, OrderRequest, Quote, Side, TradeUpdate
+from core.order_fsm import MAY_EXECUTE, OPEN, Applied, Order, OrderEvent, Outcome, status_event, trade_event
+from core.orderplan import PlanConfig, PlanError, plan_order
+from core.ports import BrokerError, BrokerUnavailable, DuplicateClientOrderId, NotCancelable, OrderNotFound
+
+log = logging.getLogger("ttlive.execution")
+ZERO = Decimal(0)
+MAX_REPRICE_ATTEMPTS = 1  # execution.on_reject = "reprice_once"
+
+
+class LookupFinished(msgspec.Struct, frozen=True, kw_only=True):
+    client_order_id: str
+    order: BrokerOrder | None  # None: the venue never got it
+
+
+class ResyncData(msgspec.Struct, frozen=True, kw_only=True):
+    orders: list[BrokerOrder]
+    activities: list[Activity]
+    reason: str
+
+
+class CancelFinished(msgspec.Struct, frozen=True, kw_only=True):
+    client_order_id: str
+    error: str | None = None
+
+
+ExecutionMessage = (
+    SubmitApproved | CancelRequested | TradeUpdateReceived | SubmitFinished | LookupFinished | ResyncRequested
+    | ResyncData | CancelFinished
+)
+
+
+def fill_from_activity(activity: Activity, client_order_id: str) -> Fill:
+    """A FILL activity carries the execution: its id is "<timestamp>::<execution id>"."""
+    execution_id = activity.id.rsplit("::", 1)[-1]
+    return Fill(
+        execution_id=execution_id, order_id=activity.order_id, client_order_id=client_order_id,
+        symbol=activity.symbol, side=Side.BUY if activity.side == "buy" else Side.SELL, qty=activity.qty,
+        price=activity.price, ts_ns=activity.ts_ns, cum_qty=activity.cum_qty,
+    )
+
+
+class ExecutionActor:
+    def __init__(
+        self,
+        ctx: EngineContext,
+        *,
+        inbox: trio.MemoryReceiveChannel[ExecutionMessage],
+        self_send: trio.MemorySendChannel[ExecutionMessage],
+        is_halted: Callable[[], bool],
+        on_fill: Callable[[Fill, Decimal, bool], None],
+    ) -> None:
+        self.ctx = ctx
+        self.inbox = inbox
+        self.self_send = self_send
+        self.is_halted = is_halted
+        self.on_fill = on_fill  # (fill, realised P&L of a closed round trip, closed?) -> supervisor
+        self.machines: dict[str, Order] = {}
+        self.resync_waiters: list[trio.Event] = []
+        self.nursery: trio.Nursery | None = None
+        e = ctx.config.execution
+        self.plan_config = PlanConfig(
+            brackets=e.brackets,
+            stop_loss_fraction=Decimal(e.stop_loss_pct) / 100,
+            take_profit_fraction=Decimal(e.take_profit_pct) / 100,
+            aggressive_cross_bps=Decimal(e.aggressive_cross_bps),
+            depth_check_fraction=Decimal(e.depth_check_fraction),
+        )
+        self.submit_latencies_s: list[float] = []
+
+    # --- reading (other actors) ------------------------------------------------------------------------------
+
+    def open_orders(self, symbol: str | None = None) -> list[tuple[TrackedOrder, Order]]:
+        out = []
+        for coid, order in sorted(self.machines.items()):
+            if order.state in MAY_EXECUTE and (symbol is None or order.symbol == symbol):
+                out.append((self.ctx.state.orders[coid], order))
+        return out
+
+    def pending_qty(self) -> dict[str, Decimal]:
+        """Net signed leaves quantity per symbol of orders that may still execute (legs excluded: they only
+        ever reduce what their entry opened)."""
+        out: dict[str, Decimal] = {}
+        for tracked, order in self.open_orders():
+            if tracked.parent_client_order_id is not None:
+                continue
+            signed = order.leaves_qty if order.side is Side.BUY else -order.leaves_qty
+            out[order.symbol] = out.get(order.symbol, ZERO) + signed
+        return out
+
+    def open_order_value_usd(self) -> Decimal:
+        total = ZERO
+        for tracked, order in self.open_orders():
+            if tracked.parent_client_order_id is None:
+                total += order.leaves_qty * tracked.reference_price
+        return total
+
+    def venue_open_ids(self) -> set[str]:
+        return {o.venue_order_id for _, o in self.open_orders() if o.venue_order_id and o.state in OPEN}
+
+    # --- the loop --------------------------------------------------------------------------------------------
+
+    async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as nursery:
+            self.nursery = nursery
+            task_status.started()
+            async with self.inbox:
+                async for message in self.inbox:
+                    self.handle(message)
+            nursery.cancel_scope.cancel()
+
+    def handle(self, message: ExecutionMessage) -> None:
+        if isinstance(message, TradeUpdateReceived):
+            self.on_trade_update(message.update)
+        elif isinstance(message, SubmitApproved):
+            self.on_approved(message)
+        elif isinstance(message, SubmitFinished):
+            self.on_submit_finished(message)
+        elif isinstance(message, LookupFinished):
+            self.on_lookup_finished(message)
+        elif isinstance(message, CancelRequested):
+            self.on_cancel_requested(message)
+        elif isinstance(message, CancelFinished):
+            if message.error:
+                log.info("cancel of %s: %s", message.client_order_id, message.error)
+        elif isinstance(message, ResyncRequested):
+            self._spawn(self._fetch_resync, message.reason)
+        elif isinstance(message, ResyncData):
+            self.on_resync(message)
+
+    def _spawn(self, fn: Callable[..., object], *args: object) -> None:
+        assert self.nursery is not None, "execution actor not started"
+        self.nursery.start_soon(fn, *args)  # type: ignore[arg-type]
+
+    # --- submissions -----------------------------------------------------------------------------------------
+
+    def quote_for(self, symbol: str) -> Quote | None:
+        quote = self.ctx.state.quotes.get(symbol)
+        if quote is not None:
+            return quote
+        bars = self.ctx.state.decision_bars.get(symbol)
+        if bars:
+            close = bars[-1].close
+            return Quote(symbol=symbol, bid_price=close, ask_price=close, bid_size=ZERO, ask_size=ZERO,
+                         ts_ns=bars[-1].ts_ns, interpolated=True)
+        return None
+
+    def on_approved(self, message: SubmitApproved, attempt: int = 0) -> None:
+        ctx, signal = self.ctx, message.signal
+        if self.is_halted():
+            ctx.state.counters.skipped_while_halted += 1
+            log.info("signal %s dropped: trading is halted", signal.signal_id)
+            return
+        quote = self.quote_for(signal.symbol)
+        if quote is None:
+            log.warning("no quote for %s: signal %s dropped", signal.symbol, signal.signal_id)
+            return
+        position = ctx.state.ledger.position_qty(signal.symbol)
+        try:
+            request = plan_order(
+                signal_id=signal.signal_id, attempt=attempt, symbol=signal.symbol, direction=signal.direction,
+                qty=message.approved_qty, action=signal.action, quote=quote,
+                position_qty=position, config=self.plan_config,
+            )
+        except PlanError as exc:
+            log.info("signal %s not expressible as an order: %s", signal.signal_id, exc)
+            return
+        coid = request.client_order_id
+        if coid in self.machines:
+            log.warning("order %s already exists: not submitting twice", coid)
+            return
+        order = Order(order_id=deterministic_uuid("exec", coid), client_order_id=coid, symbol=request.symbol,
+                      side=request.side, qty=request.qty)
+        order.apply(OrderEvent.RISK_APPROVED, ts_ns=ctx.now_ns())
+        tracked = TrackedOrder(
+            client_order_id=coid, signal_id=signal.signal_id, symbol=request.symbol, side=request.side,
+            qty=request.qty, attempt=attempt, reference_price=quote.mid, raised_at_ns=message.raised_at_ns,
+            action=signal.action.value, direction=signal.direction.value,
+        )
+        self.machines[coid] = order
+        ctx.state.orders[coid] = tracked
+        # Durable intent before the send: after a crash the same key is re-derived, never a second order.
+        ctx.audit(A.order_record(
+            ts_ns=ctx.now_ns(), signal_id=signal.signal_id, model_id=signal.model_id, symbol=request.symbol,
+            direction=signal.direction, quantity=request.qty, client_order_id=coid,
+            latency_ms=max(0, (ctx.now_ns() - message.raised_at_ns) // 1_000_000),
+            extra={"type": request.type.value, "time_in_force": request.time_in_force.value,
+                   "limit_price": str(request.limit_price) if request.limit_price is not None else None,
+                   "order_class": request.order_class.value, "side": request.side.value, "attempt": attempt},
+        ))
+        self._snapshot(order)
+        ctx.persist()
+        if self.is_halted():  # the halt may have latched while we audited: never send after it
+            order.apply(OrderEvent.WITHDRAWN, ts_ns=ctx.now_ns())
+            self._snapshot(order)
+            return
+        order.apply(OrderEvent.SUBMIT_SENT, ts_ns=ctx.now_ns())
+        tracked.submitted_at_ns = ctx.now_ns()
+        ctx.state.counters.orders_submitted += 1
+        # Working orders on the other side must go first: an exit needs the shares its bracket legs hold
+        # ("insufficient qty"), and an order that could cross our own resting order is a wash trade (422).
+        release = [o.venue_order_id for t, o in self.open_orders(request.symbol)
+                   if o.venue_order_id is not None
+                   and (t.parent_client_order_id is not None or o.side is not request.side)]
+        self._spawn(self._submit, request, release)
+
+    async def _submit(self, request: OrderRequest, release_leg_ids: list[str]) -> None:
+        started = trio.current_time()
+        result: SubmitFinished
+        try:
+            with trio.fail_after(self.ctx.config.execution.submit_timeout_s * 8):
+                for leg_id in release_leg_ids:
+                    with contextlib.suppress(NotCancelable, OrderNotFound):  # filled or gone meanwhile
+                        await self.ctx.broker.cancel_order(leg_id)
+                placed = await self.ctx.broker.submit_order(request)
+            result = SubmitFinished(client_order_id=request.client_order_id, venue_order_id=placed.id,
+                                    status=placed.status)
+            self._register_legs(request.client_order_id, placed)
+        except DuplicateClientOrderId:
+            result = SubmitFinished(client_order_id=request.client_order_id, venue_order_id=None, status=None,
+                                    ambiguous=True)
+        except (BrokerUnavailable, trio.TooSlowError) as exc:
+            log.warning("submit %s ambiguous: %s", request.client_order_id, exc)
+            result = SubmitFinished(client_order_id=request.client_order_id, venue_order_id=None, status=None,
+                                    ambiguous=True)
+        except BrokerError as exc:
+            result = SubmitFinished(client_order_id=request.client_order_id, venue_order_id=None, status=None,
+                                    error=f"{exc.status} {exc.code}: {exc}", http_status=exc.status)
+        self.ctx.monitor.observe_latency("submit_order", trio.current_time() - started)
+        self.submit_latencies_s.append(trio.current_time() - started)
+        await self.self_send.send(result)
+
+    def _register_legs(self, parent_coid: str, placed: BrokerOrder) -> None:
+        """Bracket legs are our orders too: their fills move our position (spec 2.2)."""
+        parent = self.ctx.state.orders.get(parent_coid)
+        if parent is None:
+            return
+        for leg in placed.legs:
+            if leg.client_order_id in self.machines:
+                continue
+            order = Order(order_id=deterministic_uuid("exec", leg.client_order_id),
+                          client_order_id=leg.client_order_id, symbol=leg.symbol, side=leg.side, qty=leg.qty)
+            order.apply(OrderEvent.RISK_APPROVED)
+            order.apply(OrderEvent.SUBMIT_SENT)
+            self._apply_status(order, leg)
+            self.machines[leg.client_order_id] = order
+            self.ctx.state.orders[leg.client_order_id] = TrackedOrder(
+                client_order_id=leg.client_order_id, signal_id=parent.signal_id, symbol=leg.symbol,
+                side=leg.side, qty=leg.qty, attempt=parent.attempt,
+                reference_price=leg.limit_price or leg.stop_price or parent.reference_price,
+                raised_at_ns=parent.raised_at_ns, venue_order_id=leg.id, parent_client_order_id=parent_coid,
+                action="BRACKET_LEG", direction="neutral",
+            )
+            self.ctx.state.by_venue_id[leg.id] = leg.client_order_id
+            self._snapshot(order)
+
+    def on_submit_finished(self, message: SubmitFinished) -> None:
+        ctx = self.ctx
+        order = self.machines[message.client_order_id]
+        tracked = ctx.state.orders[message.client_order_id]
+        if message.error is not None:
+            self._apply(order, OrderEvent.SUBMIT_REJECTED)
+            ctx.state.counters.orders_rejected += 1
+            log.info("order %s rejected at submit: %s", order.client_order_id, message.error)
+            ctx.system("health", reason=f"order rejected: {message.error}", symbol=order.symbol,
+                       extra={"client_order_id": order.client_order_id, "event": "order_rejected"})
+            if message.http_status == 422:  # a price/shape problem (e.g. wash trade): worth one re-price
+                self._fallback_after_reject(tracked)
+        elif message.ambiguous:
+            ctx.state.counters.orders_ambiguous += 1
+            applied = self._apply(order, OrderEvent.SUBMIT_TIMEOUT)
+            if applied is not None and applied.commands:
+                self._spawn(self._lookup, order.client_order_id)
+        else:
+            assert message.venue_order_id is not None and message.status is not None
+            tracked.venue_order_id = message.venue_order_id
+            ctx.state.by_venue_id[message.venue_order_id] = order.client_order_id
+            self._apply(order, status_event(message.status), venue_order_id=message.venue_order_id)
+            if self.is_halted() and order.state in MAY_EXECUTE:
+                self._request_cancel(tracked, order, reason="halt")  # it landed after the halt: pull it
+        self._snapshot(order)
+        ctx.persist()
+
+    async def _lookup(self, client_order_id: str) -> None:
+        """After an ambiguous submit: does the venue have it?"""
+        found: BrokerOrder | None = None
+        for _ in range(3):
+            try:
+                with trio.fail_after(self.ctx.config.execution.submit_timeout_s * 8):
+                    found = await self.ctx.broker.get_order_by_client_id(client_order_id)
+                break
+            except OrderNotFound:
+                found = None
+                break
+            except (BrokerError, trio.TooSlowError) as exc:
+                log.warning("lookup of %s failed: %s", client_order_id, exc)
+                await trio.sleep(5)
+        else:
+            return  # still unknown: the reconciler's resync will settle it
+        if found is not None:
+            self._register_legs(client_order_id, found)
+        await self.self_send.send(LookupFinished(client_order_id=client_order_id, order=found))
+
+    def on_lookup_finished(self, message: LookupFinished) -> None:
+        order = self.machines[message.client_order_id]
+        tracked = self.ctx.state.orders[message.client_order_id]
+        if message.order is None:
+            self._apply(order, OrderEvent.NOT_FOUND)
+        else:
+            tracked.venue_order_id = message.order.id
+            self.ctx.state.by_venue_id[message.order.id] = order.client_order_id
+            self._apply_status(order, message.order)
+        self._snapshot(order)
+        self.ctx.persist()
+
+    def _fallback_after_reject(self, tracked: TrackedOrder) -> None:
+        """Spec 1.3 "rejected - trigger fallback logic": re-price once with a fresh quote, or give up."""
+        if self.ctx.config.execution.on_reject != "reprice_once" or tracked.attempt >= MAX_REPRICE_ATTEMPTS:
+            return
+        if tracked.parent_client_order_id is not None or self.is_halted():
+            return
+        from core.model import Direction, ExecutionAction, Signal
+
+        signal = Signal(
+            signal_id=tracked.signal_id, model_id=self.ctx.model_id, symbol=tracked.symbol,
+            direction=Direction(tracked.direction), quantity=tracked.qty,
+            action=ExecutionAction(tracked.action), ts_ns=self.ctx.now_ns(),
+        )
+        self.on_approved(
+            SubmitApproved(signal=signal, approved_qty=tracked.qty, raised_at_ns=tracked.raised_at_ns),
+            attempt=tracked.attempt + 1,
+        )
+
+    # --- cancels ---------------------------------------------------------------------------------------------
+
+    def on_cancel_requested(self, message: CancelRequested) -> None:
+        signal = message.signal
+        for tracked, order in self.open_orders(signal.symbol):
+            if tracked.parent_client_order_id is not None:
+                continue  # bracket legs live and die with their position
+            if signal.cancel_order_id and order.venue_order_id != signal.cancel_order_id:
+                continue
+            self._request_cancel(tracked, order, reason="policy")
+
+    def _request_cancel(self, tracked: TrackedOrder, order: Order, *, reason: str) -> None:
+        ctx = self.ctx
+        if order.venue_order_id is None:
+            return  # not acknowledged yet: the ack handler cancels it if still unwanted
+        ctx.state.counters.cancels += 1
+        ctx.audit(A.cancel_record(
+            ts_ns=ctx.now_ns(), signal_id=tracked.signal_id, model_id=ctx.model_id, symbol=order.symbol,
+            quantity=order.leaves_qty, reason=reason, latency_ms=0, alpaca_order_id=order.venue_order_id,
+            client_order_id=order.client_order_id,
+        ))
+        self._spawn(self._cancel, order.client_order_id, order.venue_order_id)
+
+    async def _cancel(self, client_order_id: str, venue_order_id: str) -> None:
+        error = None
+        try:
+            with trio.fail_after(self.ctx.config.execution.submit_timeout_s * 8):
+                await self.ctx.broker.cancel_order(venue_order_id)
+        except (NotCancelable, OrderNotFound) as exc:
+            error = str(exc)  # filled or gone meanwhile: the stream says which
+        except (BrokerError, trio.TooSlowError) as exc:
+            error = f"cancel failed: {exc}"
+        await self.self_send.send(CancelFinished(client_order_id=client_order_id, error=error))
+
+    # --- venue updates ---------------------------------------------------------------------------------------
+
+    def _lookup_machine(self, broker_order: BrokerOrder) -> Order | None:
+        order = self.machines.get(broker_order.client_order_id)
+        if order is None:
+            coid = self.ctx.state.by_venue_id.get(broker_order.id)
+            order = self.machines.get(coid) if coid else None
+        return order
+
+    def on_trade_update(self, update: TradeUpdate) -> None:
+        order = self._lookup_machine(update.order)
+        if order is None:
+            # Not ours (another client on the account, or a manual trade): the reconciler judges it.
+            log.info("trade update for foreign order %s (%s) ignored", update.order.id, update.order.symbol)
+            return
+        tracked = self.ctx.state.orders[order.client_order_id]
+        if tracked.venue_order_id is None:
+            tracked.venue_order_id = update.order.id
+            self.ctx.state.by_venue_id[update.order.id] = order.client_order_id
+        try:
+            event = trade_event(update.event)
+        except VenueProtocolError as exc:
+            log.warning("unknown trade update %r skipped: %s", update.event, exc)
+            return
+        if event in (OrderEvent.FILL, OrderEvent.PARTIAL_FILL) and update.execution_id and update.qty:
+            assert update.price is not None
+            fill = Fill(
+                execution_id=update.execution_id, order_id=update.order.id, client_order_id=order.client_order_id,
+                symbol=order.symbol, side=order.side, qty=update.qty, price=update.price, ts_ns=update.ts_ns,
+                cum_qty=update.order.filled_qty, position_qty=update.position_qty,
+            )
+            self._book(order, tracked, fill)
+            if order.venue_order_id is None:
+                self._apply(order, status_event(update.order.status), venue_order_id=update.order.id)
+        else:
+            self._apply(order, event, venue_order_id=update.order.id, venue_filled_qty=update.order.filled_qty)
+            if event is OrderEvent.REJECTED:
+                self.ctx.state.counters.orders_rejected += 1
+                self.ctx.system("health", reason="order rejected by venue", symbol=order.symbol,
+                                extra={"client_order_id": order.client_order_id, "event": "order_rejected"})
+                self._fallback_after_reject(tracked)
+        if order.missing_fill_qty > 0:
+            # The venue says more filled than we counted: an update was lost. Fetch the executions.
+            self._spawn(self._fetch_resync, f"missing fills on {order.client_order_id}")
+        self._snapshot(order)
+
+    def _book(self, order: Order, tracked: TrackedOrder, fill: Fill) -> None:
+        ctx = self.ctx
+        if fill.execution_id in ctx.state.ledger.seen_execution_ids:
+            ctx.state.counters.duplicate_updates += 1
+            return
+        try:
+            applied = order.apply_fill(fill.execution_id, fill.qty, fill.price, cum_qty=fill.cum_qty,
+                                       ts_ns=fill.ts_ns)
+        except VenueProtocolError as exc:
+            log.error("venue protocol error on %s: %s", order.client_order_id, exc)
+            ctx.system("health", reason=f"venue protocol error: {exc}", symbol=order.symbol)
+            return
+        if applied.outcome is Outcome.DUPLICATE:
+            ctx.state.counters.duplicate_updates += 1
+            return
+        ctx.audit(A.fill_record(
+            ts_ns=fill.ts_ns or ctx.now_ns(), signal_id=tracked.signal_id, model_id=ctx.model_id,
+            symbol=fill.symbol, direction=tracked.direction, quantity=fill.qty, alpaca_order_id=fill.order_id,
+            execution_id=fill.execution_id, execution_price=fill.price, side=fill.side,
+            latency_ms=max(0, (ctx.now_ns() - tracked.submitted_at_ns) // 1_000_000) if tracked.submitted_at_ns
+            else 0,
+            reference_price=tracked.reference_price if tracked.parent_client_order_id is None else None,
+            client_order_id=order.client_order_id,
+        ))
+        booked = ctx.state.ledger.apply_fill(fill)
+        assert booked is not None, "ledger and order machine disagree on a fill's novelty"
+        ctx.state.counters.fills += 1
+        (ctx.state.bought_today if fill.side is Side.BUY else ctx.state.sold_today).add(fill.symbol)
+        closed_pl = ctx.state.ledger.take_round_trip_pl(fill.symbol) if booked.closed_trade else ZERO
+        ctx.persist()
+        self.on_fill(fill, closed_pl, booked.closed_trade)
+
+    # --- resync (after reconnects, lost updates, reconciliation mismatches) -----------------------------------
+
+    async def _fetch_resync(self, reason: str) -> None:
+        ctx = self.ctx
+        try:
+            with trio.fail_after(60):
+                orders = await ctx.broker.list_orders(status="all", after_ts_ns=ctx.session_start_ns, limit=500)
+                activities = await ctx.broker.get_activities(after_ts_ns=ctx.session_start_ns)
+        except (BrokerError, trio.TooSlowError) as exc:
+            log.warning("resync (%s) failed: %s", reason, exc)
+            return
+        await self.self_send.send(ResyncData(orders=orders, activities=activities, reason=reason))
+
+    def on_resync(self, message: ResyncData) -> None:
+        ctx = self.ctx
+        ctx.state.counters.resyncs += 1
+        by_id = {o.id: o for o in message.orders}
+        # Executions first (so the order machines see their fills before the terminal status).
+        for activity in sorted(message.activities, key=lambda a: (a.ts_ns, a.id)):
+            broker_order = by_id.get(activity.order_id)
+            coid = ctx.state.by_venue_id.get(activity.order_id)
+            if coid is None and broker_order is not None and broker_order.client_order_id in self.machines:
+                coid = broker_order.client_order_id
+            if coid is None or coid not in self.machines:
+                continue  # not ours: the reconciler will see the position difference
+            order = self.machines[coid]
+            tracked = ctx.state.orders[coid]
+            if tracked.venue_order_id is None:
+                tracked.venue_order_id = activity.order_id
+                ctx.state.by_venue_id[activity.order_id] = coid
+            self._book(order, tracked, fill_from_activity(activity, coid))
+        for broker_order in message.orders:
+            known = self._lookup_machine(broker_order)
+            if known is None:
+                continue
+            tracked = ctx.state.orders[known.client_order_id]
+            if tracked.venue_order_id is None:
+                tracked.venue_order_id = broker_order.id
+                ctx.state.by_venue_id[broker_order.id] = known.client_order_id
+            self._register_legs(known.client_order_id, broker_order)
+            self._apply_status(known, broker_order)
+            self._snapshot(known)
+        ctx.persist()
+        for waiter in self.resync_waiters:
+            waiter.set()
+        self.resync_waiters.clear()
+
+    # --- helpers ---------------------------------------------------------------------------------------------
+
+    def _apply_status(self, order: Order, broker_order: BrokerOrder) -> None:
+        try:
+            event = status_event(broker_order.status)
+        except VenueProtocolError as exc:
+            log.warning("unknown status %r for %s: %s", broker_order.status, order.client_order_id, exc)
+            return
+        self._apply(order, event, venue_order_id=broker_order.id, venue_filled_qty=broker_order.filled_qty)
+
+    def _apply(self, order: Order, event: OrderEvent, **kwargs: object) -> Applied | None:
+        try:
+            return order.apply(event, ts_ns=self.ctx.now_ns(), **kwargs)  # type: ignore[arg-type]
+        except IllegalTransition as exc:
+            log.warning("%s", exc)
+            return None
+        except VenueProtocolError as exc:
+            log.error("venue protocol error: %s", exc)
+            self.ctx.system("health", reason=f"venue protocol error: {exc}", symbol=order.symbol)
+            return None
+
+    def _snapshot(self, order: Order) -> None:
+        self.ctx.state.order_states[order.client_order_id] = {
+            "state": order.state.value,
+            "filled_qty": str(order.filled_qty),
+            "venue_order_id": order.venue_order_id,
+        }
+
+    def restore(self) -> None:
+        """Rebuild order machines after a restart from the persisted snapshots (the venue resync then
+        brings each one up to date, and the ledger's execution ids keep fills from counting twice)."""
+        from core.order_fsm import OrderState
+
+        for coid, tracked in sorted(self.ctx.state.orders.items()):
+            snap = self.ctx.state.order_states.get(coid, {})
+            order = Order(order_id=deterministic_uuid("exec", coid), client_order_id=coid, symbol=tracked.symbol,
+                          side=tracked.side, qty=tracked.qty)
+            order.state = OrderState(snap.get("state", "ack_unknown"))
+            if order.state in (OrderState.CREATED, OrderState.RISK_APPROVED, OrderState.SUBMITTING):
+                order.state = OrderState.ACK_UNKNOWN  # we may have died mid-send: ask the venue
+            order.venue_order_id = snap.get("venue_order_id") or tracked.venue_order_id
+            order.filled_qty = Decimal(snap.get("filled_qty", "0"))
+            if order.filled_qty:
+                order._filled_notional = order.filled_qty * tracked.reference_price
+            self.machines[coid] = order

@@ -1,0 +1,162 @@
+"""Policy actor: decision bars -> features (cached, 1 s TTL) -> one batched inference -> signals.
+
+Signals for every symbol whose decision bar closed within the 100 ms batching window run as one batch (spec 3.1).
+A signal names a target change; its id is derived from (model, symbol, bar) so a restarted engine re-derives the
+same id, and with it the same client order id.
+"""
+
+from __future__ import annotations
+
+import logging
+from decimal import ROUND_DOWN, Decimal
+from typing import Any, Protocol
+
+import numpy as np
+import trio
+
+from core.engine.context import EngineContext
+from core.engine.messages import DecisionDue, SignalRaised
+from core.engine.state import deterministic_uuid
+from core.features import DEFAULT_SPEC, FeatureCache, FeatureError, window_from_bars
+from core.limits import BATCH_WINDOW_S
+from core.model import Direction, ExecutionAction, Signal
+
+log = logging.getLogger("ttlive.policy")
+ZERO = Decimal(0)
+
+
+class Intent(Protocol):
+    cancel_working: bool
+    direction: Direction | None
+    delta_fraction: float
+    execution: ExecutionAction | None
+
+
+class DecisionModel(Protocol):
+    """The policy port as the engine uses it (adapters.policy wraps ONNX Runtime or the rule baseline)."""
+
+    model_id: str
+
+    def warm_up(self) -> None: ...
+    def infer(self, features: Any) -> Any: ...  # float32 (n, n_features) -> int action ids (n,)
+    def intent(self, action_id: int, *, position_fraction: float, working_fraction: float) -> Intent: ...
+
+
+class PolicyActor:
+    def __init__(
+        self,
+        ctx: EngineContext,
+        *,
+        model: DecisionModel,
+        inbox: trio.MemoryReceiveChannel[DecisionDue],
+        signals: trio.MemorySendChannel[SignalRaised],
+        pending_qty: Any,  # () -> dict[symbol, signed Decimal]: working orders (execution actor's view)
+        target_weight: Decimal,
+    ) -> None:
+        self.ctx = ctx
+        self.model = model
+        self.inbox = inbox
+        self.signals = signals
+        self.pending_qty = pending_qty
+        self.target_weight = target_weight
+        self.cache = FeatureCache()
+        self.feature_times_s: list[float] = []
+        self.inference_times_s: list[tuple[int, float]] = []
+
+    async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        self.model.warm_up()  # spec 3.1: the first real inference is not the first inference
+        task_status.started()
+        async with self.inbox:
+            while True:
+                try:
+                    first = await self.inbox.receive()
+                except trio.EndOfChannel:
+                    return
+                batch = [first]
+                with trio.move_on_after(BATCH_WINDOW_S):  # accumulate across symbols for one inference
+                    while True:
+                        batch.append(await self.inbox.receive())
+                for signal in self.decide(batch):
+                    await self.signals.send(signal)
+
+    def allowed_value(self) -> Decimal:
+        return self.ctx.equity() * self.target_weight
+
+    def decide(self, batch: list[DecisionDue]) -> list[SignalRaised]:
+        ctx = self.ctx
+        if ctx.state.halt.get("state", "active") != "active":
+            return []
+        raised_at = ctx.now_ns()
+        symbols: list[str] = []
+        rows: list[Any] = []
+        fractions: list[tuple[float, float]] = []
+        bar_ts: dict[str, int] = {}
+        allowed = self.allowed_value()
+        pending = self.pending_qty()
+        t0 = trio.current_time()
+        for due in batch:
+            for symbol in due.symbols:
+                bars = ctx.state.decision_bars.get(symbol)
+                price = ctx.state.mark(symbol)
+                if not bars or len(bars) < DEFAULT_SPEC.lookback_bars or price is None or allowed <= 0:
+                    continue
+                position = ctx.state.ledger.position_qty(symbol)
+                pos_fraction = float(position * price / allowed)
+                work_fraction = float(pending.get(symbol, ZERO) * price / allowed)
+                window = window_from_bars(list(bars)[-DEFAULT_SPEC.lookback_bars:])
+                try:
+                    row = self.cache.features(symbol, bars[-1].ts_ns, window, pos_fraction, ctx.now_s())
+                except FeatureError as exc:
+                    log.warning("no features for %s: %s", symbol, exc)
+                    continue
+                symbols.append(symbol)
+                rows.append(row)
+                fractions.append((pos_fraction, work_fraction))
+                bar_ts[symbol] = bars[-1].ts_ns
+        if not rows:
+            return []
+        t1 = trio.current_time()
+        actions = self.model.infer(np.stack(rows).astype(np.float32))
+        t2 = trio.current_time()
+        self.feature_times_s.append(t1 - t0)
+        self.inference_times_s.append((len(rows), t2 - t1))
+        out: list[SignalRaised] = []
+        for symbol, action_id, (pos_f, work_f) in zip(symbols, actions, fractions, strict=True):
+            intent = self.model.intent(int(action_id), position_fraction=pos_f, working_fraction=work_f)
+            out.extend(self._signals_for(symbol, intent, bar_ts[symbol], allowed, raised_at, int(action_id)))
+        return out
+
+    def _signals_for(self, symbol: str, intent: Intent, bar_ts_ns: int, allowed: Decimal, raised_at: int,
+                     action_id: int) -> list[SignalRaised]:
+        from core import audit as A
+
+        ctx = self.ctx
+        out: list[SignalRaised] = []
+        base_id = deterministic_uuid(self.model.model_id, symbol, bar_ts_ns)
+        if intent.cancel_working:
+            cancel = Signal(signal_id=deterministic_uuid(base_id, "cancel"), model_id=self.model.model_id,
+                            symbol=symbol, direction=Direction.NEUTRAL, quantity=ZERO,
+                            action=ExecutionAction.CANCEL, ts_ns=raised_at)
+            out.append(SignalRaised(signal=cancel, raised_at_ns=raised_at))
+        if intent.direction is not None and intent.execution is not None:
+            price = ctx.state.mark(symbol)
+            assert price is not None
+            position = ctx.state.ledger.position_qty(symbol)
+            if intent.direction is Direction.NEUTRAL:
+                qty = abs(position)
+            else:
+                qty = (Decimal(str(intent.delta_fraction)) * allowed / price).to_integral_value(rounding=ROUND_DOWN)
+            if qty >= 1:
+                signal = Signal(signal_id=base_id, model_id=self.model.model_id, symbol=symbol,
+                                direction=intent.direction, quantity=qty, action=intent.execution,
+                                ts_ns=raised_at, reduce_only=intent.direction is Direction.NEUTRAL)
+                out.append(SignalRaised(signal=signal, raised_at_ns=raised_at))
+        for raised in out:
+            s = raised.signal
+            ctx.state.counters.signals += 1
+            ctx.audit(A.signal_record(
+                ts_ns=raised_at, signal_id=s.signal_id, model_id=s.model_id, symbol=s.symbol,
+                direction=s.direction, quantity=s.quantity, latency_ms=0,
+                extra={"action": s.action.value, "action_id": action_id, "bar_ts_ns": bar_ts_ns},
+            ))
+        return out

@@ -1,0 +1,160 @@
+"""The engine's book: what every actor reads, each part written by exactly one actor.
+
+Ledger and order trackers belong to the execution actor, quotes and bars to the market actor, the halt latch to
+the supervisor. It round-trips through a plain dict so the StateStore can persist it and a restart resumes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import deque
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from core.ledger import Ledger
+from core.model import Bar, Quote, Side
+
+ZERO = Decimal(0)
+DECISION_BARS_KEPT = 512  # features read at most a window of this many bars
+
+
+def deterministic_uuid(*parts: object) -> str:
+    """A UUID-shaped id derived from content: the same decision after a restart gets the same id."""
+    digest = hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).hexdigest()
+    return f"{digest[:8]}-{digest[8:12]}-5{digest[13:16]}-8{digest[17:20]}-{digest[20:32]}"
+
+
+@dataclass(slots=True)
+class TrackedOrder:
+    """Engine-side facts about one order attempt beside its state machine (which core.order_fsm owns)."""
+
+    client_order_id: str
+    signal_id: str
+    symbol: str
+    side: Side
+    qty: Decimal
+    attempt: int
+    reference_price: Decimal  # mid when the order was planned: slippage is measured against it
+    raised_at_ns: int
+    venue_order_id: str | None = None
+    parent_client_order_id: str | None = None  # bracket legs point at their entry
+    action: str = "MARKET"
+    direction: str = "long"
+    submitted_at_ns: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "client_order_id": self.client_order_id, "signal_id": self.signal_id, "symbol": self.symbol,
+            "side": self.side.value, "qty": str(self.qty), "attempt": self.attempt,
+            "reference_price": str(self.reference_price), "raised_at_ns": self.raised_at_ns,
+            "venue_order_id": self.venue_order_id, "parent_client_order_id": self.parent_client_order_id,
+            "action": self.action, "direction": self.direction, "submitted_at_ns": self.submitted_at_ns,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrackedOrder:
+        return cls(
+            client_order_id=d["client_order_id"], signal_id=d["signal_id"], symbol=d["symbol"],
+            side=Side(d["side"]), qty=Decimal(d["qty"]), attempt=int(d["attempt"]),
+            reference_price=Decimal(d["reference_price"]), raised_at_ns=int(d["raised_at_ns"]),
+            venue_order_id=d["venue_order_id"], parent_client_order_id=d["parent_client_order_id"],
+            action=d["action"], direction=d["direction"], submitted_at_ns=int(d["submitted_at_ns"]),
+        )
+
+
+@dataclass(slots=True)
+class Counters:
+    signals: int = 0
+    risk_pass: int = 0
+    risk_resize: int = 0
+    risk_reject: int = 0
+    orders_submitted: int = 0
+    orders_rejected: int = 0
+    orders_ambiguous: int = 0
+    fills: int = 0
+    duplicate_updates: int = 0
+    cancels: int = 0
+    resyncs: int = 0
+    reconciliations: int = 0
+    reconcile_mismatches: int = 0
+    alerts: int = 0
+    skipped_while_halted: int = 0
+
+    def to_dict(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in self.__slots__}  # type: ignore[attr-defined]
+
+    @classmethod
+    def from_dict(cls, d: dict[str, int]) -> Counters:
+        return cls(**{k: int(v) for k, v in d.items() if k in cls.__slots__})  # type: ignore[attr-defined]
+
+
+@dataclass(slots=True)
+class EngineState:
+    ledger: Ledger
+    start_of_day_equity: Decimal
+    start_of_week_equity: Decimal
+    session_date: str = ""
+    quotes: dict[str, Quote] = field(default_factory=dict)
+    decision_bars: dict[str, deque[Bar]] = field(default_factory=dict)
+    orders: dict[str, TrackedOrder] = field(default_factory=dict)  # by client_order_id
+    by_venue_id: dict[str, str] = field(default_factory=dict)  # venue order id -> client_order_id
+    counters: Counters = field(default_factory=Counters)
+    bought_today: set[str] = field(default_factory=set)
+    sold_today: set[str] = field(default_factory=set)
+    day_trades: list[str] = field(default_factory=list)  # session dates of day trades (PDT window)
+    equity_curve: list[tuple[int, Decimal]] = field(default_factory=list)
+    peak_equity_today: Decimal = ZERO
+    halt: dict[str, Any] = field(default_factory=dict)  # halt machine state (supervisor persists it)
+    triggers: dict[str, Any] = field(default_factory=dict)
+    order_states: dict[str, dict[str, Any]] = field(default_factory=dict)  # order machine snapshots
+
+    def bars(self, symbol: str) -> deque[Bar]:
+        bars = self.decision_bars.get(symbol)
+        if bars is None:
+            bars = self.decision_bars[symbol] = deque(maxlen=DECISION_BARS_KEPT)
+        return bars
+
+    def mark(self, symbol: str) -> Decimal | None:
+        quote = self.quotes.get(symbol)
+        if quote is not None and quote.bid_price > 0 and quote.ask_price > 0:
+            return quote.mid
+        return self.ledger.marks.get(symbol)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ledger": self.ledger.to_dict(),
+            "start_of_day_equity": str(self.start_of_day_equity),
+            "start_of_week_equity": str(self.start_of_week_equity),
+            "session_date": self.session_date,
+            "orders": [o.to_dict() for _, o in sorted(self.orders.items())],
+            "counters": self.counters.to_dict(),
+            "bought_today": sorted(self.bought_today),
+            "sold_today": sorted(self.sold_today),
+            "day_trades": list(self.day_trades),
+            "halt": self.halt,
+            "triggers": self.triggers,
+            "order_states": {k: v for k, v in sorted(self.order_states.items())},
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> EngineState:
+        state = cls(
+            ledger=Ledger.from_dict(d["ledger"]),
+            start_of_day_equity=Decimal(d["start_of_day_equity"]),
+            start_of_week_equity=Decimal(d["start_of_week_equity"]),
+            session_date=d["session_date"],
+        )
+        for od in d["orders"]:
+            order = TrackedOrder.from_dict(od)
+            state.orders[order.client_order_id] = order
+            if order.venue_order_id:
+                state.by_venue_id[order.venue_order_id] = order.client_order_id
+        state.counters = Counters.from_dict(d["counters"])
+        state.bought_today = set(d["bought_today"])
+        state.sold_today = set(d["sold_today"])
+        state.day_trades = list(d["day_trades"])
+        state.halt = dict(d["halt"])
+        state.triggers = dict(d["triggers"])
+        state.order_states = dict(d["order_states"])
+        return state

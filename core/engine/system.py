@@ -1,0 +1,352 @@
+"""The engine's composition root: takes every port from the caller, builds the actors, owns their nursery.
+
+``Engine.run`` does the start-up the spec asks for (broker safeguards, state recovery and venue resync, model
+warm-up at the open), then supervises the actors until ``stop``. Any actor that crashes takes the system to a
+safe state first (kill switch: cancel all, latch, alert) and then ends the run with the error.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import logging
+import math
+from collections.abc import Awaitable, Callable
+from decimal import Decimal
+from typing import Any, Protocol
+
+import trio
+
+from core.config import EngineConfig
+from core.engine.context import EngineContext, NullMonitor
+from core.engine.execution import ExecutionActor
+from core.engine.market import MarketActor
+from core.engine.messages import (
+    BarClosed,
+    ConnectivityChanged,
+    DecisionDue,
+    QuoteUpdated,
+    ResetRequested,
+    SignalRaised,
+    TradeUpdateReceived,
+    TripRequested,
+)
+from core.engine.monitor import MonitorActor
+from core.engine.policy import DecisionModel, PolicyActor
+from core.engine.reconciler import Reconciler
+from core.engine.risk_actor import RiskActor
+from core.engine.state import EngineState
+from core.engine.supervisor import Supervisor
+from core.ledger import Ledger
+from core.limits import ACTOR_CHANNEL_CAPACITY, INITIAL_MAX_MARGIN_MULTIPLIER
+from core.model import AccountType, Bar, Fill, Quote, TradeUpdate
+from core.ports import (
+    AlertSink,
+    AuditSink,
+    BrokerError,
+    BrokerRest,
+    Clock,
+    HistoricalBars,
+    IdFactory,
+    Monitor,
+    StateStore,
+)
+from core.risk import rolling_correlations
+from core.triggers import TradeClosed
+
+log = logging.getLogger("ttlive.engine")
+NS = 1_000_000_000
+
+
+class StreamPort(Protocol):
+    async def serve(self, deliver: Callable[[Any], Awaitable[None]], *, task_status: Any = ...) -> None: ...
+
+
+class SafeguardError(RuntimeError):
+    """The broker-level safeguards (spec 2.2) did not stick: refuse to trade."""
+
+
+class Engine:
+    def __init__(
+        self,
+        *,
+        config: EngineConfig,
+        broker: BrokerRest,
+        trade_stream: StreamPort,
+        market_stream: StreamPort,
+        history: HistoricalBars,
+        clock: Clock,
+        ids: IdFactory,
+        model: DecisionModel,
+        alerts: AlertSink,
+        audit: AuditSink,
+        store: StateStore,
+        account_type: AccountType,
+        monitor: Monitor | None = None,
+        latency_p95_ms: Callable[[], float] = lambda: 0.0,
+        enforce_safeguards: bool = True,
+    ) -> None:
+        self.config = config
+        self.broker = broker
+        self.trade_stream = trade_stream
+        self.market_stream = market_stream
+        self.history = history
+        self.clock = clock
+        self.ids = ids
+        self.model = model
+        self.alerts = alerts
+        self.audit = audit
+        self.store = store
+        self.account_type = account_type
+        self.monitor = monitor or NullMonitor()
+        self.latency_p95_ms = latency_p95_ms
+        self.enforce_safeguards = enforce_safeguards
+        self.ctx: EngineContext | None = None
+        self.execution: ExecutionActor | None = None
+        self.supervisor: Supervisor | None = None
+        self.reconciler: Reconciler | None = None
+        self.risk: RiskActor | None = None
+        self.policy: PolicyActor | None = None
+        self.market: MarketActor | None = None
+        self.monitor_actor: MonitorActor | None = None
+        self.correlations: dict[str, dict[str, float]] = {}
+        self.buying_power = Decimal(0)
+        self.pattern_day_trader = False
+        self.started = trio.Event()
+        self.stopped = trio.Event()
+        self._cancel: trio.CancelScope | None = None
+        self._supervisor_send: trio.MemorySendChannel[Any] | None = None
+        self._execution_send: trio.MemorySendChannel[Any] | None = None
+        self.crash: BaseException | None = None
+
+    # --- operator controls (CLI, dashboard, scenario events) --------------------------------------------------
+
+    @property
+    def is_halted(self) -> bool:
+        return self.supervisor is not None and self.supervisor.is_halted
+
+    async def kill(self, reason: str, source: str = "operator") -> None:
+        assert self._supervisor_send is not None, "engine not running"
+        await self._supervisor_send.send(TripRequested(trigger="manual", reason=f"{source}: {reason}"))
+
+    async def reset(self, operator: str, reason: str) -> None:
+        assert self._supervisor_send is not None, "engine not running"
+        await self._supervisor_send.send(ResetRequested(operator=operator, reason=reason))
+
+    async def connectivity_changed(self, stream: str, state: str) -> None:
+        if self._supervisor_send is not None:
+            await self._supervisor_send.send(ConnectivityChanged(stream=stream, state=state, ts_ns=self.clock.now_ns()))
+
+    def stop(self) -> None:
+        if self._cancel is not None:
+            self._cancel.cancel()
+
+    # --- start-up ----------------------------------------------------------------------------------------------
+
+    async def apply_safeguards(self) -> None:
+        """Spec 2.2: margin multiplier 1 for the initial deployment and PDT protection on; read back."""
+        wanted_multiplier = INITIAL_MAX_MARGIN_MULTIPLIER
+        with trio.fail_after(60):
+            await self.broker.patch_configurations(max_margin_multiplier=str(wanted_multiplier), pdt_check="entry")
+            config = await self.broker.get_configurations()
+        if config.max_margin_multiplier != Decimal(wanted_multiplier):
+            raise SafeguardError(
+                f"max_margin_multiplier is {config.max_margin_multiplier} after PATCH, wanted {wanted_multiplier}"
+            )
+        if self.config.risk.pdt_protection and config.pdt_check not in ("entry", "both"):
+            raise SafeguardError(f"pdt_check is {config.pdt_check!r} after PATCH, wanted entry")
+
+    async def load_state(self) -> EngineState:
+        with trio.fail_after(60):
+            account = await self.broker.get_account()
+        self.buying_power = account.buying_power
+        self.pattern_day_trader = account.pattern_day_trader
+        saved = self.store.load()
+        if saved is not None:
+            state = EngineState.from_dict(saved)
+            log.info("resuming from persisted state (%d orders, halt %s)", len(state.orders),
+                     state.halt.get("state", "active"))
+            return state
+        return EngineState(
+            ledger=Ledger(cash_usd=account.cash),
+            start_of_day_equity=account.last_equity,
+            start_of_week_equity=account.last_equity,
+        )
+
+    async def warm_up(self, ctx: EngineContext) -> None:
+        """History for features (decision bars) and correlations (daily returns), fetched once at the open."""
+        now_ns = ctx.now_ns()
+        interval_s = self.config.policy.decision_interval_s
+        minutes = max(1, int(interval_s // 60))
+        lookback_ns = int(4 * 86_400 * NS)
+        try:
+            with trio.fail_after(120):
+                bars = await self.history.get_bars(self.config.symbols, start_ts_ns=now_ns - lookback_ns,
+                                                   end_ts_ns=now_ns, timeframe=f"{minutes}Min")
+                daily = await self.history.get_bars(self.config.symbols, start_ts_ns=now_ns - 120 * 86_400 * NS,
+                                                    end_ts_ns=now_ns, timeframe="1Day")
+        except (BrokerError, trio.TooSlowError) as exc:
+            log.warning("warm-up history unavailable: %s", exc)
+            return
+        assert self.market is not None
+        for symbol in sorted(bars):
+            history = ctx.state.bars(symbol)
+            if history:
+                continue  # resumed state already has bars
+            for bar in bars[symbol]:
+                if bar.ts_ns + int(interval_s * NS) <= now_ns:
+                    history.append(bar)
+        returns: dict[str, list[float]] = {}
+        for symbol, series in sorted(daily.items()):
+            closes = [float(b.close) for b in series]
+            returns[symbol] = [math.log(b / a) for a, b in itertools.pairwise(closes) if a > 0 and b > 0]
+        self.correlations = rolling_correlations(returns, min_periods=20) if returns else {}
+
+    def correlation_view(self) -> Any:
+        return self.correlations
+
+    # --- run ---------------------------------------------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        try:
+            await self._run(task_status)
+        finally:
+            self.stopped.set()
+
+    async def _run(self, task_status: trio.TaskStatus[None]) -> None:
+        if self.enforce_safeguards:
+            await self.apply_safeguards()
+        state = await self.load_state()
+        now_ns = self.clock.now_ns()
+        session_date = dt.datetime.fromtimestamp(now_ns / NS, tz=dt.UTC).date().isoformat()
+        new_session = state.session_date != session_date
+        if new_session:
+            previous = state.session_date
+            state.session_date = session_date
+            state.bought_today.clear()
+            state.sold_today.clear()
+        ctx = EngineContext(
+            config=self.config, broker=self.broker, clock=self.clock, ids=self.ids, alerts=self.alerts,
+            audit_sink=self.audit, store=self.store, state=state, account_type=self.account_type,
+            model_id=self.model.model_id, monitor=self.monitor,
+            session_start_ns=now_ns - 86_400 * NS,
+        )
+        self.ctx = ctx
+        cap = ACTOR_CHANNEL_CAPACITY
+        md_send, md_recv = trio.open_memory_channel[BarClosed | QuoteUpdated](cap)
+        dec_send, dec_recv = trio.open_memory_channel[DecisionDue](cap)
+        sig_send, sig_recv = trio.open_memory_channel[SignalRaised](cap)
+        ex_send, ex_recv = trio.open_memory_channel[Any](cap)
+        sup_send, sup_recv = trio.open_memory_channel[Any](cap)
+        rs_send, rs_recv = trio.open_memory_channel[Any](cap)
+        self._supervisor_send = sup_send
+        self._execution_send = ex_send
+
+        supervisor = Supervisor(ctx, inbox=sup_recv, resync=rs_send)
+        self.supervisor = supervisor
+        if new_session:
+            # last_equity from the broker is the previous close: the day's P&L is measured against it.
+            if state.ledger.holdings:
+                state.start_of_day_equity = state.ledger.equity_usd()
+            week_changed = not previous or (
+                dt.date.fromisoformat(session_date).isocalendar()[:2]
+                != dt.date.fromisoformat(previous).isocalendar()[:2]
+            )
+            if week_changed:
+                state.start_of_week_equity = state.start_of_day_equity
+            supervisor.session_started(state.start_of_day_equity, new_week=week_changed)
+
+        def on_fill(fill: Fill, closed_pl: Decimal, closed: bool) -> None:
+            if closed:
+                try:
+                    sup_send.send_nowait(TradeClosed(ts_s=ctx.now_s(), realized_pnl=closed_pl, symbol=fill.symbol))
+                except trio.WouldBlock:
+                    log.warning("supervisor inbox full: trade result for %s dropped", fill.symbol)
+
+        execution = ExecutionActor(ctx, inbox=ex_recv, self_send=ex_send, is_halted=lambda: supervisor.is_halted,
+                                   on_fill=on_fill)
+        execution.restore()
+        self.execution = execution
+        market = MarketActor(state=state, symbols=self.config.symbols,
+                             decision_interval_s=self.config.policy.decision_interval_s, inbox=md_recv,
+                             decisions=dec_send, now_ns=ctx.now_ns)
+        self.market = market
+        await self.warm_up(ctx)
+        policy = PolicyActor(ctx, model=self.model, inbox=dec_recv, signals=sig_send,
+                             pending_qty=execution.pending_qty,
+                             target_weight=Decimal(self.config.risk.max_position_pct) / 100)
+        self.policy = policy
+        risk = RiskActor(ctx, inbox=sig_recv, execution=ex_send, pending_qty=execution.pending_qty,
+                         is_halted=lambda: supervisor.is_halted, correlations=self.correlation_view,
+                         buying_power=lambda: self.buying_power, pattern_day_trader=self.pattern_day_trader)
+        self.risk = risk
+        reconciler = Reconciler(ctx, requests=rs_recv, execution=ex_send, supervisor=sup_send,
+                                open_venue_ids=execution.venue_open_ids,
+                                register_waiter=execution.resync_waiters.append,
+                                is_halted=lambda: supervisor.is_halted)
+        self.reconciler = reconciler
+        monitor_actor = MonitorActor(ctx, latency_p95_ms=self.latency_p95_ms)
+        self.monitor_actor = monitor_actor
+
+        async def deliver_trade(update: TradeUpdate) -> None:
+            await ex_send.send(TradeUpdateReceived(update=update))
+
+        async def deliver_market(item: Bar | Quote) -> None:
+            if isinstance(item, Bar):
+                await md_send.send(BarClosed(bar=item))
+            elif isinstance(item, Quote):
+                await md_send.send(QuoteUpdated(quote=item))
+
+        ctx.system("health", reason="engine started",
+                   extra={"resumed": bool(state.orders), "halt": state.halt.get("state", "active"),
+                          "model_id": self.model.model_id})
+        ctx.persist()
+        with trio.CancelScope() as cancel:
+            self._cancel = cancel
+            async with trio.open_nursery() as nursery:
+                actors: list[tuple[str, Callable[..., Awaitable[None]]]] = [
+                    ("supervisor", supervisor.serve),
+                    ("execution", execution.serve),
+                    ("risk", risk.serve),
+                    ("policy", policy.serve),
+                    ("market", market.serve),
+                    ("reconciler", reconciler.serve),
+                    ("monitor", monitor_actor.serve),
+                ]
+                for name, serve in actors:
+                    await nursery.start(self._supervised, name, serve)
+                # After a restart, settle what happened while we were down before trading on.
+                if state.orders:
+                    await reconciler.resync("restart")
+                await nursery.start(self._supervised, "trade_stream",
+                                    lambda task_status: self.trade_stream.serve(deliver_trade, task_status=task_status))
+                await nursery.start(self._supervised, "market_stream",
+                                    lambda task_status: self.market_stream.serve(deliver_market,
+                                                                                 task_status=task_status))
+                self.started.set()
+                task_status.started()
+        self._cancel = None
+
+    async def _supervised(self, name: str, serve: Callable[..., Awaitable[None]], *,
+                          task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """A crashed actor halts the system (cancel all, latch, alert) and then ends the run loudly."""
+        try:
+            await serve(task_status=task_status)
+        except Exception as exc:
+            log.exception("actor %s crashed", name)
+            self.crash = exc
+            if self.supervisor is not None:
+                with trio.CancelScope(shield=True), trio.move_on_after(120):
+                    await self.supervisor.trip("actor_crash", f"actor {name} crashed: {exc!r}")
+            raise
+
+    # --- shutdown ----------------------------------------------------------------------------------------------
+
+    async def settle(self) -> None:
+        """End of session: pull everything the venue knows (REST resync) and reconcile once more."""
+        if self.reconciler is None:
+            return
+        await self.reconciler.resync("session end")
+        await self.reconciler.check()
+        if self.ctx is not None:
+            self.ctx.persist()

@@ -1,0 +1,157 @@
+"""The always-on invariants of a simulated session, checked from records the engine does not control.
+
+Venue order log and executions (what the broker saw), the audit files (what compliance reads), and the engine's
+persisted state (what it believes). A violation is a sentence a developer can act on.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sim.report import Report
+from sim.scenario import Scenario
+
+if TYPE_CHECKING:
+    from sim.world import World
+
+COID = re.compile(r"^tt-(?P<signal>[0-9a-f-]{36})-(?P<attempt>\d+)(?P<suffix>.*)$")
+
+
+def audit_records(audit_dir: Path, stream: str) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for path in sorted((audit_dir / stream).glob("*.jsonl")):
+        for line in path.read_bytes().splitlines():
+            if line.strip():
+                out.append(json.loads(line))
+    return out
+
+
+def check_invariants(world: World, engine_positions: dict[str, str], venue_positions: dict[str, str],
+                     state: dict[str, Any]) -> list[str]:
+    venue = world.venue
+    violations: list[str] = []
+    ours = [o for o in venue.order_log if o.client_order_id.startswith("tt-")]
+    our_ids = {o.order_id for o in ours}
+    legs = [o for o in venue.order_log if o.parent_id is not None and o.parent_id in our_ids]
+    our_ids |= {o.order_id for o in legs}
+
+    # 1. One venue order per signal attempt (idempotent retries): group by (signal, attempt).
+    attempts = Counter()
+    for order in ours:
+        match = COID.match(order.client_order_id)
+        if match is None:
+            violations.append(f"venue order {order.order_id} has an unexpected client order id {order.client_order_id}")
+            continue
+        attempts[(match["signal"], match["attempt"])] += 1
+    for (signal, attempt), n in sorted(attempts.items()):
+        if n > 1:
+            violations.append(f"{n} venue orders for signal {signal} attempt {attempt} (duplicate submission)")
+
+    # 2. Nothing accepted while halted: no order of ours created inside a halt interval.
+    intervals = halt_intervals(world)
+    for order in ours:
+        for start, end in intervals:
+            if order.ts_ns > start and (end is None or order.ts_ns < end):
+                violations.append(f"order {order.client_order_id} accepted at {order.ts_ns} while halted "
+                                  f"(halt from {start})")
+
+    # 3. No accepted order breaches a risk limit: every order of ours traces to a passed risk check for at least
+    #    its quantity (the order never exceeds what RiskGuard approved).
+    risk = audit_records(world.audit_dir, "risk")
+    approved: dict[str, int] = {}
+    for rec in risk:
+        result = rec.get("risk_check_result") or {}
+        if result.get("passed"):
+            approved[rec["signal_id"]] = max(approved.get(rec["signal_id"], 0), int(rec["quantity"]))
+    for order in ours:
+        match = COID.match(order.client_order_id)
+        if match is None:
+            continue
+        allowed = approved.get(match["signal"])
+        if allowed is None:
+            violations.append(f"order {order.client_order_id} has no passed risk check")
+        elif order.qty > allowed:
+            violations.append(f"order {order.client_order_id} qty {order.qty} exceeds approved {allowed}")
+
+    # 4. Every venue fill of ours audited and booked exactly once.
+    fills = audit_records(world.audit_dir, "fills")
+    audited = Counter(str(rec["extra"].get("execution_id")) for rec in fills)
+    for execution_id, n in sorted(audited.items()):
+        if n > 1:
+            violations.append(f"execution {execution_id} audited {n} times")
+    venue_execs = {str(f.execution_id) for f in venue.fills if f.order_id in our_ids}
+    missing = sorted(venue_execs - set(audited))
+    if missing:
+        violations.append(f"{len(missing)} venue executions never audited, e.g. {missing[0]}")
+    phantom = sorted(set(audited) - venue_execs)
+    if phantom:
+        violations.append(f"{len(phantom)} audited executions the venue never made, e.g. {phantom[0]}")
+    booked = set(state.get("ledger", {}).get("seen_execution_ids", []))
+    if booked != set(audited):
+        violations.append(f"ledger booked {len(booked)} executions, audit has {len(audited)}")
+
+    # 5. Engine positions equal venue positions at the end.
+    if {k: Decimal(v) for k, v in engine_positions.items()} != {k: Decimal(v) for k, v in venue_positions.items()}:
+        violations.append(f"positions differ at the end: engine {engine_positions} venue {venue_positions}")
+
+    # 6. Bounded queues and 7. no leaked tasks.
+    violations.extend(world.record.channel_overflows)
+    if world.record.leaked_tasks:
+        violations.append(f"{world.record.leaked_tasks} task nurseries still open at shutdown")
+    if venue.internal_errors:
+        violations.append(f"venue internal errors: {venue.internal_errors[:3]}")
+    for engine in world.record.engines:
+        if engine.crash is not None:
+            violations.append(f"engine crashed: {engine.crash!r}")
+    return violations
+
+
+def halt_intervals(world: World) -> list[tuple[int, int | None]]:
+    """[trip, reset) intervals from the supervisors' records across engine restarts."""
+    events = sorted([(ts, "trip") for ts, _, _ in world.record.trips]
+                    + [(ts, "reset") for ts, _, _ in world.record.resets])
+    out: list[tuple[int, int | None]] = []
+    start: int | None = None
+    for ts, kind in events:
+        if kind == "trip" and start is None:
+            start = ts
+        elif kind == "reset" and start is not None:
+            out.append((start, ts))
+            start = None
+    if start is not None:
+        out.append((start, None))
+    return out
+
+
+def check_expectations(scenario: Scenario, report: Report) -> list[str]:
+    e = scenario.expect
+    failures: list[str] = []
+    if e.halted is not None and report.halted != e.halted:
+        failures.append(f"expected halted={e.halted}, got {report.halted}")
+    if e.kill_trigger is not None and e.kill_trigger != "" and report.kill_trigger != e.kill_trigger:
+        failures.append(f"expected kill_trigger={e.kill_trigger!r}, got {report.kill_trigger!r}")
+    if e.kill_trigger == "" and report.kill_trigger:
+        failures.append(f"expected no kill switch trip, got {report.kill_trigger!r}")
+    if e.min_fills is not None and report.fills < e.min_fills:
+        failures.append(f"expected at least {e.min_fills} fills, got {report.fills}")
+    if e.max_fills is not None and report.fills > e.max_fills:
+        failures.append(f"expected at most {e.max_fills} fills, got {report.fills}")
+    if e.min_orders is not None and report.orders_submitted < e.min_orders:
+        failures.append(f"expected at least {e.min_orders} orders, got {report.orders_submitted}")
+    if e.max_drawdown_pct is not None and Decimal(report.max_drawdown_pct) >= Decimal(e.max_drawdown_pct):
+        failures.append(f"expected max drawdown < {e.max_drawdown_pct}%, got {report.max_drawdown_pct}%")
+    for key, n in sorted(e.min_alerts.items()):
+        if report.alerts.get(key, 0) < n:
+            failures.append(f"expected at least {n} alert(s) {key!r}, got {report.alerts.get(key, 0)}")
+    if e.min_reconnects is not None and report.reconnects < e.min_reconnects:
+        failures.append(f"expected at least {e.min_reconnects} reconnects, got {report.reconnects}")
+    if e.min_polling_s is not None and report.polling_s < e.min_polling_s:
+        failures.append(f"expected at least {e.min_polling_s} s in polling mode, got {report.polling_s}")
+    if e.min_retries is not None and report.rest_retries < e.min_retries:
+        failures.append(f"expected at least {e.min_retries} REST retries, got {report.rest_retries}")
+    return failures

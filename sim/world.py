@@ -1,0 +1,408 @@
+"""A simulated trading world: fake venue + real adapter + engine, in virtual time, from a scenario and a seed.
+
+The engine talks to the fake through the wire (the real adapter over an in-process httpx transport and in-memory
+WebSockets), so chaos scenarios test the code that runs live. Every session day starts the engine at the pre-open
+from its persisted state, as a daily runner would; harness events (crash, manual kill/reset) act on it from outside.
+Same scenario + seed => byte-identical audit files and trace hash, in any process (see sim/determinism.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import trio
+import trio.testing
+
+from adapters.alerts import AlertRouter, DashboardAlertSink, LogAlertSink
+from adapters.alpaca.config import Credentials
+from adapters.alpaca.ratelimit import RateLimiter, TokenBucket
+from adapters.alpaca.rest import AlpacaData, AlpacaRest
+from adapters.alpaca.streams import MarketDataStream, TradingStream
+from adapters.alpaca.telemetry import LatencyTelemetry
+from adapters.audit_jsonl import JsonlAuditSink
+from adapters.fake.calendar import NyseCalendar, ns_at
+from adapters.fake.faults import HARNESS_KINDS, FaultEvent, FaultPlan
+from adapters.fake.inprocess import InProcessVenue
+from adapters.fake.market import market_from_spec
+from adapters.fake.venue import Venue, VenueConfig
+from adapters.ids import SeededIds
+from adapters.policy.decision import load_decision_model
+from adapters.state_store import FileStateStore
+from core.engine.system import Engine
+from core.model import AccountType
+from sim.determinism import seed_trio_scheduler
+from sim.invariants import check_expectations, check_invariants
+from sim.report import Report, encode_report
+from sim.scenario import Scenario
+
+log = logging.getLogger("ttlive.sim")
+NS = 1_000_000_000
+PRE_OPEN_S = 300  # the engine starts five minutes before the open (model warm-up, resync)
+SETTLE_AFTER_CLOSE_S = 120  # after the close: final resync and reconciliation
+SIM_KEY = Credentials(key_id="PKSIMULATION0001", secret_key="sim-secret-not-real-0001")
+BASE_URL = "http://fake-alpaca"
+
+
+class VenueClock:
+    """``core.ports.Clock`` on the venue's session clock: the mapping the in-process front-end uses."""
+
+    def __init__(self, front: InProcessVenue) -> None:
+        self._front = front
+
+    def now_ns(self) -> int:
+        return self._front.session_ns()
+
+
+@dataclass
+class WorldOptions:
+    """Knobs for tests and tools; a scenario run from the CLI uses the defaults."""
+
+    break_idempotency: bool = False  # a deliberately broken engine: retries with a fresh client order id
+    progress: Callable[[int, int], None] | None = None  # (sim seconds done, total)
+    on_engine: Callable[[Engine], None] | None = None  # the dashboard hooks in here
+    fsync_audit: bool = False  # simulation: durability is not what is measured
+
+
+@dataclass
+class WorldRecord:
+    """What the world saw, for invariants and the report (engine state survives restarts via the store)."""
+
+    engines: list[Engine] = field(default_factory=list)
+    trips: list[tuple[int, str, str]] = field(default_factory=list)
+    resets: list[tuple[int, str, str]] = field(default_factory=list)
+    halt_intervals: list[tuple[int, int | None]] = field(default_factory=list)
+    reconnects: int = 0
+    polling_s: float = 0.0
+    rest_retries: int = 0
+    crashes: int = 0
+    channel_overflows: list[str] = field(default_factory=list)
+    leaked_tasks: int = 0
+    end_ns: int = 0
+    equity_points: list[tuple[int, Decimal]] = field(default_factory=list)
+
+
+def git_revision() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5,
+                             cwd=Path(__file__).resolve().parent)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def session_days(scenario: Scenario, calendar: NyseCalendar) -> list[tuple[str, int, int]]:
+    start = ns_at(scenario.session.start, "00:00:00")
+    sessions = calendar.sessions_between(start, start + (scenario.session.days * 3 + 10) * 86_400 * NS)
+    sessions = [s for s in sessions if s[1] >= start][: scenario.session.days]
+    if len(sessions) < scenario.session.days:
+        raise ValueError(f"not enough NYSE sessions from {scenario.session.start} for {scenario.session.days} days")
+    return sessions
+
+
+def harness_events(plan: FaultPlan, sessions: list[tuple[str, int, int]]) -> list[tuple[int, FaultEvent]]:
+    out = []
+    for event in plan.events:
+        if event.kind not in HARNESS_KINDS:
+            continue
+        assert event.at is not None
+        date = sessions[event.day][0]
+        out.append((ns_at(date, event.at), event))
+    return sorted(out, key=lambda item: (item[0], item[1].kind))
+
+
+class World:
+    def __init__(self, scenario: Scenario, seed: int, out_dir: Path, options: WorldOptions) -> None:
+        self.scenario = scenario
+        self.seed = seed
+        self.out_dir = out_dir
+        self.options = options
+        self.record = WorldRecord()
+        self.calendar = NyseCalendar()
+        self.sessions = session_days(scenario, self.calendar)
+        self.plan = FaultPlan.from_toml_dict(scenario.faults)
+        config = scenario.engine_config()
+        self.config = config
+        self.market = market_from_spec(
+            scenario.market, symbols=config.symbols, sectors=config.sectors, seed=seed,
+            bar_interval_s=scenario.session.bar_interval_s, start_date=scenario.session.start,
+            calendar=self.calendar,
+        )
+        start_ns = self.sessions[0][1] - PRE_OPEN_S * NS
+        self.venue = Venue(
+            VenueConfig(seed=seed, account_type=scenario.account.type, cash_usd=Decimal(scenario.account.cash_usd),
+                        pattern_day_trader=scenario.account.pattern_day_trader, faults=self.plan,
+                        rate_limit_per_min=200),
+            market=self.market, calendar=self.calendar, start_ns=start_ns,
+        )
+        self.front = InProcessVenue(self.venue)
+        self.clock = VenueClock(self.front)
+        self.telemetry = LatencyTelemetry()
+        self.dashboard_alerts = DashboardAlertSink()
+        self.alert_log: list[tuple[int, str, str]] = []
+        self.audit_dir = out_dir / "audit"
+        self.state_path = out_dir / "state.json"
+        self.model = load_decision_model(config.policy.kind, config.policy.model, config.policy.precision)
+        self.engine: Engine | None = None
+        self._engine_scope: trio.CancelScope | None = None
+        self.total_sim_s = int((self.sessions[-1][2] - start_ns) / NS) + SETTLE_AFTER_CLOSE_S
+
+    # --- composition ---------------------------------------------------------------------------------------
+
+    def build_engine(self, audit: JsonlAuditSink, alerts: AlertRouter, store: FileStateStore) -> tuple[Engine, Any]:
+        limiter = RateLimiter(TokenBucket.per_minute())
+        transport = self.front.http_transport()
+        rest = AlpacaRest(credentials=SIM_KEY, clock=self.clock, base_url=BASE_URL, transport=transport,
+                          monitor=self.telemetry, limiter=limiter)
+        if self.options.break_idempotency:
+            from sim.breakage import break_idempotent_retries
+
+            break_idempotent_retries(rest)
+        data = AlpacaData(credentials=SIM_KEY, clock=self.clock, base_url=BASE_URL, transport=transport,
+                          monitor=self.telemetry)
+        trading = TradingStream(rest=rest, url="ws://fake-alpaca/stream", credentials=SIM_KEY, clock=self.clock,
+                                ws_connect=self.front.open_websocket, monitor=self.telemetry)
+        market = MarketDataStream(url="ws://fake-alpaca/v2/iex", credentials=SIM_KEY, clock=self.clock,
+                                  ws_connect=self.front.open_websocket, monitor=self.telemetry, history=data,
+                                  bar_interval_ns=self.scenario.session.bar_interval_s * NS,
+                                  timeframe=f"{max(1, self.scenario.session.bar_interval_s // 60)}Min")
+        trading_subscribe = getattr(market, "subscribe", None)
+        if trading_subscribe is not None:
+            market.bars_symbols.update(self.config.symbols)
+            market.quote_symbols.update(self.config.symbols)
+        engine = Engine(
+            config=self.config, broker=rest, trade_stream=trading, market_stream=market, history=data,
+            clock=self.clock, ids=SeededIds(self.seed), model=self.model, alerts=alerts, audit=audit, store=store,
+            account_type=AccountType(self.scenario.account.type), monitor=self.telemetry,
+            latency_p95_ms=self.latency_p95_ms,
+        )
+        return engine, (rest, data, trading, market)
+
+    def latency_p95_ms(self) -> float:
+        """Worst REST endpoint p95 (spec 4.3 alert input), on virtual time."""
+        summaries = [s for name, s in self.telemetry.report().items() if name.startswith("alpaca.rest")]
+        return max((s.p95_s * 1000 for s in summaries), default=0.0)
+
+    async def run(self) -> None:
+        async with trio.open_nursery() as root:
+            await root.start(self.front.serve)
+            alerts = AlertRouter([LogAlertSink(), self.dashboard_alerts, _Recorder(self.alert_log)],
+                                 clock=self.clock, secrets=[SIM_KEY.secret_key])
+            audit = JsonlAuditSink(self.audit_dir, secrets=[SIM_KEY.secret_key], fsync=self.options.fsync_audit)
+            store = FileStateStore(self.state_path, fsync=False)
+            events = harness_events(self.plan, self.sessions)
+            try:
+                for index, (_date, open_ns, close_ns) in enumerate(self.sessions):
+                    await self.sleep_until_ns(open_ns - PRE_OPEN_S * NS)
+                    todays = [(t, e) for t, e in events if e.day == index]
+                    await self.run_session_day(root, audit, alerts, store, open_ns, close_ns, todays)
+            finally:
+                audit.close()
+            self.record.end_ns = self.clock.now_ns()
+            root.cancel_scope.cancel()
+        self.record.leaked_tasks = len(trio.lowlevel.current_task().child_nurseries)
+
+    async def sleep_until_ns(self, ts_ns: int) -> None:
+        now = self.clock.now_ns()
+        if ts_ns > now:
+            await trio.sleep((ts_ns - now) / NS)
+        if self.options.progress is not None:
+            self.options.progress(int((self.clock.now_ns() - (self.sessions[0][1] - PRE_OPEN_S * NS)) / NS),
+                                  self.total_sim_s)
+
+    async def run_session_day(self, root: trio.Nursery, audit: JsonlAuditSink, alerts: AlertRouter,
+                              store: FileStateStore, open_ns: int, close_ns: int,
+                              events: list[tuple[int, FaultEvent]]) -> None:
+        end_ns = close_ns + SETTLE_AFTER_CLOSE_S * NS
+        pending = list(events)
+        while True:
+            engine, parts = self.build_engine(audit, alerts, store)
+            crashed_until: int | None = None
+            async with trio.open_nursery() as day:
+                scope = trio.CancelScope()
+                self.engine = engine
+                self.record.engines.append(engine)
+                if self.options.on_engine is not None:
+                    self.options.on_engine(engine)
+
+                async def run_engine(engine: Engine = engine, scope: trio.CancelScope = scope,
+                                     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+                    with scope:
+                        await engine.run(task_status=task_status)
+
+                await day.start(run_engine)
+                day.start_soon(self.watch_connectivity, engine, parts)
+                # Harness events of this engine's lifetime, then the close.
+                while pending and pending[0][0] <= end_ns:
+                    at_ns, event = pending.pop(0)
+                    await self.sleep_until_ns(at_ns)
+                    if event.kind == "manual_kill":
+                        await engine.kill(event.reason or "scenario manual kill", source="scenario")
+                    elif event.kind == "manual_reset":
+                        await engine.reset(event.operator, event.reason)
+                    elif event.kind == "client_crash":
+                        # A hard kill: no shutdown path runs, nothing is flushed beyond what already was.
+                        self.record.crashes += 1
+                        scope.cancel()
+                        crashed_until = at_ns + int(max(event.duration_s, 1.0) * NS)
+                        break
+                    await trio.sleep(0)
+                if crashed_until is None:
+                    await self.sleep_until_ns(end_ns)
+                    if engine.started.is_set() and engine.crash is None:
+                        with trio.move_on_after(300):
+                            await engine.settle()
+                    self.collect(engine, parts)
+                    scope.cancel()
+                else:
+                    self.collect(engine, parts)
+                day.cancel_scope.cancel()
+            await self.close_parts(parts)
+            if crashed_until is None:
+                return
+            await self.sleep_until_ns(crashed_until)
+
+    async def close_parts(self, parts: Any) -> None:
+        rest, data, _, _ = parts
+        with trio.CancelScope(shield=True):
+            await rest.aclose()
+            await data.aclose()
+
+    async def watch_connectivity(self, engine: Engine, parts: Any) -> None:
+        """Forward stream connection-state changes to the supervisor (connectivity kill switch) and count them."""
+        _, _, trading, market = parts
+        last: dict[str, str] = {}
+        await engine.started.wait()
+        while True:
+            for name, stream in (("trading", trading), ("market_data", market)):
+                state = stream.machine.state.value
+                if last.get(name) != state:
+                    if state == "live" and last.get(name) not in (None, "live"):
+                        self.record.reconnects += 1
+                    last[name] = state
+                    await engine.connectivity_changed(name, state)
+                if state == "polling":
+                    self.record.polling_s += 1.0
+            await trio.sleep(1.0)
+
+    def collect(self, engine: Engine, parts: Any) -> None:
+        self.record.rest_retries = sum(
+            n for name, n in self.telemetry.counters.items()
+            if name.startswith("alpaca.rest") and name.rsplit(".", 1)[-1] in ("timeout", "server_error", "rate_limited")
+        )
+        if engine.supervisor is not None:
+            self.record.trips.extend(engine.supervisor.trip_log)
+            self.record.resets.extend(engine.supervisor.reset_log)
+        if engine.ctx is not None:
+            self.record.equity_points.extend(engine.ctx.state.equity_curve)
+
+
+class _Recorder:
+    """An alert sink that records (ts, severity, key) for the report and the expectations."""
+
+    name = "recorder"
+
+    def __init__(self, log_: list[tuple[int, str, str]]) -> None:
+        self.log = log_
+
+    async def deliver(self, alert: Any) -> None:
+        self.log.append((int(getattr(alert, "ts_ns", 0)), str(getattr(alert, "severity", "")),
+                         str(getattr(alert, "key", ""))))
+
+
+def audit_sha256(audit_dir: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(audit_dir.rglob("*.jsonl")):
+        digest.update(str(path.relative_to(audit_dir)).encode() + b"\0")
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def trace_sha256(world: World) -> str:
+    """Hash of what crossed the wire, from the venue's own records (decoded, not raw frames)."""
+    venue = world.venue
+    trace = {
+        "orders": [msgspec.to_builtins(o) for o in venue.order_log],
+        "fills": [msgspec.to_builtins(f) for f in venue.fills],
+        "external_fills": [msgspec.to_builtins(f) for f in venue.external_fills],
+        "requests": [msgspec.to_builtins(r) for r in venue.request_log],
+        "events": [msgspec.to_builtins(e) for e in venue.event_log],
+    }
+    return hashlib.sha256(json.dumps(trace, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def run_scenario(scenario: Scenario, *, seed: int | None = None, out_dir: str | Path, scenario_file: str = "",
+                 options: WorldOptions | None = None) -> Report:
+    """Run one scenario in virtual time and write ``out_dir/report.json`` next to the audit streams."""
+    seed = scenario.seed if seed is None else seed
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in ("state.json", "report.json"):
+        (out / stale).unlink(missing_ok=True)
+    if (out / "audit").exists():
+        import shutil
+
+        shutil.rmtree(out / "audit")
+    options = options or WorldOptions()
+    world = World(scenario, seed, out, options)
+    wall0 = time.perf_counter()
+    seed_trio_scheduler(seed)
+    trio.run(world.run, clock=trio.testing.MockClock(autojump_threshold=0))
+    wall_s = time.perf_counter() - wall0
+    report = build_report(world, scenario_file=scenario_file, wall_s=wall_s)
+    (out / "report.json").write_bytes(encode_report(report))
+    return report
+
+
+def build_report(world: World, *, scenario_file: str, wall_s: float) -> Report:
+    scenario, venue, record = world.scenario, world.venue, world.record
+    state = json.loads(world.state_path.read_text()) if world.state_path.exists() else {}
+    ledger = state.get("ledger", {})
+    engine_positions = {s: v[0] for s, v in sorted(ledger.get("holdings", {}).items()) if Decimal(v[0]) != 0}
+    venue_positions = {s: str(p.qty) for s, p in sorted(venue.account.positions.items()) if p.qty != 0}
+    violations = check_invariants(world, engine_positions, venue_positions, state)
+    halt = state.get("halt", {})
+    halted = halt.get("state", "active") != "active"
+    trips = halt.get("trips", [])
+    kill_trigger = trips[0]["trigger"] if trips else (record.trips[-1][1] if record.trips else "")
+    start_equity = Decimal(scenario.account.cash_usd)
+    end_equity = venue.account.equity(venue_marks(venue))
+    lows = [e for _, e in record.equity_points] + [end_equity]
+    max_dd = max(Decimal(0), (start_equity - min(lows)) / start_equity * 100) if lows else Decimal(0)
+    alerts: dict[str, int] = {}
+    for _, _, key in world.alert_log:
+        alerts[key] = alerts.get(key, 0) + 1
+    counters = state.get("counters", {})
+    coids = [o.client_order_id for o in venue.order_log]
+    duplicates = len(coids) - len(set(coids))
+    report = Report(
+        scenario=scenario.name, scenario_file=scenario_file, seed=world.seed, git_revision=git_revision(),
+        trace_sha256=trace_sha256(world), audit_sha256=audit_sha256(world.audit_dir),
+        invariant_violations=violations, expectation_failures=[],
+        orders_submitted=int(counters.get("orders_submitted", 0)),
+        venue_orders=len(venue.order_log), duplicate_client_order_ids=duplicates,
+        fills=int(counters.get("fills", 0)), halted=halted, kill_trigger=kill_trigger,
+        positions=engine_positions, venue_positions=venue_positions,
+        equity_start_usd=str(start_equity), equity_end_usd=str(end_equity.quantize(Decimal("0.01"))),
+        max_drawdown_pct=str(max_dd.quantize(Decimal("0.001"))), alerts=dict(sorted(alerts.items())),
+        counters={k: int(v) for k, v in sorted(counters.items())}, reconnects=record.reconnects,
+        polling_s=record.polling_s, rest_retries=record.rest_retries,
+        sim_seconds=float(world.total_sim_s), wall_seconds=round(wall_s, 3),
+        replay_command=f"ttlive sim {scenario_file or scenario.name + '.toml'} --seed {world.seed}",
+    )
+    report.expectation_failures = check_expectations(scenario, report)
+    return report
+
+
+def venue_marks(venue: Venue) -> dict[str, Decimal]:
+    marks = getattr(venue, "_marks", {})
+    return dict(marks)

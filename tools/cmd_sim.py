@@ -1,0 +1,164 @@
+"""`ttlive sim SCENARIO.toml [--seed N] [--out DIR]` and `ttlive sim --seeds 1..500 SCENARIO...` (a sweep).
+
+Exit status: 0 every invariant and expectation held, 1 one failed (the replay command is printed), 2 bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+from core.config import ConfigError
+
+
+def parse_seeds(text: str) -> list[int]:
+    """"7", "1..500", "1,2,5..9" -> seeds."""
+    seeds: list[int] = []
+    for part in text.split(","):
+        match = re.fullmatch(r"\s*(\d+)\s*(?:\.\.\s*(\d+)\s*)?", part)
+        if match is None:
+            raise argparse.ArgumentTypeError(f"bad seed list {text!r}: use N, A..B or a comma list")
+        lo = int(match[1])
+        hi = int(match[2]) if match[2] else lo
+        if hi < lo or hi - lo > 100_000:
+            raise argparse.ArgumentTypeError(f"bad seed range {part!r}")
+        seeds.extend(range(lo, hi + 1))
+    return seeds
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("sim", help="run a simulated trading session (or a seed sweep) against the fake venue",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("scenarios", nargs="+", metavar="SCENARIO.toml")
+    p.add_argument("--seed", type=int, default=None, help="override the scenario's seed")
+    p.add_argument("--seeds", type=parse_seeds, default=None, help="sweep seeds, e.g. 1..500")
+    p.add_argument("--out", default="runs/sim", help="output directory (default runs/sim)")
+    p.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2)), help="sweep processes")
+    p.add_argument("--backend", choices=("local", "ray"), default="local", help="sweep backend")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def _load(path: str) -> Any:
+    from sim.scenario import load_scenario
+
+    return load_scenario(path)
+
+
+def run_one(path: str, seed: int | None, out: str, progress: bool) -> dict[str, Any]:
+    """One run in this process; returns the report as a dict (picklable for the pool)."""
+    import logging
+
+    import msgspec
+
+    from sim.world import WorldOptions, run_scenario
+
+    logging.basicConfig(level=logging.ERROR, format="%(name)s %(levelname)s %(message)s")
+    scenario = _load(path)
+    options = WorldOptions()
+    if progress:
+        from rich.progress import Progress
+
+        with Progress(transient=True) as bar:
+            task = bar.add_task(f"{scenario.name}", total=1)
+
+            def tick(done: int, total: int) -> None:
+                bar.update(task, completed=done, total=total)
+
+            options.progress = tick
+            report = run_scenario(scenario, seed=seed, out_dir=out, scenario_file=path, options=options)
+    else:
+        report = run_scenario(scenario, seed=seed, out_dir=out, scenario_file=path, options=options)
+    data: dict[str, Any] = msgspec.to_builtins(report)
+    data["ok"] = report.ok
+    return data
+
+
+def print_summary(report: dict[str, Any], out: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    table = Table(title=f"{report['scenario']} (seed {report['seed']})", show_header=False)
+    for key in ("orders_submitted", "venue_orders", "fills", "halted", "kill_trigger", "positions",
+                "venue_positions", "equity_end_usd", "max_drawdown_pct", "reconnects", "rest_retries",
+                "trace_sha256", "audit_sha256", "sim_seconds", "wall_seconds"):
+        table.add_row(key, str(report[key]))
+    console.print(table)
+    for problem in report["invariant_violations"]:
+        console.print(f"[red]INVARIANT[/red] {problem}")
+    for problem in report["expectation_failures"]:
+        console.print(f"[red]EXPECTATION[/red] {problem}")
+    console.print(f"report: {Path(out) / 'report.json'}")
+    if not report["ok"]:
+        console.print(f"[bold red]FAILED[/bold red] replay with: {report['replay_command']} --out {out}")
+    else:
+        console.print("[green]OK[/green]: every invariant and expectation held")
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        for path in args.scenarios:
+            _load(path)  # validate everything before running anything
+    except ConfigError as exc:
+        print(f"ttlive sim: {exc}", file=sys.stderr)
+        return 2
+    if args.seeds is None:
+        if len(args.scenarios) != 1:
+            print("ttlive sim: give one scenario, or use --seeds for a sweep over several", file=sys.stderr)
+            return 2
+        report = run_one(args.scenarios[0], args.seed, args.out, progress=not args.quiet and sys.stderr.isatty())
+        print_summary(report, args.out)
+        return 0 if report["ok"] else 1
+    return sweep(args)
+
+
+def sweep(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    jobs = [(path, seed) for path in args.scenarios for seed in args.seeds]
+    results: list[dict[str, Any]] = []
+    if args.backend == "ray":
+        try:
+            import ray  # type: ignore[import-not-found]
+        except ImportError:
+            print("ttlive sim: --backend ray needs the 'ray' extra (pip install ray)", file=sys.stderr)
+            return 2
+        ray.init(ignore_reinit_error=True)
+        remote = ray.remote(run_one)
+        futures = [remote.remote(p, s, str(Path(args.out) / Path(p).stem / f"seed-{s}"), False) for p, s in jobs]
+        results = ray.get(futures)
+    else:
+        with concurrent.futures.ProcessPoolExecutor(max_workers=args.workers) as pool:
+            futures = [pool.submit(run_one, p, s, str(Path(args.out) / Path(p).stem / f"seed-{s}"), False)
+                       for p, s in jobs]
+            for future in concurrent.futures.as_completed(futures):
+                results.append(future.result())
+    results.sort(key=lambda r: (r["scenario"], r["seed"]))
+    console = Console()
+    table = Table(title=f"sweep: {len(jobs)} runs")
+    for col in ("scenario", "runs", "failed", "violations", "halted", "fills (mean)", "wall s (mean)"):
+        table.add_column(col)
+    by_scenario: dict[str, list[dict[str, Any]]] = {}
+    for r in results:
+        by_scenario.setdefault(r["scenario"], []).append(r)
+    failed_total = 0
+    for name, rs in sorted(by_scenario.items()):
+        failed = [r for r in rs if not r["ok"]]
+        failed_total += len(failed)
+        table.add_row(name, str(len(rs)), str(len(failed)), str(sum(len(r["invariant_violations"]) for r in rs)),
+                      str(sum(1 for r in rs if r["halted"])), f"{sum(r['fills'] for r in rs) / len(rs):.1f}",
+                      f"{sum(r['wall_seconds'] for r in rs) / len(rs):.2f}")
+    console.print(table)
+    for r in results:
+        if not r["ok"]:
+            first = (r["invariant_violations"] + r["expectation_failures"])[0]
+            console.print(f"[red]FAILED[/red] {r['scenario']} seed {r['seed']}: {first}")
+            console.print(f"  replay: {r['replay_command']}")
+    return 1 if failed_total else 0
