@@ -154,4 +154,8 @@ def check_expectations(scenario: Scenario, report: Report) -> list[str]:
         failures.append(f"expected at least {e.min_polling_s} s in polling mode, got {report.polling_s}")
     if e.min_retries is not None and report.rest_retries < e.min_retries:
         failures.append(f"expected at least {e.min_retries} REST retries, got {report.rest_retries}")
+    for rule, n in sorted(e.min_binding_rules.items()):
+        if report.binding_rules.get(rule, 0) < n:
+            failures.append(f"expected risk rule {rule!r} to bind at least {n} time(s), got "
+                            f"{report.binding_rules.get(rule, 0)}")
     return failures

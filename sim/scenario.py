@@ -72,6 +72,7 @@ class ExpectSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     min_reconnects: int | None = None
     min_polling_s: float | None = None
     min_retries: int | None = None
+    min_binding_rules: dict[str, int] = msgspec.field(default_factory=dict)  # risk rule id -> RESIZE/REJECT count
 
 
 class Scenario(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

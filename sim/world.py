@@ -189,8 +189,7 @@ class World:
 
     def latency_p95_ms(self) -> float:
         """Worst REST endpoint p95 (spec 4.3 alert input), on virtual time."""
-        summaries = [s for name, s in self.telemetry.report().items() if name.startswith("alpaca.rest")]
-        return max((s.p95_s * 1000 for s in summaries), default=0.0)
+        return self.telemetry.recent_rest_p95_ms()
 
     async def run(self) -> None:
         async with trio.open_nursery() as root:
@@ -279,22 +278,24 @@ class World:
 
     async def watch_connectivity(self, engine: Engine, parts: Any) -> None:
         """Forward stream connection-state changes to the supervisor (connectivity kill switch) and count them."""
-        _, _, trading, market = parts
+        rest, _, trading, market = parts
         last: dict[str, str] = {}
         await engine.started.wait()
         while True:
-            for name, stream in (("trading", trading), ("market_data", market)):
-                state = stream.machine.state.value
+            rest_state = "lost" if rest.http.unreachable_since_s is not None else "live"
+            states = [("trading", trading.machine.state.value), ("market_data", market.machine.state.value),
+                      ("rest", rest_state)]
+            for name, state in states:
                 if last.get(name) != state:
-                    if state == "live" and last.get(name) not in (None, "live"):
-                        self.record.reconnects += 1
                     last[name] = state
                     await engine.connectivity_changed(name, state)
-                if state == "polling":
-                    self.record.polling_s += 1.0
+            if trading.machine.state.value == "polling":
+                self.record.polling_s += 1.0
             await trio.sleep(1.0)
 
     def collect(self, engine: Engine, parts: Any) -> None:
+        _, _, trading, market = parts
+        self.record.reconnects += max(0, trading.connects - 1) + max(0, market.connects - 1)
         self.record.rest_retries = sum(
             n for name, n in self.telemetry.counters.items()
             if name.startswith("alpaca.rest") and name.rsplit(".", 1)[-1] in ("timeout", "server_error", "rate_limited")
@@ -384,6 +385,13 @@ def build_report(world: World, *, scenario_file: str, wall_s: float) -> Report:
     counters = state.get("counters", {})
     coids = [o.client_order_id for o in venue.order_log]
     duplicates = len(coids) - len(set(coids))
+    binding: dict[str, int] = {}
+    from sim.invariants import audit_records
+
+    for rec in audit_records(world.audit_dir, "risk"):
+        rule = rec.get("extra", {}).get("binding_rule")
+        if rule:
+            binding[rule] = binding.get(rule, 0) + 1
     report = Report(
         scenario=scenario.name, scenario_file=scenario_file, seed=world.seed, git_revision=git_revision(),
         trace_sha256=trace_sha256(world), audit_sha256=audit_sha256(world.audit_dir),
@@ -395,7 +403,7 @@ def build_report(world: World, *, scenario_file: str, wall_s: float) -> Report:
         equity_start_usd=str(start_equity), equity_end_usd=str(end_equity.quantize(Decimal("0.01"))),
         max_drawdown_pct=str(max_dd.quantize(Decimal("0.001"))), alerts=dict(sorted(alerts.items())),
         counters={k: int(v) for k, v in sorted(counters.items())}, reconnects=record.reconnects,
-        polling_s=record.polling_s, rest_retries=record.rest_retries,
+        polling_s=record.polling_s, rest_retries=record.rest_retries, binding_rules=dict(sorted(binding.items())),
         sim_seconds=float(world.total_sim_s), wall_seconds=round(wall_s, 3),
         replay_command=f"ttlive sim {scenario_file or scenario.name + '.toml'} --seed {world.seed}",
     )

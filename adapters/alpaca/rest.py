@@ -91,6 +91,9 @@ class AlpacaHttp:
             follow_redirects=False,
         )
         self.attempts = 0  # every HTTP attempt, for tests and metrics
+        # Reachability, for the connectivity kill switch: trio time of the first failure since the last
+        # answer from the API (None while it answers). 4xx/429 count as answers: the API is there.
+        self.unreachable_since_s: float | None = None
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -146,6 +149,11 @@ class AlpacaHttp:
             finally:
                 self.monitor.observe_latency(metric, trio.current_time() - start_s)
             reset_in_s: float | None = None
+            if response is None or response.status_code >= 500:
+                if self.unreachable_since_s is None:
+                    self.unreachable_since_s = start_s
+            else:
+                self.unreachable_since_s = None
             if response is not None:
                 self._observe_rate_headers(response)
                 if 200 <= response.status_code < 300:

@@ -6,6 +6,7 @@ Durations are measured with ``trio.current_time()`` so simulation reports virtua
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,6 +21,9 @@ log = logging.getLogger("ttlive.alpaca.telemetry")
 _LOWEST_US = 1
 _HIGHEST_US = 600_000_000  # 10 minutes: longer than any retried call can take
 _SIGNIFICANT_DIGITS = 3
+
+
+RECENT_WINDOW = 512  # REST calls in the rolling p95 window
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,10 +41,11 @@ class LatencyTelemetry:
     ``forward`` (another Monitor, e.g. Prometheus) receives every observation too.
     """
 
-    def __init__(self, forward: Monitor | None = None) -> None:
+    def __init__(self, forward: Monitor | None = None, *, recent_window: int = RECENT_WINDOW) -> None:
         self._histograms: dict[str, HdrHistogram] = {}
         self.counters: dict[str, int] = {}
         self._forward = forward
+        self._recent: deque[float] = deque(maxlen=recent_window)  # last REST latencies, for the p95 alert
 
     def observe_latency(self, name: str, value_s: float) -> None:
         hist = self._histograms.get(name)
@@ -48,6 +53,8 @@ class LatencyTelemetry:
             hist = self._histograms[name] = HdrHistogram(_LOWEST_US, _HIGHEST_US, _SIGNIFICANT_DIGITS)
         value_us = min(_HIGHEST_US, max(_LOWEST_US, round(value_s * 1e6)))
         hist.record_value(value_us)
+        if name.startswith("alpaca.rest"):
+            self._recent.append(value_s)
         if self._forward is not None:
             self._forward.observe_latency(name, value_s)
 
@@ -55,6 +62,14 @@ class LatencyTelemetry:
         self.counters[name] = self.counters.get(name, 0) + value
         if self._forward is not None:
             self._forward.incr(name, value)
+
+    def recent_rest_p95_ms(self) -> float:
+        """p95 of the last ``recent_window`` REST calls (spec 4.3 alert input). Cheap: a sort of a small
+        window, where an HDR percentile walk costs milliseconds and the monitor asks every few seconds."""
+        if not self._recent:
+            return 0.0
+        ordered = sorted(self._recent)
+        return ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))] * 1000
 
     def names(self) -> list[str]:
         return sorted(self._histograms)

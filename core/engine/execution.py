@@ -466,6 +466,11 @@ class ExecutionActor:
         booked = ctx.state.ledger.apply_fill(fill)
         assert booked is not None, "ledger and order machine disagree on a fill's novelty"
         ctx.state.counters.fills += 1
+        opposite_today = ctx.state.sold_today if fill.side is Side.BUY else ctx.state.bought_today
+        if fill.symbol in opposite_today and order.client_order_id not in ctx.state.day_trade_orders:
+            # FINRA: opening and closing the same security on the same day; one day trade per closing order.
+            ctx.state.day_trade_orders.add(order.client_order_id)
+            ctx.state.day_trades.append(ctx.state.session_date)
         (ctx.state.bought_today if fill.side is Side.BUY else ctx.state.sold_today).add(fill.symbol)
         closed_pl = ctx.state.ledger.take_round_trip_pl(fill.symbol) if booked.closed_trade else ZERO
         ctx.persist()

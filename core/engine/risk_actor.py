@@ -16,6 +16,7 @@ import trio
 from core import audit as A
 from core.engine.context import EngineContext
 from core.engine.messages import CancelRequested, SignalRaised, SubmitApproved
+from core.limits import PDT_WINDOW_DAYS
 from core.model import ExecutionAction
 from core.risk import Outcome, PortfolioView, RiskConfig, RiskGuard
 
@@ -57,7 +58,6 @@ class RiskActor:
             mark = st.mark(symbol)
             if mark is not None and mark > 0:
                 prices[symbol] = mark
-        recent_day_trades = st.day_trades[-5:]
         return PortfolioView(
             equity=st.ledger.equity_usd(),
             last_equity=st.start_of_day_equity,
@@ -69,7 +69,7 @@ class RiskActor:
             prices=prices,
             open_orders=pending,
             correlations=self.correlations(),
-            day_trades_5d=len(recent_day_trades),
+            day_trades_5d=st.day_trades_in_window(PDT_WINDOW_DAYS),
             bought_today=frozenset(st.bought_today),
             sold_today=frozenset(st.sold_today),
             pattern_day_trader=self.pattern_day_trader,

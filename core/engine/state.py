@@ -103,11 +103,18 @@ class EngineState:
     bought_today: set[str] = field(default_factory=set)
     sold_today: set[str] = field(default_factory=set)
     day_trades: list[str] = field(default_factory=list)  # session dates of day trades (PDT window)
+    day_trade_orders: set[str] = field(default_factory=set)  # closing orders already counted today
+    sessions_seen: list[str] = field(default_factory=list)  # session dates, oldest first (PDT window)
     equity_curve: list[tuple[int, Decimal]] = field(default_factory=list)
     peak_equity_today: Decimal = ZERO
     halt: dict[str, Any] = field(default_factory=dict)  # halt machine state (supervisor persists it)
     triggers: dict[str, Any] = field(default_factory=dict)
     order_states: dict[str, dict[str, Any]] = field(default_factory=dict)  # order machine snapshots
+
+    def day_trades_in_window(self, window_sessions: int) -> int:
+        """Day trades within the last ``window_sessions`` sessions, today included (FINRA: 5 business days)."""
+        recent = set(self.sessions_seen[-window_sessions:])
+        return sum(1 for date in self.day_trades if date in recent)
 
     def bars(self, symbol: str) -> deque[Bar]:
         bars = self.decision_bars.get(symbol)
@@ -132,6 +139,8 @@ class EngineState:
             "bought_today": sorted(self.bought_today),
             "sold_today": sorted(self.sold_today),
             "day_trades": list(self.day_trades),
+            "day_trade_orders": sorted(self.day_trade_orders),
+            "sessions_seen": list(self.sessions_seen),
             "halt": self.halt,
             "triggers": self.triggers,
             "order_states": {k: v for k, v in sorted(self.order_states.items())},
@@ -154,6 +163,8 @@ class EngineState:
         state.bought_today = set(d["bought_today"])
         state.sold_today = set(d["sold_today"])
         state.day_trades = list(d["day_trades"])
+        state.day_trade_orders = set(d.get("day_trade_orders", []))
+        state.sessions_seen = list(d.get("sessions_seen", []))
         state.halt = dict(d["halt"])
         state.triggers = dict(d["triggers"])
         state.order_states = dict(d["order_states"])

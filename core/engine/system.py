@@ -225,6 +225,9 @@ class Engine:
             state.session_date = session_date
             state.bought_today.clear()
             state.sold_today.clear()
+            state.day_trade_orders.clear()
+            state.sessions_seen.append(session_date)
+            del state.sessions_seen[:-10]
         ctx = EngineContext(
             config=self.config, broker=self.broker, clock=self.clock, ids=self.ids, alerts=self.alerts,
             audit_sink=self.audit, store=self.store, state=state, account_type=self.account_type,
