@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import random
-import sys
-import types
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, ROUND_HALF_UP, ROUND_UP, Decimal
@@ -20,20 +18,7 @@ from typing import Any, Final
 
 import numpy as np
 
-
-def _keep_tensortrade_agents_unloaded() -> None:
-    """``import tensortrade`` pulls ``tensortrade.agents`` and with it TensorFlow, which later crashes torch
-    (feasibility notes). Nothing here needs the agents, so that one sub-package is replaced by a placeholder."""
-    if "tensortrade.agents" in sys.modules:
-        return
-    placeholder = types.ModuleType("tensortrade.agents")
-
-    def _refuse(name: str) -> Any:
-        raise AttributeError(f"tensortrade.agents.{name}: the agents are disabled in ttlive (they load TensorFlow)")
-
-    placeholder.__getattr__ = _refuse  # type: ignore[method-assign]
-    sys.modules["tensortrade.agents"] = placeholder
-
+from adapters.tensortrade import _keep_tensortrade_agents_unloaded  # before any tensortrade import
 
 _keep_tensortrade_agents_unloaded()
 
