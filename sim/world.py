@@ -282,7 +282,7 @@ class World:
         last: dict[str, str] = {}
         await engine.started.wait()
         while True:
-            rest_state = "lost" if rest.http.unreachable_since_s is not None else "live"
+            rest_state = "lost" if rest.http.unreachable() else "live"
             states = [("trading", trading.machine.state.value), ("market_data", market.machine.state.value),
                       ("rest", rest_state)]
             for name, state in states:

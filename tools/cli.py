@@ -16,7 +16,12 @@ COMMAND_MODULES: tuple[str, ...] = (
     "tools.cmd_sim",
     "tools.cmd_audit",
     "tools.cmd_train",
+    "tools.cmd_backtest",
     "tools.cmd_fake_alpaca",
+    "tools.cmd_run",
+    "tools.cmd_control",
+    "tools.cmd_preflight",
+    "tools.cmd_compliance",
 )
 
 

@@ -94,9 +94,19 @@ class AlpacaHttp:
         # Reachability, for the connectivity kill switch: trio time of the first failure since the last
         # answer from the API (None while it answers). 4xx/429 count as answers: the API is there.
         self.unreachable_since_s: float | None = None
+        self.last_failure_s: float | None = None
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+    def unreachable(self, *, evidence_window_s: float = 10.0) -> bool:
+        """Is the API failing now? Only on fresh evidence: a failure followed by silence (no call made)
+        is not proof of an outage, so it stops counting after ``evidence_window_s``."""
+        return (
+            self.unreachable_since_s is not None
+            and self.last_failure_s is not None
+            and trio.current_time() - self.last_failure_s < evidence_window_s
+        )
 
     def _reset_in_s(self, response: httpx.Response) -> float | None:
         raw = response.headers.get("x-ratelimit-reset")
@@ -152,6 +162,7 @@ class AlpacaHttp:
             if response is None or response.status_code >= 500:
                 if self.unreachable_since_s is None:
                     self.unreachable_since_s = start_s
+                self.last_failure_s = trio.current_time()
             else:
                 self.unreachable_since_s = None
             if response is not None:

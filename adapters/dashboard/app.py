@@ -140,7 +140,10 @@ def create_app(
         reason = body.get("reason") or KILL_DEFAULT_REASON
         if not isinstance(reason, str) or len(reason) > REASON_MAX_CHARS:
             return _error(422, f"reason must be a string of at most {REASON_MAX_CHARS} characters")
-        await source.kill(reason.strip() or KILL_DEFAULT_REASON, KILL_SOURCE)
+        try:
+            await source.kill(reason.strip() or KILL_DEFAULT_REASON, KILL_SOURCE)
+        except CommandRejected as exc:
+            return _error(409, str(exc))
         log.warning("kill switch engaged from the dashboard: %s", reason)
         return _json({"ok": True, "halt": source.snapshot().get("halt")})
 

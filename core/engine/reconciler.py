@@ -47,6 +47,7 @@ class Reconciler:
         self.tolerance = Decimal(ctx.config.reconcile.tolerance_pct) / 100
         self.reports: list[tuple[int, bool]] = []  # (ts_ns, in agreement)
         self.last_venue_positions: dict[str, Decimal] = {}
+        self.mismatch_streak = 0  # consecutive mismatched checks; a fill in flight explains the first one
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
@@ -107,15 +108,17 @@ class Reconciler:
         ctx.state.counters.reconciliations += 1
         agreed = not report.material
         self.reports.append((ctx.now_ns(), agreed))
+        self.mismatch_streak = 0 if agreed else self.mismatch_streak + 1
         if not agreed:
             ctx.state.counters.reconcile_mismatches += 1
             detail = "; ".join(
                 f"{d.symbol} engine {d.engine_qty} venue {d.venue_qty}" for d in report.positions if d.material
             ) or f"{len(report.orders)} unknown open orders at the venue: " + ", ".join(
                 o.order_id for o in report.orders[:3])
-            ctx.system("reconcile", reason=detail, extra={"agreed": False})
-            await ctx.alerts.send(severity="warning", key="reconcile.mismatch", message=detail,
-                                  ts_ns=ctx.now_ns())
+            ctx.system("reconcile", reason=detail, extra={"agreed": False, "streak": self.mismatch_streak})
+            if self.mismatch_streak >= 2:  # it survived a resync: worth a human's attention (spec 1.3)
+                await ctx.alerts.send(severity="warning", key="reconcile.mismatch", message=detail,
+                                      ts_ns=ctx.now_ns())
             if self.is_halted():
                 self.adopt_venue(venue, reason=f"halted with mismatch: {detail}")
         await self.supervisor.send(

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from adapters.clock import WallClock
+from adapters.alpaca.clock import WallClock
 from adapters.dashboard.server import serve_dashboard
 from adapters.dashboard.source import StaticDashboardSource
 from adapters.metrics import Metrics

@@ -1,0 +1,270 @@
+"""``ttlive kill`` and ``ttlive reset``: the kill switch from the command line (spec 2.3), audited either way.
+
+With ``--dashboard URL`` the command goes to a live runner's dashboard API (bearer token from ``--token`` or
+TTLIVE_DASHBOARD_TOKEN) and the engine audits it. Otherwise the persisted engine state is edited so the next
+start comes up halted (a kill leaves the latch HALTING: the next start cancels every open order before it
+settles HALTED) or active (an audited manual reset), and a halt/reset record is appended to the audit trail.
+A live runner holds the audit trail's lock: then the command goes to the dashboard the config names instead
+(with ``--state`` there is no config to name one, and the command is refused).
+Exit status: 0 done, 1 refused (nothing to reset, runner unreachable), 2 bad input or not authorised.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+EXIT_OK = 0
+EXIT_REFUSED = 1
+EXIT_USAGE = 2
+HTTP_TIMEOUT_S = 10.0
+
+
+def register(sub: Any) -> None:
+    kill = sub.add_parser(
+        "kill",
+        help="engage the kill switch (running engine or persisted state)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    kill.add_argument("--reason", required=True, help="why (audited)")
+    kill.add_argument("--operator", default=None, help="who (audited; default: the login name)")
+    _targets(kill)
+    kill.set_defaults(func=run_kill)
+    reset = sub.add_parser(
+        "reset",
+        help="manual reset of a halted kill switch (operator and reason required)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    reset.add_argument("--operator", required=True, help="who resets (audited)")
+    reset.add_argument("--reason", required=True, help="why it is safe to resume (audited)")
+    _targets(reset)
+    reset.set_defaults(func=run_reset)
+
+
+def _targets(p: argparse.ArgumentParser) -> None:
+    route = p.add_mutually_exclusive_group()
+    route.add_argument(
+        "--state", type=Path, default=None, help="engine state file (default: runs/latest/state.json)"
+    )
+    route.add_argument(
+        "--config", type=Path, default=None, help="engine config: its state file and audit dir"
+    )
+    route.add_argument(
+        "--dashboard",
+        default=None,
+        metavar="URL",
+        help="a live runner's dashboard, e.g. http://127.0.0.1:8765",
+    )
+    p.add_argument("--token", default=None, help="dashboard bearer token (default: TTLIVE_DASHBOARD_TOKEN)")
+    p.add_argument("--audit", type=Path, default=None, help="audit dir (default: next to the state file)")
+
+
+class RunnerLive(Exception):
+    """The audit trail is locked: a runner is using this state; the engine itself must act."""
+
+    def __init__(self, audit_dir: Path) -> None:
+        super().__init__(str(audit_dir))
+        self.audit_dir = audit_dir
+
+
+class ControlError(Exception):
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _paths(args: argparse.Namespace) -> tuple[Path, Path]:
+    from tools.runner import STATE_NAME, load_config, state_dir
+
+    if args.config is not None:
+        config = load_config(args.config)
+        return state_dir(config) / STATE_NAME, args.audit or Path(config.audit.dir)
+    state: Path = args.state or state_dir(load_config(None)) / STATE_NAME
+    return state, args.audit or state.parent / "audit"
+
+
+def _post(args: argparse.Namespace, path: str, body: dict[str, str]) -> int:
+    import httpx
+
+    from adapters.dashboard.server import token_from_env
+
+    token = (args.token or token_from_env()).strip()
+    if not token:
+        raise ControlError("the dashboard route needs a token: --token or TTLIVE_DASHBOARD_TOKEN", EXIT_USAGE)
+    url = args.dashboard.rstrip("/") + path
+    try:
+        response = httpx.post(
+            url, json=body, headers={"authorization": f"Bearer {token}"}, timeout=HTTP_TIMEOUT_S
+        )
+    except httpx.HTTPError as exc:
+        raise ControlError(
+            f"no runner answered at {args.dashboard} ({type(exc).__name__}); if none is running, "
+            "use the state file route (--state or --config)",
+            EXIT_REFUSED,
+        ) from None
+    try:
+        message = response.json()
+    except ValueError:
+        message = {"error": response.text[:200]}
+    if response.status_code == 200:
+        print(f"ok: kill switch now {message.get('halt', {}).get('state', '?')}")
+        return EXIT_OK
+    detail = message.get("error", "") if isinstance(message, dict) else ""
+    code = EXIT_USAGE if response.status_code in (401, 403, 413, 422) else EXIT_REFUSED
+    raise ControlError(f"the runner answered HTTP {response.status_code}: {detail}", code)
+
+
+def change_latch(
+    data: dict[str, Any], kind: str, *, operator: str, reason: str, source: str, route: str, now_ns: int
+) -> tuple[Any, str]:
+    """Kill or reset the halt latch of a persisted engine state (``data`` is changed in place).
+
+    Returns the audit record to write *before* saving ``data``, and the latch's new state. Raises
+    ``ControlError`` when refused. Shared by this command and a runner whose engine is not running.
+    """
+    from core.audit import system_record
+    from core.fsm_errors import IllegalTransition
+    from core.halt_fsm import CorruptHaltState, HaltMachine, HaltState, HaltTrigger, InvalidReset
+    from core.triggers import KillSwitchMonitor
+
+    try:
+        halt = HaltMachine.from_state(data["halt"]) if data.get("halt") else HaltMachine()
+    except CorruptHaltState as exc:
+        if kind == "reset":
+            raise ControlError(
+                f"the persisted halt latch is unreadable ({exc}); refusing to reset", EXIT_REFUSED
+            ) from None
+        halt = HaltMachine()  # fail closed: a fresh latch, tripped below
+    before = halt.state
+    extra: dict[str, object] = {"source": source, "route": route, "from_state": before.value}
+    if kind == "kill":
+        halt.trip(HaltTrigger.MANUAL, f"{source}: {reason}", now_ns)
+        record = system_record(
+            "halt",
+            ts_ns=now_ns,
+            reason=reason,
+            operator=operator,
+            extra={**extra, "trigger": "manual", "state": halt.state.value},
+        )
+    else:
+        if before is HaltState.ACTIVE:
+            raise ControlError("not halted: nothing to reset", EXIT_REFUSED)
+        if before is HaltState.HALTING:
+            halt.halt_complete(now_ns)  # why: halted while down; the restart's resync settles open orders
+        try:
+            halt.manual_reset(operator, reason, now_ns)
+        except (InvalidReset, IllegalTransition) as exc:
+            raise ControlError(str(exc), EXIT_USAGE) from None
+        if data.get("triggers"):
+            monitor = KillSwitchMonitor.from_dict(data["triggers"])
+            monitor.rearm()  # as the engine's own reset does
+            data["triggers"] = monitor.to_dict()
+        record = system_record("reset", ts_ns=now_ns, reason=reason, operator=operator, extra=extra)
+    data["halt"] = halt.to_state()
+    return record, halt.state.value
+
+
+def _edit_state(args: argparse.Namespace, kind: str, operator: str, reason: str) -> int:
+    """Change the persisted halt latch and audit it; the audit lock proves no runner is using this trail."""
+    from adapters.audit_jsonl import AuditLockedError, JsonlAuditSink
+    from adapters.state_store import FileStateStore, StateFileError
+
+    state_path, audit_dir = _paths(args)
+    store = FileStateStore(state_path, fsync=True)
+    try:
+        data = store.load()
+    except StateFileError as exc:
+        raise ControlError(str(exc), EXIT_REFUSED) from None
+    if data is None:
+        raise ControlError(
+            f"no engine state at {state_path}: nothing to {kind} (give --state or --config)", EXIT_USAGE
+        )
+    try:
+        sink = JsonlAuditSink(audit_dir, fsync=True)
+    except AuditLockedError:
+        raise RunnerLive(audit_dir) from None
+    try:
+        now_ns = time.time_ns()  # an operator's command on the wall clock (this is not a simulation)
+        record, new_state = change_latch(
+            data, kind, operator=operator, reason=reason, source="cli", route="state_file", now_ns=now_ns
+        )
+        sink.write(record)  # durable before the state changes: an unaudited latch change never lands
+        store.save(data)
+    finally:
+        sink.close()
+    print(f"ok: {state_path} now {new_state} ({kind} audited in {audit_dir})")
+    return EXIT_OK
+
+
+def _operator(args: argparse.Namespace) -> str:
+    if args.operator is not None:
+        return str(args.operator)
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return os.environ.get("USER", "")
+
+
+def _configured_dashboard(args: argparse.Namespace) -> str | None:
+    """The dashboard URL of the runner the config describes (None: disabled, or on an ephemeral port)."""
+    from tools.runner import load_config
+
+    config = load_config(args.config)
+    if not config.dashboard.enabled or config.dashboard.port == 0:
+        return None
+    host = config.dashboard.host
+    return (
+        f"http://[{host}]:{config.dashboard.port}"
+        if ":" in host
+        else f"http://{host}:{config.dashboard.port}"
+    )
+
+
+def _dispatch(args: argparse.Namespace, kind: str, operator: str, reason: str) -> int:
+    """The dashboard when asked for (or when a runner is live on the state), else the state file."""
+    body = {"reason": reason} if kind == "kill" else {"operator": operator, "reason": reason}
+    if args.dashboard:
+        return _post(args, f"/api/{kind}", body)
+    try:
+        return _edit_state(args, kind, operator, reason)
+    except RunnerLive as live:
+        url = None if args.state is not None else _configured_dashboard(args)
+        if url is None:
+            raise ControlError(
+                f"a runner is live on {live.audit_dir}: use --dashboard URL so the engine itself acts",
+                EXIT_REFUSED,
+            ) from None
+        print(f"a runner is live on {live.audit_dir}: sending the {kind} to its dashboard at {url}")
+        args.dashboard = url
+        return _post(args, f"/api/{kind}", body)
+
+
+def run_kill(args: argparse.Namespace) -> int:
+    reason = args.reason.strip()
+    if not reason:
+        print("ttlive kill: --reason must not be empty", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        return _dispatch(args, "kill", _operator(args).strip() or "unknown", reason)
+    except ControlError as exc:
+        print(f"ttlive kill: {exc}", file=sys.stderr)
+        return exc.code
+
+
+def run_reset(args: argparse.Namespace) -> int:
+    operator, reason = args.operator.strip(), args.reason.strip()
+    if not operator or not reason:
+        print("ttlive reset: a manual reset needs a non-empty --operator and --reason", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        return _dispatch(args, "reset", operator, reason)
+    except ControlError as exc:
+        print(f"ttlive reset: {exc}", file=sys.stderr)
+        return exc.code
