@@ -34,6 +34,7 @@ class Report(msgspec.Struct, kw_only=True):
     reconnects: int
     polling_s: float
     rest_retries: int
+    crashes: int
     binding_rules: dict[str, int]
     sim_seconds: float
     wall_seconds: float
