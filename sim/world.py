@@ -403,7 +403,8 @@ def build_report(world: World, *, scenario_file: str, wall_s: float) -> Report:
         equity_start_usd=str(start_equity), equity_end_usd=str(end_equity.quantize(Decimal("0.01"))),
         max_drawdown_pct=str(max_dd.quantize(Decimal("0.001"))), alerts=dict(sorted(alerts.items())),
         counters={k: int(v) for k, v in sorted(counters.items())}, reconnects=record.reconnects,
-        polling_s=record.polling_s, rest_retries=record.rest_retries, crashes=record.crashes, binding_rules=dict(sorted(binding.items())),
+        polling_s=record.polling_s, rest_retries=record.rest_retries, crashes=record.crashes,
+        binding_rules=dict(sorted(binding.items())),
         sim_seconds=float(world.total_sim_s), wall_seconds=round(wall_s, 3),
         replay_command=f"ttlive sim {scenario_file or scenario.name + '.toml'} --seed {world.seed}",
     )
