@@ -26,10 +26,16 @@ ZERO = Decimal(0)
 
 
 class Intent(Protocol):
-    cancel_working: bool
-    direction: Direction | None
-    delta_fraction: float
-    execution: ExecutionAction | None
+    """What to do for one symbol now (read-only: adapters return frozen dataclasses)."""
+
+    @property
+    def cancel_working(self) -> bool: ...
+    @property
+    def direction(self) -> Direction | None: ...
+    @property
+    def delta_fraction(self) -> float: ...
+    @property
+    def execution(self) -> ExecutionAction | None: ...
 
 
 class DecisionModel(Protocol):
