@@ -99,6 +99,13 @@ def check_invariants(world: World, engine_positions: dict[str, str], venue_posit
     if {k: Decimal(v) for k, v in engine_positions.items()} != {k: Decimal(v) for k, v in venue_positions.items()}:
         violations.append(f"positions differ at the end: engine {engine_positions} venue {venue_positions}")
 
+    # 5b. A halted book leaves nothing working at the venue (kill switch step 1, verified).
+    halted = state.get("halt", {}).get("state", "active") != "active"
+    if halted:
+        working = [o for o in venue._open.values() if o.client_order_id.startswith("tt-") or o.id in our_ids]
+        if working:
+            violations.append(f"halted, yet {len(working)} of our orders still work at the venue")
+
     # 6. Bounded queues and 7. no leaked tasks.
     violations.extend(world.record.channel_overflows)
     if world.record.leaked_tasks:

@@ -46,6 +46,25 @@ def test_tiny_training_end_to_end(tmp_path: Path) -> None:
     recorded = {r["symbol"]: r for r in meta["results"]["held_out_int8"]}
     assert set(recorded) == {"NVDA", "ORCL"} and recorded["ORCL"]["first_date"] == result.first_date
 
+    # The freshly trained INT8 model runs in a simulated session (engine, risk, audit) against the fake venue.
+    import msgspec
+
+    from sim.scenario import load_scenario
+    from sim.world import run_scenario
+
+    base = load_scenario(ROOT / "tests" / "runner" / "half_day.toml")
+    scenario = msgspec.structs.replace(
+        base, policy=msgspec.structs.replace(base.policy, kind="onnx", model=str(out), precision="int8"))
+    report = run_scenario(scenario, out_dir=tmp_path / "sim")
+    assert report.invariant_violations == []
+    signals = (tmp_path / "sim" / "audit" / "signals").glob("*.jsonl")
+    models = {json.loads(line)["model_id"] for path in signals for line in path.read_text().splitlines()}
+    assert models <= {meta["model_id"]}
+    health = (tmp_path / "sim" / "audit" / "health").glob("*.jsonl")
+    started = [json.loads(line)["extra"] for path in health for line in path.read_text().splitlines()
+               if json.loads(line)["extra"].get("reason") == "engine started"]
+    assert started and all(extra["model_id"] == meta["model_id"] for extra in started)
+
 
 def test_train_command_arguments() -> None:
     """Parsing only (no torch in this process): symbols are normalised, bad numbers exit with status 2."""
