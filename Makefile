@@ -35,9 +35,13 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+## make bench: writes BENCHMARKS.md and bench-results.json. NautilusTrader (the side-by-side peer) lives in its
+## own venv: it wants pandas<3, which the main venv need not be pinned to.
+NAUTILUS_VENV := .venv-nautilus
 bench: $(STAMP)
-	$(BIN)/pip install --quiet -e ".[$(EXTRAS),bench]"
-	$(BIN)/python -m tools.bench $(ARGS)
+	test -x $(NAUTILUS_VENV)/bin/python || ($(PY) -m venv $(NAUTILUS_VENV) && \
+		$(NAUTILUS_VENV)/bin/pip install --quiet "nautilus-trader==1.221.0")
+	$(BIN)/python -m tools.bench --nautilus-python $(NAUTILUS_VENV)/bin/python $(ARGS)
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(NAUTILUS_VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

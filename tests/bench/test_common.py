@@ -1,0 +1,70 @@
+"""Measurement helpers: HDR percentiles, ratios, and the simulation budget that keeps `make bench` bounded."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sim.scenario import load_scenario
+from tools.bench.common import LatencyRecorder, ratio, time_each
+from tools.bench.simrun import SimBudget, SimRun, scenario_toml, symbols_for
+
+
+def test_hdr_percentiles_in_microseconds() -> None:
+    recorder = LatencyRecorder()
+    for value_us in range(1, 101):  # 1..100 µs
+        recorder.record_ns(value_us * 1_000)
+    stats = recorder.stats()
+    assert stats.count == 100
+    assert 49.9 <= stats.p50_us <= 50.1 and 98.9 <= stats.p99_us <= 99.1 and 99.9 <= stats.max_us <= 100.1
+
+
+def test_time_each_drops_warmup_calls() -> None:
+    seen: list[int] = []
+    stats = time_each(seen.append, range(10), warmup=3)
+    assert seen == list(range(10)) and stats.count == 7
+
+
+def test_ratio_is_ours_over_theirs_and_none_without_both() -> None:
+    assert ratio(50.0, 200.0) == 0.25
+    assert ratio(None, 2.0) is None and ratio(2.0, None) is None and ratio(1.0, 0.0) is None
+
+
+def fake_runner(walls: dict[tuple[int, int], float], calls: list[tuple[int, int]]):  # type: ignore[no-untyped-def]
+    def run(n_symbols: int, days: int, *, seed: int) -> SimRun:
+        calls.append((n_symbols, days))
+        return SimRun(True, n_symbols, days, wall_s=walls[(n_symbols, days)], sim_s=23_400.0 * days)
+
+    return run
+
+
+def test_budget_shares_runs_and_skips_what_it_cannot_afford() -> None:
+    calls: list[tuple[int, int]] = []
+    walls = {(3, 1): 10.0, (30, 1): 37.0, (10, 1): 17.0, (100, 1): 107.0}
+    budget = SimBudget(100.0, seed=1, runner=fake_runner(walls, calls))
+    assert budget.run(3, 1, optional=False).wall_s == 10.0
+    assert budget.run(30, 1).ok
+    assert budget.estimate_s(100, 1) == 107.0  # 10 s + 97 x (27 s / 27 symbols)
+    assert budget.run(10, 1).ok  # estimated 17 s, 53 s left
+    skipped = budget.run(100, 1)  # estimated 107 s, 36 s left
+    assert not skipped.ok and "skipped: estimated 107 s" in skipped.error
+    assert budget.run(3, 1, optional=False) is budget.runs[(3, 1)]  # shared, not rerun
+    assert calls == [(3, 1), (30, 1), (10, 1)]
+
+
+def test_quick_budget_runs_only_required_runs() -> None:
+    calls: list[tuple[int, int]] = []
+    budget = SimBudget(1_000.0, seed=1, quick=True, runner=fake_runner({(3, 1): 5.0}, calls))
+    assert budget.run(3, 1, optional=False).ok
+    assert "--quick" in budget.run(30, 1).error
+    assert calls == [(3, 1)]
+
+
+def test_bench_scenarios_pass_the_harness_loader(tmp_path: Path) -> None:
+    for n_symbols in (3, 30):
+        symbols, sectors, source = symbols_for(n_symbols)
+        path = tmp_path / f"bench_{n_symbols}.toml"
+        path.write_text(scenario_toml(f"bench_{n_symbols}", n_symbols, 2, seed=5), encoding="utf-8")
+        scenario = load_scenario(path)
+        assert [i.symbol for i in scenario.instruments] == list(symbols)
+        assert scenario.market.source == source and scenario.session.days == 2 and scenario.seed == 5
+        assert {i.symbol: i.sector for i in scenario.instruments} == sectors
