@@ -22,6 +22,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "tools.cmd_control",
     "tools.cmd_preflight",
     "tools.cmd_compliance",
+    "tools.cmd_drill",
 )
 
 

@@ -39,6 +39,7 @@ class FakeAlpacaOptions:
     start_date: str = DEFAULT_START_DATE
     speed: float = 1.0
     clock: str = "session"  # session (trading time from a replay open) | wall (real NYSE hours, wall time)
+    # | now (drills: wall time, a market open around the clock, so a paper runner on the wall clock trades)
     market: Any = None  # a [market]-like object for adapters.fake.market.market_from_spec; None = replay
     bar_interval_s: int = 60
     account_type: str = "margin_initial"
@@ -46,6 +47,9 @@ class FakeAlpacaOptions:
     pattern_day_trader: bool = False
     rate_limit_per_min: int = 200
     faults: dict[str, Any] = field(default_factory=dict)  # a [faults] table
+    drill_admin: bool = False  # serve /_drill/... (records, drop streams, crash with a snapshot)
+    snapshot_path: str | None = None  # where /_drill/crash writes the venue; --restore reads it back
+    restore: bool = False  # start from the venue pickled at snapshot_path (a venue restart in a drill)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,14 +108,26 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--clock",
-        choices=("session", "wall"),
+        choices=("session", "wall", "now"),
         default="session",
         help="session: start at a replay open, trading hours only (default); wall: real NYSE "
-        "hours at wall time with generated prices",
+        "hours at wall time with generated prices; now: wall time with the market open around the clock "
+        "(UTC-day sessions, generated prices), for drills against a paper runner",
     )
     parser.add_argument("--bar-interval-s", type=int, choices=(1, 5, 10, 15, 30, 60, 300), default=None)
     parser.add_argument("--cash-usd", default=None, help="starting cash (default 100000)")
     parser.add_argument("--rate-limit", type=int, default=200, help="requests per minute per key (0 = off)")
+    parser.add_argument(
+        "--drill-admin",
+        action="store_true",
+        help="serve the drill endpoints: GET /_drill/records, POST /_drill/drop_streams, POST /_drill/crash",
+    )
+    parser.add_argument(
+        "--snapshot", type=Path, default=None, help="file /_drill/crash pickles the venue to (--drill-admin)"
+    )
+    parser.add_argument(
+        "--restore", action="store_true", help="start from the venue in --snapshot (a restarted venue)"
+    )
     parser.set_defaults(func=run)
 
 
@@ -129,7 +145,19 @@ def options_from_args(args: argparse.Namespace) -> FakeAlpacaOptions:
         "key_id": args.key,
         "secret_key": args.secret,
         "rate_limit_per_min": args.rate_limit,
+        "drill_admin": getattr(args, "drill_admin", False),
+        "snapshot_path": str(args.snapshot) if getattr(args, "snapshot", None) is not None else None,
+        "restore": getattr(args, "restore", False),
     }
+    if values["snapshot_path"] is not None and not values["drill_admin"]:
+        raise UsageError("--snapshot needs --drill-admin")
+    if values["restore"]:
+        if args.clock == "session":
+            raise UsageError("--restore needs --clock now or wall (a session clock would restart the day)")
+        if values["snapshot_path"] is None:
+            raise UsageError("--restore needs --snapshot FILE")
+        if not Path(values["snapshot_path"]).is_file():
+            raise UsageError(f"--restore: no snapshot at {values['snapshot_path']}")
     if args.scenario is not None:
         values.update(_scenario_values(args.scenario))
     if args.seed is not None:
@@ -150,7 +178,7 @@ def options_from_args(args: argparse.Namespace) -> FakeAlpacaOptions:
         if not cash.is_finite() or cash < 0:
             raise UsageError("--cash-usd must be >= 0")
         values["cash_usd"] = cash
-    if args.clock == "wall":
+    if args.clock in ("wall", "now"):
         values["start_date"] = dt.datetime.now(dt.UTC).date().isoformat()
         values["market"] = _generator_for_wall(values.get("market"))
     return FakeAlpacaOptions(**values)
@@ -189,15 +217,17 @@ def _scenario_values(path: Path) -> dict[str, Any]:
 
 def build_server(opts: FakeAlpacaOptions) -> Any:
     """The LoopbackServer for these options (venue, market, calendar and clock mapping)."""
-    from adapters.fake.calendar import LinearClock, NyseCalendar, TradingTimeClock
+    from adapters.fake.calendar import AlwaysOpenCalendar, LinearClock, NyseCalendar, TradingTimeClock
     from adapters.fake.faults import FaultPlan, FaultPlanError
     from adapters.fake.market import market_from_spec
     from adapters.fake.server import LoopbackServer
     from adapters.fake.venue import Venue, VenueConfig
 
-    calendar = NyseCalendar()
+    calendar = AlwaysOpenCalendar() if opts.clock == "now" else NyseCalendar()
     clock: LinearClock | TradingTimeClock
-    if opts.clock == "wall":
+    if opts.restore:
+        return _restored_server(opts)
+    if opts.clock in ("wall", "now"):
         clock = LinearClock(time.time_ns())  # the shell reads the wall clock once; the venue never does
     else:
         clock = TradingTimeClock(calendar, opts.start_date, speed=opts.speed)
@@ -226,7 +256,23 @@ def build_server(opts: FakeAlpacaOptions) -> Any:
     except (ValueError, FileNotFoundError, FaultPlanError) as exc:
         raise UsageError(str(exc)) from None
     venue = Venue(config, market=market, calendar=calendar, start_ns=start_ns)
-    return LoopbackServer(venue, clock)
+    return LoopbackServer(venue, clock, drill_admin=opts.drill_admin, snapshot_path=opts.snapshot_path)
+
+
+def _restored_server(opts: FakeAlpacaOptions) -> Any:
+    """A venue restarted from the snapshot a ``/_drill/crash`` wrote: its books, account and records
+    survive, its connections do not; its clock resumes at wall time (never before the snapshot)."""
+    import pickle
+
+    from adapters.fake.calendar import LinearClock
+    from adapters.fake.server import LoopbackServer, forget_connections
+
+    assert opts.snapshot_path is not None
+    with open(opts.snapshot_path, "rb") as fh:
+        venue = pickle.load(fh)  # our own file, written by this program's /_drill/crash
+    forget_connections(venue)
+    clock = LinearClock(max(time.time_ns(), venue.now_ns))
+    return LoopbackServer(venue, clock, drill_admin=opts.drill_admin, snapshot_path=opts.snapshot_path)
 
 
 def run(args: argparse.Namespace) -> int:

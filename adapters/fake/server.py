@@ -6,7 +6,12 @@ data at /v2/iex and /v2/sip; the venue clock follows wall time (see ``LoopbackSe
 
 from __future__ import annotations
 
+import json
+import os
+import pickle
+import signal
 from collections.abc import Awaitable, Callable
+from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -23,11 +28,13 @@ from adapters.fake.inprocess import (
     open_stream_session,
     rest_request,
 )
+from adapters.fake.interfaces import Close
 from adapters.fake.wire import encode, error_body
 
 MAX_BODY_BYTES = 1 << 20  # a request body larger than this is refused (413)
 ABORT_CLOSE_CODE = 1011  # ASGI cannot drop a TCP connection: a 1006 abort becomes this close code
 _GATEWAY_TIMEOUT = (504, encode(error_body(50410000, "gateway timeout")))
+DRILL_PREFIX = "/_drill/"  # drill endpoints (only with drill_admin): not part of Alpaca's API
 
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
@@ -75,9 +82,17 @@ class LoopbackServer(VenueDriver):
     """
 
     def __init__(
-        self, venue: Any, clock: ClockMap, *, handshake_timeout_s: float = HANDSHAKE_TIMEOUT_S
+        self,
+        venue: Any,
+        clock: ClockMap,
+        *,
+        handshake_timeout_s: float = HANDSHAKE_TIMEOUT_S,
+        drill_admin: bool = False,
+        snapshot_path: str | None = None,
     ) -> None:
         super().__init__(venue, clock, handshake_timeout_s=handshake_timeout_s)
+        self.drill_admin = drill_admin
+        self.snapshot_path = snapshot_path
         # Alpaca's 10 s to authenticate are wall seconds for a real client, whatever the clock speed.
         speed = float(getattr(clock, "speed", 1.0))
         self.data_options = {"auth_timeout_ns": round(AUTH_TIMEOUT_NS * speed)}
@@ -142,6 +157,10 @@ class LoopbackServer(VenueDriver):
                 return
             if not message.get("more_body", False):
                 break
+        if self.drill_admin and scope["path"].startswith(DRILL_PREFIX):
+            status, payload = self.drill_request(scope["method"], scope["path"])
+            await _respond(send, status, payload, {})
+            return
         req = rest_request(
             scope["method"],
             scope["path"],
@@ -158,6 +177,35 @@ class LoopbackServer(VenueDriver):
         if response.delay_s > 0:
             await trio.sleep(response.delay_s)
         await _respond(send, response.status, response.body, response.headers)
+
+    # --- drills (tools/drill.py) ------------------------------------------------------------------------
+    def drill_request(self, method: str, path: str) -> tuple[int, bytes]:
+        """The drill endpoints: what the venue recorded, dropping every stream, a crash with a snapshot."""
+        route = (method.upper(), path.removeprefix(DRILL_PREFIX))
+        if route == ("GET", "records"):
+            self.sync()
+            records = {**venue_records(self.venue), "connections_opened": len(self.connections_opened)}
+            return 200, json.dumps(records, sort_keys=True).encode()
+        if route == ("POST", "drop_streams"):
+            dropped = 0
+            for conn in list(self._connections):
+                conn.replies.append(Close(1006, "drill: connection dropped"))
+                conn.wake()
+                dropped += 1
+            return 200, json.dumps({"dropped": dropped}).encode()
+        if route == ("POST", "crash"):
+            if self.snapshot_path is None:
+                return 409, encode(error_body(40910000, "started without --snapshot"))
+            self.sync()
+            forget_connections(self.venue)  # sockets do not survive a restart; the books do
+            tmp = f"{self.snapshot_path}.tmp"
+            with open(tmp, "wb") as fh:
+                pickle.dump(self.venue, fh)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, self.snapshot_path)
+            os.kill(os.getpid(), signal.SIGKILL)  # no request is served between the snapshot and the death
+        return 404, encode(error_body(40410000, "no such drill endpoint"))
 
     async def _websocket(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         message = await receive()
@@ -180,3 +228,55 @@ async def _respond(send: Send, status: int, body: bytes, headers: dict[str, str]
     raw_headers.append((b"content-length", str(len(body)).encode()))
     await send({"type": "http.response.start", "status": status, "headers": raw_headers})
     await send({"type": "http.response.body", "body": body})
+
+
+def forget_connections(venue: Any) -> None:
+    """Detach a venue from its stream sessions (before it is pickled, or after it is restored)."""
+    for name in ("_trading_sessions", "_data_sessions"):
+        if isinstance(getattr(venue, name, None), list):
+            setattr(venue, name, [])
+    if isinstance(getattr(venue, "_stream_keys", None), dict):
+        venue._stream_keys = {}
+
+
+def venue_records(venue: Any) -> dict[str, Any]:
+    """The venue's records as JSON-able data (strings for Decimals), for drills in another process."""
+
+    def fill(f: Any) -> dict[str, Any]:
+        return {
+            "execution_id": str(f.execution_id),
+            "order_id": f.order_id,
+            "client_order_id": f.client_order_id,
+            "symbol": f.symbol,
+            "side": str(f.side),
+            "qty": str(f.qty),
+            "price": str(f.price),
+            "ts_ns": f.ts_ns,
+        }
+
+    orders = [
+        {
+            "ts_ns": o.ts_ns,
+            "order_id": o.order_id,
+            "client_order_id": o.client_order_id,
+            "symbol": o.symbol,
+            "side": o.side,
+            "qty": str(o.qty),
+            "parent_id": o.parent_id,
+            "replaces": o.replaces,
+        }
+        for o in venue.order_log
+    ]
+    positions = {
+        symbol: str(p.qty)
+        for symbol, p in sorted(venue.account.positions.items())
+        if Decimal(p.qty) != 0
+    }
+    return {
+        "now_ns": venue.now_ns,
+        "orders": orders,
+        "fills": [fill(f) for f in venue.fills],
+        "external_fills": [fill(f) for f in venue.external_fills],
+        "positions": positions,
+        "internal_errors": list(venue.internal_errors),
+    }
