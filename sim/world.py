@@ -289,9 +289,11 @@ class World:
                 if last.get(name) != state:
                     last[name] = state
                     await engine.connectivity_changed(name, state)
+            healthy = all(state == "live" for _, state in states)
+            step_s = 5.0 if healthy else 1.0  # second resolution only while something is down
             if trading.machine.state.value == "polling":
-                self.record.polling_s += 1.0
-            await trio.sleep(1.0)
+                self.record.polling_s += step_s
+            await trio.sleep(step_s)
 
     def collect(self, engine: Engine, parts: Any) -> None:
         _, _, trading, market = parts
