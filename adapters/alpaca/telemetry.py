@@ -23,7 +23,8 @@ _HIGHEST_US = 600_000_000  # 10 minutes: longer than any retried call can take
 _SIGNIFICANT_DIGITS = 3
 
 
-RECENT_WINDOW = 512  # REST calls in the rolling p95 window
+RECENT_WINDOW = 512  # REST calls in the rolling p95 window (at most)
+RECENT_WINDOW_S = 300.0  # ... and only those of the last five minutes: an alert describes now, not the morning
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +46,7 @@ class LatencyTelemetry:
         self._histograms: dict[str, HdrHistogram] = {}
         self.counters: dict[str, int] = {}
         self._forward = forward
-        self._recent: deque[float] = deque(maxlen=recent_window)  # last REST latencies, for the p95 alert
+        self._recent: deque[tuple[float, float]] = deque(maxlen=recent_window)  # (trio time, latency s)
 
     def observe_latency(self, name: str, value_s: float) -> None:
         hist = self._histograms.get(name)
@@ -54,7 +55,7 @@ class LatencyTelemetry:
         value_us = min(_HIGHEST_US, max(_LOWEST_US, round(value_s * 1e6)))
         hist.record_value(value_us)
         if name.startswith("alpaca.rest"):
-            self._recent.append(value_s)
+            self._recent.append((trio.current_time(), value_s))
         if self._forward is not None:
             self._forward.observe_latency(name, value_s)
 
@@ -66,9 +67,12 @@ class LatencyTelemetry:
     def recent_rest_p95_ms(self) -> float:
         """p95 of the last ``recent_window`` REST calls (spec 4.3 alert input). Cheap: a sort of a small
         window, where an HDR percentile walk costs milliseconds and the monitor asks every few seconds."""
+        horizon = trio.current_time() - RECENT_WINDOW_S
+        while self._recent and self._recent[0][0] < horizon:
+            self._recent.popleft()
         if not self._recent:
             return 0.0
-        ordered = sorted(self._recent)
+        ordered = sorted(v for _, v in self._recent)
         return ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))] * 1000
 
     def names(self) -> list[str]:
