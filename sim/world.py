@@ -236,7 +236,12 @@ class World:
                 async def run_engine(engine: Engine = engine, scope: trio.CancelScope = scope,
                                      task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
                     with scope:
-                        await engine.run(task_status=task_status)
+                        try:
+                            await engine.run(task_status=task_status)
+                        except Exception as exc:  # recorded as a violation; the world itself goes on
+                            log.error("engine failed: %r", exc)
+                            engine.crash = engine.crash or exc
+                            task_status.started()
 
                 await day.start(run_engine)
                 day.start_soon(self.watch_connectivity, engine, parts)

@@ -118,6 +118,12 @@ def run(args: argparse.Namespace) -> int:
     return sweep(args)
 
 
+def failed_run(path: str, seed: int, exc: BaseException) -> dict[str, Any]:
+    return {"scenario": Path(path).stem, "seed": seed, "ok": False, "halted": False, "fills": 0,
+            "wall_seconds": 0.0, "invariant_violations": [f"run raised {exc!r}"], "expectation_failures": [],
+            "replay_command": f"ttlive sim {path} --seed {seed}"}
+
+
 def sweep(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
@@ -139,7 +145,11 @@ def sweep(args: argparse.Namespace) -> int:
             futures = [pool.submit(run_one, p, s, str(Path(args.out) / Path(p).stem / f"seed-{s}"), False)
                        for p, s in jobs]
             for future in concurrent.futures.as_completed(futures):
-                results.append(future.result())
+                try:
+                    results.append(future.result())
+                except Exception as exc:  # one broken run must not hide the other results
+                    path, seed = jobs[futures.index(future)]
+                    results.append(failed_run(path, seed, exc))
     results.sort(key=lambda r: (r["scenario"], r["seed"]))
     console = Console()
     table = Table(title=f"sweep: {len(jobs)} runs")

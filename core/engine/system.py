@@ -56,6 +56,7 @@ from core.triggers import TradeClosed
 
 log = logging.getLogger("ttlive.engine")
 NS = 1_000_000_000
+SAFEGUARD_ATTEMPTS = 5  # start-up PATCH + read-back of the account configuration (spec 2.2)
 
 
 class StreamPort(Protocol):
@@ -146,9 +147,18 @@ class Engine:
     async def apply_safeguards(self) -> None:
         """Spec 2.2: margin multiplier 1 for the initial deployment and PDT protection on; read back."""
         wanted_multiplier = INITIAL_MAX_MARGIN_MULTIPLIER
-        with trio.fail_after(60):
-            await self.broker.patch_configurations(max_margin_multiplier=str(wanted_multiplier), pdt_check="entry")
-            config = await self.broker.get_configurations()
+        for attempt in range(1, SAFEGUARD_ATTEMPTS + 1):
+            try:
+                with trio.fail_after(60):
+                    await self.broker.patch_configurations(max_margin_multiplier=str(wanted_multiplier),
+                                                           pdt_check="entry")
+                    config = await self.broker.get_configurations()
+                break
+            except (BrokerError, trio.TooSlowError) as exc:
+                if attempt == SAFEGUARD_ATTEMPTS:
+                    raise SafeguardError(f"could not set or read back the account configuration: {exc}") from exc
+                log.warning("safeguards attempt %d failed (%s); retrying", attempt, exc)
+                await trio.sleep(min(30.0, 2.0 ** attempt))
         if config.max_margin_multiplier != Decimal(wanted_multiplier):
             raise SafeguardError(
                 f"max_margin_multiplier is {config.max_margin_multiplier} after PATCH, wanted {wanted_multiplier}"
@@ -156,9 +166,21 @@ class Engine:
         if self.config.risk.pdt_protection and config.pdt_check not in ("entry", "both"):
             raise SafeguardError(f"pdt_check is {config.pdt_check!r} after PATCH, wanted entry")
 
+    async def startup_call(self, what: str, fn: Callable[[], Awaitable[Any]]) -> Any:
+        """Start-up reads retry past the adapter's own budget: a flaky minute must not keep us from starting."""
+        for attempt in range(1, SAFEGUARD_ATTEMPTS + 1):
+            try:
+                with trio.fail_after(60):
+                    return await fn()
+            except (BrokerError, trio.TooSlowError) as exc:
+                if attempt == SAFEGUARD_ATTEMPTS:
+                    raise
+                log.warning("start-up %s attempt %d failed (%s); retrying", what, attempt, exc)
+                await trio.sleep(min(30.0, 2.0 ** attempt))
+        raise AssertionError("unreachable")
+
     async def load_state(self) -> EngineState:
-        with trio.fail_after(60):
-            account = await self.broker.get_account()
+        account = await self.startup_call("GET /v2/account", self.broker.get_account)
         self.buying_power = account.buying_power
         self.pattern_day_trader = account.pattern_day_trader
         saved = self.store.load()
