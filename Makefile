@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed
 EXTRAS  ?= train,test,dev
 ARGS    ?=
 
-.PHONY: run test bench lint typecheck install clean sim-all sweep
+.PHONY: run test bench lint typecheck install clean sweep
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -34,6 +34,15 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
+
+## make sweep: the chaos scenarios (a fault plan, a crash or an operator action) over SEEDS on a local process
+## pool. A failing run is printed with the one command that replays it; runs/sweep/sweep.json has every outcome.
+SEEDS ?= 1..200
+CHAOS := ambiguous_submits api_degradation connectivity_lost crash_restart disconnect_storm dropped_updates \
+	duplicated_reordered_updates halt_survives_restart manual_kill_reset mute_stream rate_limit_storm \
+	reconciliation_drift server_errors
+sweep: $(STAMP)
+	$(BIN)/ttlive sim --seeds $(SEEDS) $(addprefix scenarios/,$(addsuffix .toml,$(CHAOS))) --out runs/sweep $(ARGS)
 
 ## make bench: writes BENCHMARKS.md and bench-results.json. NautilusTrader (the side-by-side peer) lives in its
 ## own venv: it wants pandas<3, which the main venv need not be pinned to.

@@ -25,6 +25,7 @@ import trio.testing
 
 from adapters.alerts import AlertRouter, DashboardAlertSink, LogAlertSink
 from adapters.alpaca.config import Credentials
+from adapters.alpaca.connectivity import Channels, forward_connectivity
 from adapters.alpaca.ratelimit import RateLimiter, TokenBucket
 from adapters.alpaca.rest import AlpacaData, AlpacaRest
 from adapters.alpaca.streams import MarketDataStream, TradingStream
@@ -282,23 +283,14 @@ class World:
             await data.aclose()
 
     async def watch_connectivity(self, engine: Engine, parts: Any) -> None:
-        """Forward stream connection-state changes to the supervisor (connectivity kill switch) and count them."""
+        """The runner's connectivity loop (stream + REST states -> the kill switch), counting polling seconds."""
         rest, _, trading, market = parts
-        last: dict[str, str] = {}
-        await engine.started.wait()
-        while True:
-            rest_state = "lost" if rest.http.unreachable() else "live"
-            states = [("trading", trading.machine.state.value), ("market_data", market.machine.state.value),
-                      ("rest", rest_state)]
-            for name, state in states:
-                if last.get(name) != state:
-                    last[name] = state
-                    await engine.connectivity_changed(name, state)
-            healthy = all(state == "live" for _, state in states)
-            step_s = 5.0 if healthy else 1.0  # second resolution only while something is down
-            if trading.machine.state.value == "polling":
+
+        def count_polling(states: Channels, step_s: float) -> None:
+            if dict(states)["trading"] == "polling":
                 self.record.polling_s += step_s
-            await trio.sleep(step_s)
+
+        await forward_connectivity(engine, rest, trading, market, on_sample=count_polling)
 
     def collect(self, engine: Engine, parts: Any) -> None:
         _, _, trading, market = parts

@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import contextlib
+import logging
 import os
 import re
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -50,10 +53,31 @@ def _load(path: str) -> Any:
     return load_scenario(path)
 
 
-def run_one(path: str, seed: int | None, out: str, progress: bool) -> dict[str, Any]:
-    """One run in this process; returns the report as a dict (picklable for the pool)."""
-    import logging
+@contextlib.contextmanager
+def _log_to(path: Path) -> Iterator[None]:
+    """Route this process's log records to ``path`` for the duration (a sweep's runs would interleave on the
+    terminal); the previous handlers come back afterwards."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path, mode="w", encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
+    root = logging.getLogger()
+    saved_handlers, saved_level = root.handlers[:], root.level
+    root.handlers[:] = [handler]
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        handler.close()
+        root.handlers[:] = saved_handlers
+        root.setLevel(saved_level)
 
+
+def run_one(path: str, seed: int | None, out: str, progress: bool, log_to_file: bool = False) -> dict[str, Any]:
+    """One run in this process; returns the report as a dict (picklable for the pool). ``log_to_file``: the
+    run's errors go to ``OUT/run.log`` instead of the terminal."""
+    if log_to_file:
+        with _log_to(Path(out) / "run.log"):
+            return run_one(path, seed, out, progress)
     import msgspec
 
     from sim.world import WorldOptions, run_scenario
@@ -96,7 +120,8 @@ def print_summary(report: dict[str, Any], out: str) -> None:
         console.print(f"[red]EXPECTATION[/red] {problem}")
     console.print(f"report: {Path(out) / 'report.json'}")
     if not report["ok"]:
-        console.print(f"[bold red]FAILED[/bold red] replay with: {report['replay_command']} --out {out}")
+        replay = f"{report['replay_command']} --out {out}"
+        console.print(f"[bold red]FAILED[/bold red] replay with: {replay}", soft_wrap=True)
     else:
         console.print("[green]OK[/green]: every invariant and expectation held")
 
@@ -124,12 +149,35 @@ def failed_run(path: str, seed: int, exc: BaseException) -> dict[str, Any]:
             "replay_command": f"ttlive sim {path} --seed {seed}"}
 
 
+SUMMARY_KEYS = ("scenario", "seed", "ok", "halted", "kill_trigger", "fills", "orders_submitted", "wall_seconds",
+                "invariant_violations", "expectation_failures", "replay_command")
+
+
 def sweep(args: argparse.Namespace) -> int:
+    """Every (scenario, seed) on a process pool (or Ray); a failure is printed with its replay command as soon
+    as it is seen; at the end a table per scenario and ``OUT/sweep.json`` with every run's outcome."""
+    import json
+
     from rich.console import Console
+    from rich.progress import Progress
     from rich.table import Table
 
+    console = Console(stderr=False)
     jobs = [(path, seed) for path in args.scenarios for seed in args.seeds]
+
+    def out_dir(path: str, seed: int) -> str:
+        return str(Path(args.out) / Path(path).stem / f"seed-{seed}")
+
     results: list[dict[str, Any]] = []
+
+    def seen(result: dict[str, Any]) -> None:
+        results.append(result)
+        if not result["ok"]:
+            first = (result["invariant_violations"] + result["expectation_failures"])[0]
+            # soft_wrap: a command is copied from the terminal, so it is never broken across lines
+            console.print(f"[red]FAILED[/red] {result['scenario']} seed {result['seed']}: {first}", soft_wrap=True)
+            console.print(f"  replay: {result['replay_command']}", soft_wrap=True)
+
     if args.backend == "ray":
         try:
             import ray  # type: ignore[import-not-found]
@@ -138,21 +186,21 @@ def sweep(args: argparse.Namespace) -> int:
             return 2
         ray.init(ignore_reinit_error=True)
         remote = ray.remote(run_one)
-        futures = [remote.remote(p, s, str(Path(args.out) / Path(p).stem / f"seed-{s}"), False) for p, s in jobs]
-        results = ray.get(futures)
+        for result in ray.get([remote.remote(p, s, out_dir(p, s), False, True) for p, s in jobs]):
+            seen(result)
     else:
-        with concurrent.futures.ProcessPoolExecutor(max_workers=args.workers) as pool:
-            futures = [pool.submit(run_one, p, s, str(Path(args.out) / Path(p).stem / f"seed-{s}"), False)
-                       for p, s in jobs]
+        with (Progress(console=console, disable=args.quiet or not console.is_terminal) as bar,
+              concurrent.futures.ProcessPoolExecutor(max_workers=args.workers) as pool):
+            task = bar.add_task(f"sweep ({args.workers} workers)", total=len(jobs))
+            futures = {pool.submit(run_one, p, s, out_dir(p, s), False, True): (p, s) for p, s in jobs}
             for future in concurrent.futures.as_completed(futures):
                 try:
-                    results.append(future.result())
+                    seen(future.result())
                 except Exception as exc:  # one broken run must not hide the other results
-                    path, seed = jobs[futures.index(future)]
-                    results.append(failed_run(path, seed, exc))
+                    seen(failed_run(*futures[future], exc))
+                bar.advance(task)
     results.sort(key=lambda r: (r["scenario"], r["seed"]))
-    console = Console()
-    table = Table(title=f"sweep: {len(jobs)} runs")
+    table = Table(title=f"sweep: {len(jobs)} runs, seeds {args.seeds[0]}..{args.seeds[-1]}")
     for col in ("scenario", "runs", "failed", "violations", "halted", "fills (mean)", "wall s (mean)"):
         table.add_column(col)
     by_scenario: dict[str, list[dict[str, Any]]] = {}
@@ -166,9 +214,14 @@ def sweep(args: argparse.Namespace) -> int:
                       str(sum(1 for r in rs if r["halted"])), f"{sum(r['fills'] for r in rs) / len(rs):.1f}",
                       f"{sum(r['wall_seconds'] for r in rs) / len(rs):.2f}")
     console.print(table)
-    for r in results:
-        if not r["ok"]:
-            first = (r["invariant_violations"] + r["expectation_failures"])[0]
-            console.print(f"[red]FAILED[/red] {r['scenario']} seed {r['seed']}: {first}")
-            console.print(f"  replay: {r['replay_command']}")
+    summary = {
+        "runs": len(results),
+        "failed": failed_total,
+        "invariant_violations": sum(len(r["invariant_violations"]) for r in results),
+        "results": [{k: r.get(k) for k in SUMMARY_KEYS} for r in results],
+    }
+    summary_path = Path(args.out) / "sweep.json"
+    summary_path.parent.mkdir(parents=True, exist_ok=True)
+    summary_path.write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
+    console.print(f"{len(results)} runs, {failed_total} failed; summary: {summary_path}", soft_wrap=True)
     return 1 if failed_total else 0

@@ -46,7 +46,6 @@ PROGRESS_EVERY_S: Final = 600.0  # virtual seconds between progress reports
 PACE_POLL_S: Final = 0.005  # wall seconds a paced sim waits when only I/O (no deadline) is pending
 PACE_SLEEP_MAX_S: Final = 0.05  # a paced wait is cut in slices so a dashboard command is never kept waiting
 PACE_MAX_LAG_S: Final = 1.0  # a paced sim that falls further behind wall time drops the debt (no bursts)
-CONNECTIVITY_POLL_S: Final = 1.0  # stream states forwarded to the supervisor this often (as sim.world)
 BROKER_CALL_TIMEOUT_S: Final = 60.0
 SECRET_MIN_CHARS: Final = 8  # the audit sink refuses shorter secrets (it cannot redact them safely)
 
@@ -217,25 +216,6 @@ async def watch_signals(
                     nursery.start_soon(on_first)
                 else:
                     os._exit(EXIT_INTERRUPTED)
-
-
-async def forward_connectivity(engine: Any, rest: Any, trading: Any, market: Any) -> None:
-    """Connection-state changes to the supervisor (the connectivity kill switch), as sim.world's watcher does:
-    both streams' machines and REST reachability."""
-    last: dict[str, str] = {}
-    await engine.started.wait()
-    while True:
-        rest_state = "lost" if rest.http.unreachable() else "live"
-        states = (
-            ("trading", trading.machine.state.value),
-            ("market_data", market.machine.state.value),
-            ("rest", rest_state),
-        )
-        for name, state in states:
-            if last.get(name) != state:
-                last[name] = state
-                await engine.connectivity_changed(name, state)
-        await trio.sleep(CONNECTIVITY_POLL_S)
 
 
 # --- sim ----------------------------------------------------------------------------------------------------
@@ -671,6 +651,7 @@ class BrokerRun:
         market: Any,
         mark_started: Callable[[], None],
     ) -> None:
+        from adapters.alpaca.connectivity import forward_connectivity
         from sim.world import PRE_OPEN_S, SETTLE_AFTER_CLOSE_S  # the daily runner's timing, as simulated
 
         now_ns = clock.now_ns()

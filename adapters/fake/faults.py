@@ -17,6 +17,7 @@ PROBABILITY_KEYS: Final = (
     "rest_429_p",
     "rest_5xx_p",
     "rest_timeout_after_accept_p",
+    "rest_read_timeout_p",
     "trade_update_drop_p",
     "trade_update_duplicate_p",
     "trade_update_reorder_p",
@@ -95,7 +96,8 @@ class FaultEvent:
 class FaultPlan:
     rest_429_p: float = 0.0
     rest_5xx_p: float = 0.0
-    rest_timeout_after_accept_p: float = 0.0  # the venue applies the request; the response is lost
+    rest_timeout_after_accept_p: float = 0.0  # a POST/PATCH/DELETE is applied; its response is lost
+    rest_read_timeout_p: float = 0.0  # a GET is answered into the void: the client times out
     trade_update_drop_p: float = 0.0
     trade_update_duplicate_p: float = 0.0
     trade_update_reorder_p: float = 0.0
@@ -274,6 +276,9 @@ class FaultInjector:
 
     def drop_response_after_accept(self) -> bool:
         return self._draw(self.plan.rest_timeout_after_accept_p)
+
+    def drop_read_response(self) -> bool:
+        return self._draw(self.plan.rest_read_timeout_p)
 
     def rest_delay_s(self, now_ns: int) -> float:
         slow = self._active("rest_slow", now_ns)

@@ -372,7 +372,13 @@ class Venue:
                 status, body = err.status, err.body()
             response = RestResponse(status, b"" if body is None else encode(body), dict(JSON_HEADERS))
         merged = {**response.headers, **headers}
-        drop_after = self.config.request_timeout_s if self.faults.drop_response_after_accept() else None
+        # A lost answer is ambiguous only for a request that changed something (submit, replace, cancel):
+        # the venue applied it and the client cannot tell. Lost reads are their own fault.
+        if family == "trading" and req.method in ("POST", "PATCH", "DELETE"):
+            lost = self.faults.drop_response_after_accept()
+        else:
+            lost = self.faults.drop_read_response()
+        drop_after = self.config.request_timeout_s if lost else None
         delay_s = self.faults.rest_delay_s(self._now_ns)
         return replace(response, headers=merged, drop_response_after_s=drop_after, delay_s=delay_s)
 

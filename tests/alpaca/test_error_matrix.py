@@ -45,7 +45,7 @@ async def test_5xx_then_recovery_succeeds(autojump_clock: Any) -> None:
 
 async def test_network_timeouts_retry_at_most_3_times_with_the_same_client_order_id(autojump_clock: Any) -> None:
     # Every response is lost after the venue applied the request: the worst ambiguous case.
-    async with running_world(faults=FaultPlan(rest_timeout_after_accept_p=1.0)) as w:
+    async with running_world(faults=FaultPlan(rest_timeout_after_accept_p=1.0, rest_read_timeout_p=1.0)) as w:
         with pytest.raises(BrokerUnavailable):
             await w.rest.submit_order(market_order("ambiguous-1"))
     posts = w.requests("POST", "/v2/orders")

@@ -153,6 +153,17 @@ def test_timeout_after_accept_applies_the_request_and_loses_the_response() -> No
     assert submit(venue, client_order_id="ambiguous")[1]["message"] == "client_order_id must be unique"
 
 
+def test_a_lost_answer_to_a_read_is_its_own_fault() -> None:
+    # Ambiguity is about requests that change something: a read is never drawn for it...
+    venue, _ = make_venue(faults=_plan(rest_timeout_after_accept_p=1.0))
+    assert venue.handle_rest(request("GET", "/v2/account")).drop_response_after_s is None
+    # ...and lost reads are configured on their own.
+    reads_lost, _ = make_venue(faults=_plan(rest_read_timeout_p=1.0))
+    assert reads_lost.handle_rest(request("GET", "/v2/account")).drop_response_after_s == 5.0
+    status, _body = submit(reads_lost)
+    assert status == 200 and len(reads_lost.order_log) == 1
+
+
 def test_trade_update_drop_duplicate_and_reorder() -> None:
     dropping, _ = make_venue(faults=_plan(trade_update_drop_p=1.0))
     session = listening_session(dropping)

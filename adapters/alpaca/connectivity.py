@@ -1,0 +1,81 @@
+"""One Alpaca deployment's connection states -> the engine's connectivity kill switch.
+
+The trading stream, the market-data stream and REST reachability are sampled and every change is forwarded
+to ``Engine.connectivity_changed`` (the supervisor times how long a channel stays down, spec 2.3). The runner
+and the simulation world both run this one loop, so what trips the switch in a drill trips it live.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Final, Protocol
+
+import trio
+
+HEALTHY_POLL_S: Final = 5.0  # every channel live: a change is seen within this
+DEGRADED_POLL_S: Final = 1.0  # a channel down: second resolution for the > 30 s connectivity trip
+
+Channels = tuple[tuple[str, str], ...]  # (channel, state) with channel in trading | market_data | rest
+
+
+class ConnectivitySink(Protocol):
+    started: trio.Event
+
+    async def connectivity_changed(self, channel: str, state: str) -> None: ...
+
+
+class _HasState(Protocol):
+    @property
+    def value(self) -> str: ...
+
+
+class _Machine(Protocol):
+    @property
+    def state(self) -> _HasState: ...
+
+
+class _Stream(Protocol):
+    @property
+    def machine(self) -> _Machine: ...
+
+
+class _Http(Protocol):
+    def unreachable(self) -> bool: ...
+
+
+class _Rest(Protocol):
+    @property
+    def http(self) -> _Http: ...
+
+
+def channel_states(rest: _Rest, trading: _Stream, market: _Stream) -> Channels:
+    """Now: each stream's connection-machine state and REST ``live``/``lost`` (fresh failures only)."""
+    return (
+        ("trading", trading.machine.state.value),
+        ("market_data", market.machine.state.value),
+        ("rest", "lost" if rest.http.unreachable() else "live"),
+    )
+
+
+async def forward_connectivity(
+    engine: ConnectivitySink,
+    rest: _Rest,
+    trading: _Stream,
+    market: _Stream,
+    *,
+    on_sample: Callable[[Channels, float], None] | None = None,
+) -> None:
+    """Forward every state change, forever. ``on_sample(states, step_s)`` sees each sample and the time until
+    the next one (the simulation counts seconds spent polling with it)."""
+    last: dict[str, str] = {}
+    await engine.started.wait()
+    while True:
+        states = channel_states(rest, trading, market)
+        for name, state in states:
+            if last.get(name) != state:
+                last[name] = state
+                await engine.connectivity_changed(name, state)
+        step_s = HEALTHY_POLL_S if all(state == "live" for _, state in states) else DEGRADED_POLL_S
+        if on_sample is not None:
+            on_sample(states, step_s)
+        await trio.sleep(step_s)
