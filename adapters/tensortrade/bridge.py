@@ -71,10 +71,7 @@ from tensortrade.oms.wallets import Portfolio, Wallet
 
 from adapters.policy.actions import N_ACTIONS, NO_OP, OrderIntent, decode_action, plan_target
 from adapters.tensortrade.env import PRICE_QUANTUM, USD_DECIMALS, LogReturnReward
-from core import audit as A
-from core.engine.execution import MAX_REPRICE_ATTEMPTS
 from core.engine.market import carry_forward
-from core.engine.messages import SignalRaised
 from core.engine.state import DECISION_BARS_KEPT, deterministic_uuid
 from core.engine.system import Engine
 from core.features import (
@@ -86,7 +83,6 @@ from core.features import (
     window_from_bars,
 )
 from core.model import Bar, Direction, ExecutionAction, Signal
-from core.order_fsm import Order as OrderMachine
 from core.orderplan import client_order_id
 from core.ports import HistoricalBars
 
@@ -342,14 +338,6 @@ class BridgeHost:
         return AccountView(cash_usd=ledger.cash_usd, positions=ledger.positions(),
                            equity_usd=ledger.equity_usd(), target_weight=self.target_weight)
 
-    def _machines(self, signal_id: str) -> list[OrderMachine]:
-        """Every attempt of the signal's order (a 422 reject is re-priced once under a new attempt number)."""
-        assert self.engine.execution is not None
-        machines = self.engine.execution.machines
-        attempts = range(MAX_REPRICE_ATTEMPTS + 1)
-        found = [machines.get(client_order_id(signal_id, attempt)) for attempt in attempts]
-        return [m for m in found if m is not None]
-
     def collect_updates(self) -> tuple[OrderUpdate, ...]:
         """New executions and terminal states of the bridge's orders, from the execution actor's order
         machines (the engine's truth, fills de-duplicated there); each execution id is forwarded once."""
@@ -357,7 +345,7 @@ class BridgeHost:
         for tt_order_id, record in self.orders.items():
             if record.final:
                 continue
-            machines = self._machines(record.signal_id)
+            machines = self.engine.orders_for_signal(record.signal_id)
             executions: list[Execution] = []
             for machine in machines:
                 for entry in machine.log:
@@ -391,8 +379,6 @@ class BridgeHost:
         return step
 
     async def submit(self, ticket: OrderTicket) -> SubmitOutcome:
-        engine, ctx = self.engine, self.engine.ctx
-        assert ctx is not None and engine.policy is not None and engine.execution is not None
         now = self._now_ns()
         self.signals_sent += 1
         signal_id = deterministic_uuid(MODEL_ID, ticket.symbol, now, self.signals_sent)
@@ -401,18 +387,18 @@ class BridgeHost:
                         reduce_only=ticket.direction is Direction.NEUTRAL)
         await self._raise(signal)
         coid = client_order_id(signal_id, 0)
-        machine = engine.execution.machines.get(coid)
-        if machine is None:
+        placed = self.engine.orders_for_signal(signal_id)
+        if not placed:
             return SubmitOutcome(signal_id=signal_id, client_order_id=coid, placed=False, qty=ZERO)
         self.orders[ticket.tt_order_id] = _HostOrder(signal_id=signal_id, symbol=ticket.symbol)
-        return SubmitOutcome(signal_id=signal_id, client_order_id=coid, placed=True, qty=machine.qty)
+        return SubmitOutcome(signal_id=signal_id, client_order_id=coid, placed=True, qty=placed[0].qty)
 
     async def cancel(self, tt_order_id: str) -> bool:
         """Ask the engine to cancel the order (a CANCEL signal); False when there is nothing to cancel."""
         record = self.orders.get(tt_order_id)
         if record is None or record.final:
             return False
-        working = [m for m in self._machines(record.signal_id) if not m.is_terminal and m.venue_order_id]
+        working = [m for m in self.engine.orders_for_signal(record.signal_id) if not m.is_terminal and m.venue_order_id]
         if not working:
             return False
         self.signals_sent += 1
@@ -424,18 +410,9 @@ class BridgeHost:
         return True
 
     async def _raise(self, signal: Signal) -> None:
-        """Audit the signal (the policy actor's job for its own signals), hand it to the risk actor, and wait
-        until the engine has done everything it will do with it for now."""
-        ctx, policy = self.engine.ctx, self.engine.policy
-        assert ctx is not None and policy is not None
-        ctx.state.counters.signals += 1
-        ctx.audit(A.signal_record(
-            ts_ns=signal.ts_ns, signal_id=signal.signal_id, model_id=signal.model_id, symbol=signal.symbol,
-            direction=signal.direction, quantity=signal.quantity, latency_ms=0,
-            extra={"action": signal.action.value, "source": "tensortrade",
-                   "cancel_order_id": signal.cancel_order_id},
-        ))
-        await policy.signals.send(SignalRaised(signal=signal, raised_at_ns=signal.ts_ns))
+        """Hand the signal to the engine (audited, then RiskGuard and execution) and wait until the engine has
+        done everything it will do with it for now."""
+        await self.engine.submit_signal(signal, source="tensortrade")
         await trio.testing.wait_all_tasks_blocked()
 
     # --- virtual time ---------------------------------------------------------------------------------------

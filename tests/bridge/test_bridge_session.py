@@ -118,6 +118,7 @@ def test_cancels_went_to_the_venue_and_came_back(session: tuple[Any, BridgeWorld
     assert cancel_requests, "at least one passive order was still working one bar later"
     assert len(canceled) == len(cancel_requests)
     signals = [r for r in audit_records(audit, "signals") if r["model_id"] == MODEL_ID]
+    assert {s["extra"]["source"] for s in signals} == {"tensortrade"}  # Engine.submit_signal names the source
     cancel_signals = [s for s in signals if s["extra"]["action"] == "CANCEL"]
     assert len(cancel_signals) == len(cancel_requests)
     assert len(signals) == world.episodes[0].orders_sent + len(cancel_signals)
