@@ -1,6 +1,7 @@
 """`ttlive sim SCENARIO.toml [--seed N] [--out DIR]` and `ttlive sim --seeds 1..500 SCENARIO...` (a sweep).
 
-Exit status: 0 every invariant and expectation held, 1 one failed (the replay command is printed), 2 bad input.
+Exit status: 0 every invariant and expectation held, 1 one failed (the replay command is printed), 2 bad input,
+130 a sweep stopped by Ctrl-C (the runs in flight finish; what finished is summarized in OUT/sweep.json).
 """
 
 from __future__ import annotations
@@ -11,12 +12,15 @@ import contextlib
 import logging
 import os
 import re
+import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from core.config import ConfigError
+
+EXIT_INTERRUPTED = 130  # the shell's code for a run stopped by SIGINT
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -159,7 +163,6 @@ def sweep(args: argparse.Namespace) -> int:
     import json
 
     from rich.console import Console
-    from rich.progress import Progress
     from rich.table import Table
 
     console = Console(stderr=False)
@@ -178,6 +181,7 @@ def sweep(args: argparse.Namespace) -> int:
             console.print(f"[red]FAILED[/red] {result['scenario']} seed {result['seed']}: {first}", soft_wrap=True)
             console.print(f"  replay: {result['replay_command']}", soft_wrap=True)
 
+    interrupted = False
     if args.backend == "ray":
         try:
             import ray  # type: ignore[import-not-found]
@@ -189,18 +193,10 @@ def sweep(args: argparse.Namespace) -> int:
         for result in ray.get([remote.remote(p, s, out_dir(p, s), False, True) for p, s in jobs]):
             seen(result)
     else:
-        with (Progress(console=console, disable=args.quiet or not console.is_terminal) as bar,
-              concurrent.futures.ProcessPoolExecutor(max_workers=args.workers) as pool):
-            task = bar.add_task(f"sweep ({args.workers} workers)", total=len(jobs))
-            futures = {pool.submit(run_one, p, s, out_dir(p, s), False, True): (p, s) for p, s in jobs}
-            for future in concurrent.futures.as_completed(futures):
-                try:
-                    seen(future.result())
-                except Exception as exc:  # one broken run must not hide the other results
-                    seen(failed_run(*futures[future], exc))
-                bar.advance(task)
+        interrupted = _sweep_locally(args, jobs, out_dir, seen, console)
     results.sort(key=lambda r: (r["scenario"], r["seed"]))
-    table = Table(title=f"sweep: {len(jobs)} runs, seeds {args.seeds[0]}..{args.seeds[-1]}")
+    done = f"{len(results)} of {len(jobs)}" if interrupted else f"{len(jobs)}"
+    table = Table(title=f"sweep: {done} runs, seeds {args.seeds[0]}..{args.seeds[-1]}")
     for col in ("scenario", "runs", "failed", "violations", "halted", "fills (mean)", "wall s (mean)"):
         table.add_column(col)
     by_scenario: dict[str, list[dict[str, Any]]] = {}
@@ -215,6 +211,8 @@ def sweep(args: argparse.Namespace) -> int:
                       f"{sum(r['wall_seconds'] for r in rs) / len(rs):.2f}")
     console.print(table)
     summary = {
+        "interrupted": interrupted,
+        "jobs": len(jobs),
         "runs": len(results),
         "failed": failed_total,
         "invariant_violations": sum(len(r["invariant_violations"]) for r in results),
@@ -224,4 +222,46 @@ def sweep(args: argparse.Namespace) -> int:
     summary_path.parent.mkdir(parents=True, exist_ok=True)
     summary_path.write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
     console.print(f"{len(results)} runs, {failed_total} failed; summary: {summary_path}", soft_wrap=True)
+    if interrupted:
+        return EXIT_INTERRUPTED
     return 1 if failed_total else 0
+
+
+def _ignore_sigint() -> None:
+    """Pool workers leave Ctrl-C to the parent, which lets the runs in flight finish and drops the rest."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _sweep_locally(args: argparse.Namespace, jobs: list[tuple[str, int]], out_dir: Callable[[str, int], str],
+                   seen: Callable[[dict[str, Any]], None], console: Any) -> bool:
+    """Run ``jobs`` on a process pool, handing each result to ``seen`` as it completes. Ctrl-C stops the sweep:
+    queued runs are dropped, runs in flight finish and are reported. Returns whether it was interrupted."""
+    from rich.progress import Progress
+
+    interrupted = False
+    collected: set[concurrent.futures.Future[dict[str, Any]]] = set()
+
+    def collect(future: concurrent.futures.Future[dict[str, Any]], job: tuple[str, int]) -> None:
+        collected.add(future)
+        try:
+            seen(future.result())
+        except Exception as exc:  # one broken run must not hide the other results
+            seen(failed_run(*job, exc))
+
+    with Progress(console=console, disable=args.quiet or not console.is_terminal) as bar:
+        task = bar.add_task(f"sweep ({args.workers} workers)", total=len(jobs))
+        pool = concurrent.futures.ProcessPoolExecutor(max_workers=args.workers, initializer=_ignore_sigint)
+        futures = {pool.submit(run_one, p, s, out_dir(p, s), False, True): (p, s) for p, s in jobs}
+        try:
+            for future in concurrent.futures.as_completed(futures):
+                collect(future, futures[future])
+                bar.advance(task)
+        except KeyboardInterrupt:
+            interrupted = True
+            console.print("interrupted: finishing the runs in flight, dropping the queued ones")
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+    for future, job in futures.items():
+        if future not in collected and future.done() and not future.cancelled():
+            collect(future, job)
+    return interrupted

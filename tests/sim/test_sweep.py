@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.sim.conftest import ROOT
+from tools import cmd_sim
 from tools.cli import main
 from tools.cmd_sim import parse_seeds
 
@@ -48,3 +51,26 @@ def test_a_sweep_reports_the_failing_run_and_how_to_replay_it(
     for name in ("clean_day", "impossible"):
         run_dir = out / name / "seed-5"
         assert (run_dir / "report.json").is_file() and (run_dir / "run.log").is_file()
+
+
+def test_ctrl_c_stops_a_sweep_and_keeps_what_finished(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    real_as_completed = cmd_sim.concurrent.futures.as_completed
+
+    def interrupted_after_the_first(futures: Any) -> Iterator[Any]:
+        yield next(iter(real_as_completed(futures)))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cmd_sim.concurrent.futures, "as_completed", interrupted_after_the_first)
+    out = tmp_path / "sweep"
+    scenario = str(ROOT / "scenarios" / "clean_day.toml")
+    status = main(["sim", "--seeds", "1..6", scenario, "--workers", "1", "--quiet", "--out", str(out)])
+
+    assert status == cmd_sim.EXIT_INTERRUPTED
+    assert "interrupted" in capsys.readouterr().out
+    summary = json.loads((out / "sweep.json").read_text(encoding="utf-8"))
+    assert summary["interrupted"] is True and summary["jobs"] == 6
+    # The first run and those already handed to the worker finished and are reported; the queue was dropped.
+    assert 1 <= summary["runs"] < 6 and summary["failed"] == 0
+    assert len(list(out.glob("clean_day/seed-*/report.json"))) == summary["runs"]
