@@ -15,5 +15,5 @@ def seed_trio_scheduler(seed: int) -> None:
         raise RuntimeError(
             "trio's private scheduler knobs moved; sim determinism needs trio==0.35.0 (see pyproject.toml)"
         )
-    _trio_run._ALLOW_DETERMINISTIC_SCHEDULING = True
+    _trio_run._ALLOW_DETERMINISTIC_SCHEDULING = True  # type: ignore[misc]  # trio's test-only knob
     _trio_run._r.seed(seed)

@@ -41,7 +41,7 @@ def check_invariants(world: World, engine_positions: dict[str, str], venue_posit
     our_ids |= {o.order_id for o in legs}
 
     # 1. One venue order per signal attempt (idempotent retries): group by (signal, attempt).
-    attempts = Counter()
+    attempts: Counter[tuple[str, str]] = Counter()
     for order in ours:
         match = COID.match(order.client_order_id)
         if match is None:

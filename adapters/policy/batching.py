@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Final
 
 import numpy as np
+from numpy.typing import NDArray
 
 from core.limits import BATCH_WINDOW_S
 
@@ -17,7 +18,7 @@ MAX_BATCH_ROWS: Final = 256  # a full batch is released at once, without waiting
 @dataclass(frozen=True, slots=True)
 class FeatureRequest:
     symbol: str
-    features: np.ndarray  # float32 (n_features,)
+    features: NDArray[np.float32]  # float32 (n_features,)
     bar_ts_ns: int  # the bar the features end at (lets the actor drop a stale decision)
     requested_at_s: float
 
@@ -25,7 +26,7 @@ class FeatureRequest:
 @dataclass(frozen=True, slots=True)
 class SignalBatch:
     requests: tuple[FeatureRequest, ...]  # first-arrival order of the symbols
-    features: np.ndarray  # float32 (len(requests), n_features), row i belongs to requests[i]
+    features: NDArray[np.float32]  # float32 (len(requests), n_features), row i belongs to requests[i]
     opened_at_s: float
     released_at_s: float
 
@@ -54,7 +55,9 @@ class SignalBatcher:
         """When the open window must be released; None while nothing is pending."""
         return None if self._opened_at_s is None else self._opened_at_s + self.window_s
 
-    def add(self, symbol: str, features: np.ndarray, now_s: float, *, bar_ts_ns: int = 0) -> SignalBatch | None:
+    def add(
+        self, symbol: str, features: NDArray[np.float32], now_s: float, *, bar_ts_ns: int = 0
+    ) -> SignalBatch | None:
         """Queue one request. Returns a batch when one is due: the previous window if it had already expired
         (the new request then opens the next window), or this window once it holds ``max_rows`` symbols."""
         if features.shape != (self.n_features,) or features.dtype != np.float32:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from adapters.policy.actions import OrderIntent, decode_action, plan_target
 
@@ -22,7 +23,7 @@ class PolicyDecisionModel:
     def warm_up(self) -> None:
         self.runtime.warm_up()
 
-    def infer(self, features: Any) -> np.ndarray:
+    def infer(self, features: Any) -> NDArray[Any]:
         return np.asarray(self.runtime.infer(features))
 
     def intent(self, action_id: int, *, position_fraction: float, working_fraction: float) -> OrderIntent:

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
-import onnxruntime as ort
+import onnxruntime as ort  # type: ignore[import-untyped]
+from numpy.typing import NDArray
 
 from adapters.policy.actions import ACTION_SPACE_VERSION, ACTION_TABLE, PolicyAction, decode_action
 from core.features import DEFAULT_SPEC, FEATURE_SCHEMA_VERSION, FeatureSpec, feature_names
@@ -138,7 +139,7 @@ class OnnxPolicy:
         if n_logits != len(ACTION_TABLE):
             raise ModelMismatch(f"{self.model_id}: {n_logits} logits for {len(ACTION_TABLE)} actions")
 
-    def _checked(self, features: Any) -> np.ndarray:
+    def _checked(self, features: Any) -> NDArray[Any]:
         batch = np.asarray(features)
         if batch.ndim != 2 or batch.shape[1] != self.n_features:
             raise ValueError(f"features must be (batch, {self.n_features}), got {batch.shape}")
@@ -155,12 +156,12 @@ class OnnxPolicy:
                 self.session.run(None, {self.input_name: np.zeros((size, self.n_features), np.float32)})
         self.warmed_up = True
 
-    def infer(self, features: Any) -> np.ndarray:
+    def infer(self, features: Any) -> NDArray[Any]:
         """(batch, n_features) float32 -> (batch,) int64 action ids (the deterministic argmax)."""
         (actions,) = self.session.run(["action"], {self.input_name: self._checked(features)})
         return np.asarray(actions, dtype=np.int64)
 
-    def logits(self, features: Any) -> np.ndarray:
+    def logits(self, features: Any) -> NDArray[Any]:
         (logits,) = self.session.run(["logits"], {self.input_name: self._checked(features)})
         return np.asarray(logits, dtype=np.float32)
 

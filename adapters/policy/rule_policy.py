@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from adapters.policy.actions import SIZE_BUCKETS, PolicyAction, action_id_for, decode_action
 from core.features import DEFAULT_SPEC, FeatureSpec, feature_names
@@ -44,7 +45,7 @@ class RulePolicy:
         self._target_fractions = np.array([t for t, _ in targets])
         self._target_ids = np.array([i for _, i in targets], dtype=np.int64)
 
-    def infer(self, features: Any) -> np.ndarray:
+    def infer(self, features: Any) -> NDArray[Any]:
         batch = np.asarray(features, dtype=np.float32)
         if batch.ndim != 2 or batch.shape[1] != self.n_features:
             raise ValueError(f"features must be (batch, {self.n_features}), got {batch.shape}")
