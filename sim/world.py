@@ -344,6 +344,12 @@ def run_scenario(scenario: Scenario, *, seed: int | None = None, out_dir: str | 
                  options: WorldOptions | None = None) -> Report:
     """Run one scenario in virtual time and write ``out_dir/report.json`` next to the audit streams."""
     seed = scenario.seed if seed is None else seed
+    out = fresh_out_dir(out_dir)
+    return run_world(World(scenario, seed, out, options or WorldOptions()), scenario_file=scenario_file)
+
+
+def fresh_out_dir(out_dir: str | Path) -> Path:
+    """``out_dir``, created, without a previous run's state, report and audit streams."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     for stale in ("state.json", "report.json"):
@@ -352,14 +358,16 @@ def run_scenario(scenario: Scenario, *, seed: int | None = None, out_dir: str | 
         import shutil
 
         shutil.rmtree(out / "audit")
-    options = options or WorldOptions()
-    world = World(scenario, seed, out, options)
+    return out
+
+
+def run_world(world: World, *, scenario_file: str = "") -> Report:
+    """Run a built world (``World`` or a subclass) in virtual time; write and return its report."""
     wall0 = time.perf_counter()
-    seed_trio_scheduler(seed)
+    seed_trio_scheduler(world.seed)
     trio.run(world.run, clock=trio.testing.MockClock(autojump_threshold=0))
-    wall_s = time.perf_counter() - wall0
-    report = build_report(world, scenario_file=scenario_file, wall_s=wall_s)
-    (out / "report.json").write_bytes(encode_report(report))
+    report = build_report(world, scenario_file=scenario_file, wall_s=time.perf_counter() - wall0)
+    (world.out_dir / "report.json").write_bytes(encode_report(report))
     return report
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import math
 import statistics
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
@@ -26,7 +25,7 @@ import trio.testing
 
 from core.audit import slippage_bps
 from core.model import Bar, Side
-from sim.report import Report, encode_report
+from sim.report import Report
 from sim.scenario import Scenario
 from sim.world import (
     BASE_URL,
@@ -34,8 +33,9 @@ from sim.world import (
     VenueClock,
     World,
     WorldOptions,
-    build_report,
+    fresh_out_dir,
     run_scenario,
+    run_world,
     session_days,
 )
 
@@ -109,24 +109,9 @@ def bridge_scenario(scenario: Scenario) -> Scenario:
 def run_bridge_scenario(scenario: Scenario, *, seed: int | None = None, out_dir: str | Path,
                         scenario_file: str = "", **bridge_options: Any) -> tuple[Report, BridgeWorld]:
     """``sim.world.run_scenario`` with a BridgeWorld: writes out_dir/report.json next to the audit streams."""
-    from sim.determinism import seed_trio_scheduler
-
     seed = scenario.seed if seed is None else seed
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    for stale in ("state.json", "report.json"):
-        (out / stale).unlink(missing_ok=True)
-    if (out / "audit").exists():
-        import shutil
-
-        shutil.rmtree(out / "audit")
-    world = BridgeWorld(bridge_scenario(scenario), seed, out, WorldOptions(), **bridge_options)
-    wall0 = time.perf_counter()
-    seed_trio_scheduler(seed)
-    trio.run(world.run, clock=trio.testing.MockClock(autojump_threshold=0))
-    report = build_report(world, scenario_file=scenario_file, wall_s=time.perf_counter() - wall0)
-    (out / "report.json").write_bytes(encode_report(report))
-    return report, world
+    world = BridgeWorld(bridge_scenario(scenario), seed, fresh_out_dir(out_dir), WorldOptions(), **bridge_options)
+    return run_world(world, scenario_file=scenario_file), world
 
 
 # --- records ------------------------------------------------------------------------------------------------

@@ -66,11 +66,11 @@ from tensortrade.env.generic import RewardScheme, TradingEnv
 from tensortrade.feed.core import DataFeed, Stream
 from tensortrade.oms.exchanges import Exchange, ExchangeOptions
 from tensortrade.oms.instruments import ExchangePair, Instrument, Quantity
-from tensortrade.oms.orders import Broker, Order, Trade, TradeSide, TradeType
+from tensortrade.oms.orders import Order, Trade, TradeSide, TradeType
 from tensortrade.oms.wallets import Portfolio, Wallet
 
 from adapters.policy.actions import N_ACTIONS, NO_OP, OrderIntent, decode_action, plan_target
-from adapters.tensortrade.env import PRICE_QUANTUM, USD_DECIMALS, LogReturnReward
+from adapters.tensortrade.env import PRICE_QUANTUM, USD_DECIMALS, LogReturnReward, VenueBroker
 from core.engine.market import carry_forward
 from core.engine.state import DECISION_BARS_KEPT, deterministic_uuid
 from core.engine.system import Engine
@@ -610,13 +610,13 @@ class AlpacaExchange(Exchange):
             order.cancel("NOT PLACED")  # risk refused it (audited), or nothing to send: release the funds
 
 
-class AlpacaBroker(Broker):
+class AlpacaBroker(VenueBroker):
     """TensorTrade's Broker over the engine's order book.
 
-    ``update`` sends what is ready and keeps nothing it finished (TensorTrade's removes from the list it walks
-    and keeps ``executed`` forever); a cancel of a sent order completes only when the venue confirms, so a
-    fill racing it still finds its funds; executions move funds on the order's path
-    (``Wallet.withdraw``/``deposit``), then ``order.fill``; a final status completes or cancels the rest."""
+    ``update`` (VenueBroker's) sends what is ready and keeps nothing it finished; a cancel of a sent order
+    completes only when the venue confirms, so a fill racing it still finds its funds; executions move funds on
+    the order's path (``Wallet.withdraw``/``deposit``), then ``order.fill``; a final status completes or cancels
+    the rest."""
 
     def __init__(self, client: BridgeClient | None = None) -> None:
         super().__init__()
@@ -624,15 +624,8 @@ class AlpacaBroker(Broker):
         self.client.listen(self.apply_updates)
         self.finished: list[tuple[str, str]] = []  # (symbol, final status) of each order done with, in order
 
-    def update(self) -> None:
-        for order in list(self.unexecuted):
-            if order.is_executable:
-                self.unexecuted.remove(order)
-                self.executed[order.id] = order
-                order.attach(self)
-                order.execute()
-        for order in [o for o in self.executed.values() if not o.is_active]:
-            self._forget(order, "not_placed" if order.is_cancelled else "filled")
+    def finished_order(self, order: Order) -> None:
+        self._forget(order, "not_placed" if order.is_cancelled else "filled")
 
     def cancel(self, order: Order) -> None:
         if not order.is_active:

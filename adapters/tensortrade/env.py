@@ -267,9 +267,13 @@ class VenueBroker(Broker):
                 self.executed[order.id] = order
                 order.attach(self)
                 order.execute()
-        for order_id in [oid for oid, order in self.executed.items() if not order.is_active]:
-            del self.executed[order_id]
-            self.trades.pop(order_id, None)
+        for order in [o for o in self.executed.values() if not o.is_active]:
+            self.finished_order(order)
+
+    def finished_order(self, order: Order) -> None:
+        """An executed order is no longer active: forget it (a subclass may record how it ended)."""
+        del self.executed[order.id]
+        self.trades.pop(order.id, None)
 
     def cancel(self, order: Order) -> None:
         if order.is_active:
