@@ -118,18 +118,23 @@ def _ttlive_round(url: str, kind: str, n: int, first_id: int, into: Tally) -> No
         )
         try:
             await _call_ttlive(rest, kind, first_id - 1)  # connect outside the timing
-            clock = time.perf_counter_ns
-            started = clock()
-            for i in range(n):
-                t0 = clock()
-                await _call_ttlive(rest, kind, first_id + i)
-                into.recorder.record_ns(clock() - t0)
-            into.wall_s += (clock() - started) / 1e9
-            into.calls += n
+            await _timed_calls(rest, kind, first_id, n, into)
         finally:
             await rest.aclose()
 
     trio.run(main)
+
+
+async def _timed_calls(rest: AlpacaRest, kind: str, first_id: int, n: int, into: Tally) -> None:
+    """``n`` calls of ``kind``, each timed into ``into``'s recorder; the loop's wall time and count added."""
+    clock = time.perf_counter_ns
+    started = clock()
+    for i in range(n):
+        t0 = clock()
+        await _call_ttlive(rest, kind, first_id + i)
+        into.recorder.record_ns(clock() - t0)
+    into.wall_s += (clock() - started) / 1e9
+    into.calls += n
 
 
 async def _call_ttlive(rest: AlpacaRest, kind: str, i: int) -> None:
@@ -236,14 +241,7 @@ def _ttlive_canned(
             limiter=unlimited_limiter(),
         )
         try:
-            clock = time.perf_counter_ns
-            started = clock()
-            for i in range(n):
-                t0 = clock()
-                await _call_ttlive(rest, kind, first_id + i)
-                into.recorder.record_ns(clock() - t0)
-            into.wall_s += (clock() - started) / 1e9
-            into.calls += n
+            await _timed_calls(rest, kind, first_id, n, into)
         finally:
             await rest.aclose()
 
