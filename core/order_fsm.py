@@ -206,6 +206,8 @@ ROWS: dict[OrderState, dict[OrderEvent, OrderState]] = {
     S.SUBMITTING: {
         E.SUBMIT_TIMEOUT: S.ACK_UNKNOWN,
         E.SUBMIT_REJECTED: S.REJECTED,
+        # why: the order gate closed (halt) before any attempt left: nothing reached the venue
+        E.WITHDRAWN: S.CANCELED,
         # why: the stream can beat the POST response, so any status (even filled) may be the first news
         **_to(*_ALL_STATUS_REPORTS),
         **_stay(S.SUBMITTING, E.RESTATED),

@@ -5,7 +5,7 @@ A fake venue, real Alpaca, or a port-level simulator all plug in here; the core 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any, Protocol, runtime_checkable
 
@@ -57,11 +57,32 @@ class BrokerUnavailable(BrokerError):
     """Retries exhausted on timeouts / 5xx: the broker cannot be reached right now."""
 
 
+# The order gate: asked immediately before every attempt to put an order-creating request on the wire (the first
+# attempt, each retry, after every rate-limiter wait). False once the kill switch has latched.
+SendGate = Callable[[], bool]
+
+
+def gate_open() -> bool:
+    return True
+
+
+class OrderGateClosed(BrokerError):
+    """The order gate closed before this order-creating request could be (re)sent; nothing more was sent.
+
+    ``sent``: an earlier attempt did go out and its answer was lost, so the order may have landed: the caller
+    resolves it by a lookup by ``client_order_id``, never by another POST.
+    """
+
+    def __init__(self, message: str, *, sent: bool) -> None:
+        super().__init__(message)
+        self.sent = sent
+
+
 @runtime_checkable
 class BrokerRest(Protocol):
     """Alpaca trading REST, spec 1.2 / 2.2 / 2.3 / 4.4."""
 
-    async def submit_order(self, request: OrderRequest) -> BrokerOrder: ...
+    async def submit_order(self, request: OrderRequest, *, gate: SendGate = gate_open) -> BrokerOrder: ...
     async def cancel_order(self, order_id: str) -> None: ...
     async def cancel_all_orders(self) -> list[tuple[str, int]]: ...  # (order id, status) per order
     async def get_order(self, order_id: str) -> BrokerOrder: ...
@@ -154,9 +175,12 @@ __all__ = [
     "MarketDataStream",
     "Monitor",
     "NotCancelable",
+    "OrderGateClosed",
     "OrderNotFound",
     "PolicyModel",
     "RateLimited",
+    "SendGate",
     "StateStore",
     "TradeUpdateStream",
+    "gate_open",
 ]

@@ -1,5 +1,5 @@
 """Deliberately broken engines, for proving the harness can fail (issue 8: "a test switches off idempotent
-retries"). Never used outside tests and `ttlive sim --break`.
+retries"; issue 15: "retry POST after the latch"). Never used outside tests and the swarm's hidden ``--break``.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import msgspec
 
 from adapters.alpaca.rest import AlpacaRest
 from core.model import BrokerOrder, OrderRequest
-from core.ports import BrokerUnavailable
+from core.ports import BrokerUnavailable, SendGate, gate_open
 
 
 def break_idempotent_retries(rest: AlpacaRest) -> None:
@@ -19,7 +19,8 @@ def break_idempotent_retries(rest: AlpacaRest) -> None:
     original = AlpacaRest.submit_order
     attempts: dict[str, int] = {}
 
-    async def naive_submit(request: OrderRequest) -> BrokerOrder:
+    async def naive_submit(request: OrderRequest, *, gate: SendGate = gate_open) -> BrokerOrder:
+        del gate  # this build's bug is another one; the gate is not what it tests
         for retry in range(4):
             key = request.client_order_id if retry == 0 else f"{request.client_order_id}-r{retry}"
             attempts[request.client_order_id] = retry
@@ -44,3 +45,15 @@ async def _single_attempt(rest: AlpacaRest, request: OrderRequest, original: Any
     if response.status_code >= 400:
         raise BrokerUnavailable(f"HTTP {response.status_code}", retryable=True)
     return rest._order(response, "POST /v2/orders")
+
+
+def break_halt_gate(rest: AlpacaRest) -> None:
+    """The issue-15 bug: the adapter's retry loop ignores the order gate, so a POST whose answer was lost (or that
+    waited on the rate limiter) is sent again after the kill switch latched."""
+    original = rest.submit_order
+
+    async def ungated_submit(request: OrderRequest, *, gate: SendGate = gate_open) -> BrokerOrder:
+        del gate  # the bug: never asked, so every retry goes out whatever the kill switch says
+        return await original(request)
+
+    rest.submit_order = ungated_submit  # type: ignore[method-assign]

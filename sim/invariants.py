@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,6 +20,7 @@ from sim.scenario import Scenario
 if TYPE_CHECKING:
     from sim.world import World
 
+NS = 1_000_000_000
 COID = re.compile(r"^tt-(?P<signal>[0-9a-f-]{36})-(?P<attempt>\d+)(?P<suffix>.*)$")
 
 
@@ -106,6 +108,12 @@ def check_invariants(world: World, engine_positions: dict[str, str], venue_posit
         if working:
             violations.append(f"halted, yet {len(working)} of our orders still work at the venue")
 
+    # 5c. The order gate, on the venue's own request log: nothing order-creating arrives after a latch, and every
+    #     order of ours working at the latch is resolved within HALT_RESOLVE_S.
+    violations.extend(check_order_gate(world, our_ids))
+    # 5d. Liveness: after the last fault the streams deliver (live or polling) again within STREAM_RECOVERY_S.
+    violations.extend(check_stream_recovery(world))
+
     # 6. Bounded queues and 7. no leaked tasks.
     violations.extend(world.record.channel_overflows)
     if world.record.leaked_tasks:
@@ -116,6 +124,108 @@ def check_invariants(world: World, engine_positions: dict[str, str], venue_posit
         if engine.crash is not None:
             violations.append(f"engine crashed: {engine.crash!r}")
     return violations
+
+
+ORDER_CREATING = re.compile(r"^(POST /v2/orders|PATCH /v2/orders/.+)$")
+TERMINAL_EVENTS = frozenset({"fill", "canceled", "expired", "replaced", "rejected"})
+HALT_RESOLVE_S = 10  # issue 15: every order in flight at the latch is resolved within 10 s of simulated time
+STREAM_RECOVERY_S = 60  # issue 15: after the last fault the streams are live or polling within 60 s
+
+
+@dataclass(frozen=True, slots=True)
+class GateWindow:
+    """One closed stretch of the order gate, in the venue's record positions."""
+
+    latched_ns: int
+    first_request: int  # index into venue.request_log of the first request after the latch
+    first_order: int  # index into venue.order_log of the first order accepted after the latch
+    reset_ns: int | None
+    end_request: int | None  # first request after the reset (None: never reset)
+
+
+def gate_windows(world: World) -> list[GateWindow]:
+    out: list[GateWindow] = []
+    latch: tuple[int, int, int, bool] | None = None
+    for change in world.record.gate_changes:
+        if change[3] and latch is None:
+            latch = change
+        elif not change[3] and latch is not None:
+            out.append(GateWindow(latch[0], latch[1], latch[2], change[0], change[1]))
+            latch = None
+    if latch is not None:
+        out.append(GateWindow(latch[0], latch[1], latch[2], None, None))
+    return out
+
+
+def check_order_gate(world: World, our_ids: set[str]) -> list[str]:
+    venue = world.venue
+    violations: list[str] = []
+    terminal_ns: dict[str, int] = {}
+    for event in venue.event_log:
+        if event.event in TERMINAL_EVENTS:
+            terminal_ns.setdefault(event.order_id, event.ts_ns)
+    for window in gate_windows(world):
+        requests = venue.request_log[window.first_request:window.end_request]
+        for offset, req in enumerate(requests):
+            if ORDER_CREATING.match(f"{req.method} {req.path}"):
+                violations.append(
+                    f"{req.method} {req.path} reached the venue {(req.ts_ns - window.latched_ns) / 1e9:.1f} s after "
+                    f"the kill switch latched (request #{window.first_request + offset}, answered {req.status})")
+        deadline_ns = window.latched_ns + HALT_RESOLVE_S * NS
+        if not _resolvable(world, window, deadline_ns):
+            continue
+        for order in venue.order_log[:window.first_order]:
+            if order.order_id not in our_ids:
+                continue
+            ended = terminal_ns.get(order.order_id)
+            if ended is None or ended > deadline_ns:
+                if ended is not None and ended <= window.latched_ns:
+                    continue
+                late = "still working" if ended is None else f"resolved {(ended - window.latched_ns) / 1e9:.1f} s"
+                violations.append(f"order {order.client_order_id} in flight at the latch: {late} after it "
+                                  f"(limit {HALT_RESOLVE_S} s)")
+    return violations
+
+
+def _resolvable(world: World, window: GateWindow, deadline_ns: int) -> bool:
+    """Can the 10 s promise be judged? Not when the world took the means away: the run or a reset ends the
+    window first, the client was down, or the venue refused service (5xx, 429) inside it."""
+    if deadline_ns > world.record.end_ns or (window.reset_ns is not None and window.reset_ns <= deadline_ns):
+        return False
+    if any(start <= deadline_ns and end >= window.latched_ns for start, end in world.record.crash_windows):
+        return False
+    for req in world.venue.request_log[window.first_request:]:
+        if req.ts_ns > deadline_ns:
+            break
+        if req.status >= 500 or req.status == 429:
+            return False
+    return True
+
+
+def check_stream_recovery(world: World) -> list[str]:
+    if not world.record.stream_outages:
+        return []
+    quiet_from = last_fault_end_ns(world) + STREAM_RECOVERY_S * NS
+    for ts_ns, channel, state in world.record.stream_outages:
+        if ts_ns > quiet_from and ts_ns <= world.record.end_ns:
+            return [f"{channel} stream {state} at {ts_ns}, {(ts_ns - quiet_from) / 1e9 + STREAM_RECOVERY_S:.0f} s "
+                    f"after the last fault ended (limit {STREAM_RECOVERY_S} s)"]
+    return []
+
+
+def last_fault_end_ns(world: World) -> int:
+    from adapters.fake.calendar import ns_at
+
+    ends = [until for _, until in world.record.crash_windows]
+    for event in world.plan.events:
+        if event.at_ns is not None:
+            at_ns = event.at_ns
+        elif event.at is not None and event.day < len(world.sessions):
+            at_ns = ns_at(world.sessions[event.day][0], event.at)
+        else:
+            continue
+        ends.append(at_ns + event.duration_ns)
+    return max(ends, default=0)
 
 
 def halt_intervals(world: World) -> list[tuple[int, int | None]]:

@@ -39,6 +39,8 @@ class Report(msgspec.Struct, kw_only=True):
     sim_seconds: float
     wall_seconds: float
     replay_command: str
+    # What the run exercised (a swarm sums these, so a swarm cannot pass by testing nothing).
+    coverage: dict[str, int] = msgspec.field(default_factory=dict)
 
     @property
     def ok(self) -> bool:

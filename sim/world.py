@@ -50,6 +50,7 @@ log = logging.getLogger("ttlive.sim")
 NS = 1_000_000_000
 PRE_OPEN_S = 300  # the engine starts five minutes before the open (model warm-up, resync)
 SETTLE_AFTER_CLOSE_S = 120  # after the close: final resync and reconciliation
+LIVE_ENOUGH = frozenset({"live", "polling", "resyncing"})  # a stream that delivers (or REST stands in for it)
 SIM_KEY = Credentials(key_id="PKSIMULATION0001", secret_key="sim-secret-not-real-0001")
 BASE_URL = "http://fake-alpaca"
 
@@ -69,6 +70,7 @@ class WorldOptions:
     """Knobs for tests and tools; a scenario run from the CLI uses the defaults."""
 
     break_idempotency: bool = False  # a deliberately broken engine: retries with a fresh client order id
+    break_halt_gate: bool = False  # a deliberately broken engine: its REST retries ignore the kill switch's gate
     progress: Callable[[int, int], None] | None = None  # (sim seconds done, total)
     on_engine: Callable[[Engine], None] | None = None  # the dashboard hooks in here
     fsync_audit: bool = False  # simulation: durability is not what is measured
@@ -84,12 +86,19 @@ class WorldRecord:
     halt_intervals: list[tuple[int, int | None]] = field(default_factory=list)
     reconnects: int = 0
     polling_s: float = 0.0
+    polling_periods: int = 0
     rest_retries: int = 0
     crashes: int = 0
     channel_overflows: list[str] = field(default_factory=list)
     leaked_tasks: int = 0
     end_ns: int = 0
     equity_points: list[tuple[int, Decimal]] = field(default_factory=list)
+    # The order gate as the venue saw it: (ts_ns, venue request-log length, venue order-log length, halted) at
+    # every latch (halted=True) and reset, so "nothing after the latch" is exact to the request, not the instant.
+    gate_changes: list[tuple[int, int, int, bool]] = field(default_factory=list)
+    crash_windows: list[tuple[int, int]] = field(default_factory=list)  # (killed at, restarted at)
+    # Samples where a stream was neither live nor polling: (ts_ns, channel, state), for the liveness check.
+    stream_outages: list[tuple[int, str, str]] = field(default_factory=list)
 
 
 def git_revision() -> str:
@@ -168,6 +177,10 @@ class World:
             from sim.breakage import break_idempotent_retries
 
             break_idempotent_retries(rest)
+        if self.options.break_halt_gate:
+            from sim.breakage import break_halt_gate
+
+            break_halt_gate(rest)
         data = AlpacaData(credentials=SIM_KEY, clock=self.clock, base_url=BASE_URL, transport=transport,
                           monitor=self.telemetry)
         trading = TradingStream(rest=rest, url="ws://fake-alpaca/stream", credentials=SIM_KEY, clock=self.clock,
@@ -186,7 +199,12 @@ class World:
             account_type=AccountType(self.scenario.account.type), monitor=self.telemetry,
             latency_p95_ms=self.latency_p95_ms,
         )
+        engine.halt_observers.append(self.gate_changed)
         return engine, (rest, data, trading, market)
+
+    def gate_changed(self, halted: bool) -> None:
+        self.record.gate_changes.append(
+            (self.clock.now_ns(), len(self.venue.request_log), len(self.venue.order_log), halted))
 
     def latency_p95_ms(self) -> float:
         """Worst REST endpoint p95 (spec 4.3 alert input), on virtual time."""
@@ -259,6 +277,7 @@ class World:
                         self.record.crashes += 1
                         scope.cancel()
                         crashed_until = at_ns + int(max(event.duration_s, 1.0) * NS)
+                        self.record.crash_windows.append((at_ns, crashed_until))
                         break
                     await trio.sleep(0)
                 if crashed_until is None:
@@ -286,9 +305,18 @@ class World:
         """The runner's connectivity loop (stream + REST states -> the kill switch), counting polling seconds."""
         rest, _, trading, market = parts
 
+        was_polling = False
+
         def count_polling(states: Channels, step_s: float) -> None:
-            if dict(states)["trading"] == "polling":
+            nonlocal was_polling
+            polling = dict(states)["trading"] == "polling"
+            if polling:
                 self.record.polling_s += step_s
+                self.record.polling_periods += not was_polling
+            was_polling = polling
+            for channel, state in states:
+                if channel != "rest" and state not in LIVE_ENOUGH:
+                    self.record.stream_outages.append((self.clock.now_ns(), channel, state))
 
         await forward_connectivity(engine, rest, trading, market, on_sample=count_polling)
 
@@ -415,8 +443,31 @@ def build_report(world: World, *, scenario_file: str, wall_s: float) -> Report:
         sim_seconds=float(world.total_sim_s), wall_seconds=round(wall_s, 3),
         replay_command=f"ttlive sim {scenario_file or scenario.name + '.toml'} --seed {world.seed}",
     )
+    report.coverage = coverage(world, counters)
     report.expectation_failures = check_expectations(scenario, report)
     return report
+
+
+def coverage(world: World, counters: dict[str, Any]) -> dict[str, int]:
+    """What this run exercised, counted from the venue's and the world's records (and the engine's counters for
+    what only it can know: an ambiguous submit, a submission settled after the latch)."""
+    from sim.invariants import gate_windows
+
+    requests = world.venue.request_log
+    record = world.record
+    return {
+        "halts": len(gate_windows(world)),
+        "resets": sum(1 for change in record.gate_changes if not change[3]),
+        "ambiguous_submits": int(counters.get("orders_ambiguous", 0)),
+        "halt_inflight_resolved": int(counters.get("halt_inflight_resolved", 0)),
+        "post_halt_fills": int(counters.get("post_halt_fills", 0)),
+        "rate_limited_429": sum(1 for r in requests if r.status == 429),
+        "server_errors_5xx": sum(1 for r in requests if r.status >= 500),
+        "reconnects": record.reconnects,
+        "polling_periods": record.polling_periods,
+        "crashes_recovered": record.crashes if not any(e.crash for e in record.engines) else 0,
+        "stream_outage_samples": len(record.stream_outages),
+    }
 
 
 def venue_marks(venue: Venue) -> dict[str, Decimal]:

@@ -35,7 +35,17 @@ from core.model import (
     Position,
     Quote,
 )
-from core.ports import BrokerError, BrokerUnavailable, Clock, DuplicateClientOrderId, Monitor, OrderNotFound
+from core.ports import (
+    BrokerError,
+    BrokerUnavailable,
+    Clock,
+    DuplicateClientOrderId,
+    Monitor,
+    OrderGateClosed,
+    OrderNotFound,
+    SendGate,
+    gate_open,
+)
 
 log = logging.getLogger("ttlive.alpaca.rest")
 
@@ -135,13 +145,24 @@ class AlpacaHttp:
         json: Any = None,
         priority: Priority = Priority.NORMAL,
         before_resend: ResendCheck | None = None,
+        gate: SendGate | None = None,
     ) -> httpx.Response | None:
-        """Send with retries. ``before_resend`` may return False to stop (the result was adopted): None."""
+        """Send with retries. ``before_resend`` may return False to stop (the result was adopted): None.
+
+        ``gate`` (order-creating requests): asked right before every attempt goes on the wire, after the
+        rate limiter let it through; closed, nothing more is sent and ``OrderGateClosed`` says whether an
+        earlier attempt went out.
+        """
         budget = RetryBudget()
         ticket: int | None = None
         metric = f"{self._prefix} {endpoint}"
+        sent = 0
         while True:
             ticket = await self.limiter.acquire(priority, ticket=ticket)
+            if gate is not None and not gate():
+                self.monitor.incr(f"{self._prefix}.gate_closed")
+                raise OrderGateClosed(f"{endpoint}: the order gate closed before attempt {sent + 1}", sent=sent > 0)
+            sent += 1
             self.attempts += 1
             response: httpx.Response | None = None
             start_s = trio.current_time()
@@ -258,11 +279,13 @@ class AlpacaRest:
         w = self.http.decode(response, wire.WireOrder, endpoint=endpoint)
         return self.http.mapped(wire.order_from_wire, w, endpoint=endpoint)
 
-    async def submit_order(self, request: OrderRequest) -> BrokerOrder:
+    async def submit_order(self, request: OrderRequest, *, gate: SendGate = gate_open) -> BrokerOrder:
         """POST /v2/orders, idempotent by ``client_order_id`` across every retry (spec 1.2 / 3.2).
 
         After an ambiguous failure (timeout, 5xx) we ask the venue whether the order landed before
         resending; a resend answered "client_order_id must be unique" means it did: adopt that order.
+        ``gate`` is asked before every attempt: once it closes (the kill switch latched) nothing more is sent
+        (``OrderGateClosed``); an order that landed before is still adopted by the landed-check.
         """
         endpoint = "POST /v2/orders"
         adopted: list[BrokerOrder] = []
@@ -289,6 +312,7 @@ class AlpacaRest:
                 endpoint=endpoint,
                 json=wire.order_request_body(request),
                 before_resend=landed_check,
+                gate=gate,
             )
         except DuplicateClientOrderId:
             if not resent:

@@ -8,6 +8,7 @@ A submit is audited (fsync) before it is sent; a fill is audited before it is bo
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 from collections.abc import Callable
 from decimal import Decimal
@@ -29,11 +30,19 @@ from core.fsm_errors import IllegalTransition, VenueProtocolError
 from core.model import Activity, BrokerOrder, Fill, OrderRequest, Quote, Side, TradeUpdate
 from core.order_fsm import MAY_EXECUTE, OPEN, Applied, Order, OrderEvent, Outcome, status_event, trade_event
 from core.orderplan import PlanConfig, PlanError, plan_order
-from core.ports import BrokerError, BrokerUnavailable, DuplicateClientOrderId, NotCancelable, OrderNotFound
+from core.ports import (
+    BrokerError,
+    BrokerUnavailable,
+    DuplicateClientOrderId,
+    NotCancelable,
+    OrderGateClosed,
+    OrderNotFound,
+)
 
 log = logging.getLogger("ttlive.execution")
 ZERO = Decimal(0)
 MAX_REPRICE_ATTEMPTS = 1  # execution.on_reject = "reprice_once"
+LOOKUP_ATTEMPTS = 3  # GET by client_order_id after an ambiguous submit; the reconciler's resync settles the rest
 
 
 class LookupFinished(msgspec.Struct, frozen=True, kw_only=True):
@@ -77,11 +86,13 @@ class ExecutionActor:
         self_send: trio.MemorySendChannel[ExecutionMessage],
         is_halted: Callable[[], bool],
         on_fill: Callable[[Fill, Decimal, bool], None],
+        halted_since_ns: Callable[[], int | None] = lambda: None,
     ) -> None:
         self.ctx = ctx
         self.inbox = inbox
         self.self_send = self_send
         self.is_halted = is_halted
+        self.halted_since_ns = halted_since_ns  # when the current halt latched (None while trading)
         self.on_fill = on_fill  # (fill, realised P&L of a closed round trip, closed?) -> supervisor
         self.machines: dict[str, Order] = {}
         self.resync_waiters: list[trio.Event] = []
@@ -232,6 +243,11 @@ class ExecutionActor:
                    and (t.parent_client_order_id is not None or o.side is not request.side)]
         self._spawn(self._submit, request, release)
 
+    def gate(self) -> bool:
+        """The order gate: open while trading. The adapter asks it before every order-creating attempt, so a
+        retry, a rate-limiter wait or a leg release that outlasts the latch never reaches the venue."""
+        return not self.is_halted()
+
     async def _submit(self, request: OrderRequest, release_leg_ids: list[str]) -> None:
         started = trio.current_time()
         result: SubmitFinished
@@ -240,10 +256,17 @@ class ExecutionActor:
                 for leg_id in release_leg_ids:
                     with contextlib.suppress(NotCancelable, OrderNotFound):  # filled or gone meanwhile
                         await self.ctx.broker.cancel_order(leg_id)
-                placed = await self.ctx.broker.submit_order(request)
+                if not self.gate():
+                    raise OrderGateClosed("halted while releasing legs", sent=False)
+                placed = await self.ctx.broker.submit_order(request, gate=self.gate)
             result = SubmitFinished(client_order_id=request.client_order_id, venue_order_id=placed.id,
                                     status=placed.status)
             self._register_legs(request.client_order_id, placed)
+        except OrderGateClosed as exc:
+            log.info("submit %s stopped at the order gate (sent before: %s)", request.client_order_id, exc.sent)
+            # Sent before and unanswered: only a lookup by client_order_id may resolve it, never another POST.
+            result = SubmitFinished(client_order_id=request.client_order_id, venue_order_id=None, status=None,
+                                    ambiguous=exc.sent, withdrawn=not exc.sent)
         except DuplicateClientOrderId:
             result = SubmitFinished(client_order_id=request.client_order_id, venue_order_id=None, status=None,
                                     ambiguous=True)
@@ -294,6 +317,9 @@ class ExecutionActor:
                        extra={"client_order_id": order.client_order_id, "event": "order_rejected"})
             if message.http_status == 422:  # a price/shape problem (e.g. wash trade): worth one re-price
                 self._fallback_after_reject(tracked)
+        elif message.withdrawn:
+            self._apply(order, OrderEvent.WITHDRAWN)
+            ctx.state.counters.halt_inflight_resolved += 1
         elif message.ambiguous:
             ctx.state.counters.orders_ambiguous += 1
             applied = self._apply(order, OrderEvent.SUBMIT_TIMEOUT)
@@ -304,15 +330,23 @@ class ExecutionActor:
             tracked.venue_order_id = message.venue_order_id
             ctx.state.by_venue_id[message.venue_order_id] = order.client_order_id
             self._apply(order, status_event(message.status), venue_order_id=message.venue_order_id)
-            if self.is_halted() and order.state in MAY_EXECUTE:
-                self._request_cancel(tracked, order, reason="halt")  # it landed after the halt: pull it
+            self._pull_if_halted(tracked, order)
         self._snapshot(order)
         ctx.persist()
 
+    def _pull_if_halted(self, tracked: TrackedOrder, order: Order) -> None:
+        """An order whose fate we learn after the latch: cancel it if it still works (the kill switch's cancel-all
+        may have run before the venue had it, or before we knew its id)."""
+        if not self.is_halted():
+            return
+        self.ctx.state.counters.halt_inflight_resolved += 1
+        if order.state in MAY_EXECUTE:
+            self._request_cancel(tracked, order, reason="halt")
+
     async def _lookup(self, client_order_id: str) -> None:
-        """After an ambiguous submit: does the venue have it?"""
+        """After an ambiguous submit: does the venue have it? (Reads only: never a second POST.)"""
         found: BrokerOrder | None = None
-        for _ in range(3):
+        for _ in range(LOOKUP_ATTEMPTS):
             try:
                 with trio.fail_after(self.ctx.config.execution.submit_timeout_s * 8):
                     found = await self.ctx.broker.get_order_by_client_id(client_order_id)
@@ -322,7 +356,7 @@ class ExecutionActor:
                 break
             except (BrokerError, trio.TooSlowError) as exc:
                 log.warning("lookup of %s failed: %s", client_order_id, exc)
-                await trio.sleep(5)
+                await trio.sleep(1 if self.is_halted() else 5)  # after a latch the clock is on: 10 s to resolve
         else:
             return  # still unknown: the reconciler's resync will settle it
         if found is not None:
@@ -334,10 +368,14 @@ class ExecutionActor:
         tracked = self.ctx.state.orders[message.client_order_id]
         if message.order is None:
             self._apply(order, OrderEvent.NOT_FOUND)
+            if self.is_halted():  # the venue never got it, and after the latch it never will
+                self._apply(order, OrderEvent.WITHDRAWN)
+                self.ctx.state.counters.halt_inflight_resolved += 1
         else:
             tracked.venue_order_id = message.order.id
             self.ctx.state.by_venue_id[message.order.id] = order.client_order_id
             self._apply_status(order, message.order)
+            self._pull_if_halted(tracked, order)
         self._snapshot(order)
         self.ctx.persist()
 
@@ -466,6 +504,9 @@ class ExecutionActor:
         booked = ctx.state.ledger.apply_fill(fill)
         assert booked is not None, "ledger and order machine disagree on a fill's novelty"
         ctx.state.counters.fills += 1
+        halted_since = self.halted_since_ns()
+        if halted_since is not None and fill.ts_ns >= halted_since:
+            self._post_halt_fill(fill, halted_since)
         opposite_today = ctx.state.sold_today if fill.side is Side.BUY else ctx.state.bought_today
         if fill.symbol in opposite_today and order.client_order_id not in ctx.state.day_trade_orders:
             # FINRA: opening and closing the same security on the same day; one day trade per closing order.
@@ -475,6 +516,21 @@ class ExecutionActor:
         closed_pl = ctx.state.ledger.take_round_trip_pl(fill.symbol) if booked.closed_trade else ZERO
         ctx.persist()
         self.on_fill(fill, closed_pl, booked.closed_trade)
+
+    def _post_halt_fill(self, fill: Fill, halted_since_ns: int) -> None:
+        """A fill the venue made after the latch (an order in flight at the latch, or one the cancel-all could not
+        reach in time): booked like any fill, and said loudly: audited and alerted."""
+        ctx = self.ctx
+        ctx.state.counters.post_halt_fills += 1
+        message = (f"post-halt fill: {fill.side.value} {fill.qty} {fill.symbol} @ {fill.price} "
+                   f"({(fill.ts_ns - halted_since_ns) / 1e9:.1f} s after the latch, order {fill.client_order_id})")
+        log.warning("%s", message)
+        ctx.system("health", reason=message, symbol=fill.symbol,
+                   extra={"event": "post_halt_fill", "client_order_id": fill.client_order_id,
+                          "execution_id": fill.execution_id})
+        ctx.state.counters.alerts += 1
+        self._spawn(functools.partial(ctx.alerts.send, severity="critical", key="halt.post_halt_fill",
+                                      message=message, ts_ns=fill.ts_ns))
 
     # --- resync (after reconnects, lost updates, reconciliation mismatches) -----------------------------------
 

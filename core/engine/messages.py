@@ -52,6 +52,7 @@ class SubmitFinished(msgspec.Struct, frozen=True, kw_only=True):
     status: str | None
     error: str | None = None
     ambiguous: bool = False  # timeouts exhausted: the venue may or may not have the order
+    withdrawn: bool = False  # the order gate closed before any attempt left: the venue never saw it
     http_status: int = 0
 
 

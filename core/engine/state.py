@@ -80,6 +80,8 @@ class Counters:
     reconcile_mismatches: int = 0
     alerts: int = 0
     skipped_while_halted: int = 0
+    halt_inflight_resolved: int = 0  # submissions whose fate was settled after the latch (withdrawn/pulled/booked)
+    post_halt_fills: int = 0  # executions the venue made after the latch (audited and alerted)
 
     def to_dict(self) -> dict[str, int]:
         return {name: getattr(self, name) for name in self.__slots__}  # type: ignore[attr-defined]

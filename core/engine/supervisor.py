@@ -8,6 +8,7 @@ alert. Only an audited manual reset with operator and reason leads back to ACTIV
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 
 import trio
@@ -50,8 +51,10 @@ SupervisorMessage = TripRequested | ResetRequested | ConnectivityChanged | Recon
 
 class Supervisor:
     def __init__(self, ctx: EngineContext, *, inbox: trio.MemoryReceiveChannel[SupervisorMessage],
-                 resync: trio.MemorySendChannel[RequestResync]) -> None:
+                 resync: trio.MemorySendChannel[RequestResync],
+                 observers: Sequence[Callable[[bool], None]] = ()) -> None:
         self.ctx = ctx
+        self.observers = observers  # told True the instant the gate closes (a latch), False when a reset opens it
         self.inbox = inbox
         self.resync = resync
         r = ctx.config.risk
@@ -78,6 +81,12 @@ class Supervisor:
     @property
     def is_halted(self) -> bool:
         return self.halt.state is not HaltState.ACTIVE
+
+    @property
+    def halted_since_ns(self) -> int | None:
+        """When the current halt latched (its first trip); None while trading."""
+        first = self.halt.first_trip
+        return first.ts_ns if self.is_halted and first is not None else None
 
     def _save(self) -> None:
         self.ctx.state.halt = self.halt.to_state()
@@ -138,10 +147,13 @@ class Supervisor:
 
     async def trip(self, trigger: str, reason: str) -> None:
         ctx = self.ctx
+        was_halted = self.is_halted
         commands = self.halt.trip(trigger, reason, ctx.now_ns())
         self.trip_log.append((ctx.now_ns(), trigger, reason))
         self._save()
         ctx.persist()  # latched before any network call: a crash now still comes back halted
+        if not was_halted:
+            self._tell(True)
         await self.execute(commands)
 
     async def reset(self, operator: str, reason: str) -> None:
@@ -159,6 +171,12 @@ class Supervisor:
         self.reset_log.append((ctx.now_ns(), operator, reason))
         self._save()
         await self.execute(commands)
+        if not self.is_halted:
+            self._tell(False)
+
+    def _tell(self, halted: bool) -> None:
+        for observer in self.observers:
+            observer(halted)
 
     async def execute(self, commands: list[HaltCommand]) -> None:
         ctx = self.ctx

@@ -122,6 +122,9 @@ class Engine:
         self._supervisor_send: trio.MemorySendChannel[Any] | None = None
         self._execution_send: trio.MemorySendChannel[Any] | None = None
         self.crash: BaseException | None = None
+        # Observers of the order gate (True: a latch closed it, False: a reset opened it); the simulation records
+        # the venue's request log position at each, so its invariants are exact to the request.
+        self.halt_observers: list[Callable[[bool], None]] = []
 
     # --- operator controls (CLI, dashboard, scenario events) --------------------------------------------------
 
@@ -295,7 +298,7 @@ class Engine:
         self._supervisor_send = sup_send
         self._execution_send = ex_send
 
-        supervisor = Supervisor(ctx, inbox=sup_recv, resync=rs_send)
+        supervisor = Supervisor(ctx, inbox=sup_recv, resync=rs_send, observers=self.halt_observers)
         self.supervisor = supervisor
         if new_session:
             # last_equity from the broker is the previous close: the day's P&L is measured against it.
@@ -317,7 +320,7 @@ class Engine:
                     log.warning("supervisor inbox full: trade result for %s dropped", fill.symbol)
 
         execution = ExecutionActor(ctx, inbox=ex_recv, self_send=ex_send, is_halted=lambda: supervisor.is_halted,
-                                   on_fill=on_fill)
+                                   on_fill=on_fill, halted_since_ns=lambda: supervisor.halted_since_ns)
         execution.restore()
         self.execution = execution
         market = MarketActor(state=state, symbols=self.config.symbols,

@@ -34,3 +34,25 @@ def test_the_same_scenario_passes_with_the_real_engine(tmp_path: Path) -> None:
     )
     report = run_scenario(scenario, out_dir=tmp_path)
     assert report.invariant_violations == [] and report.ok, report.expectation_failures
+
+
+def test_retrying_a_post_after_the_latch_is_caught_on_the_venues_request_log(tmp_path: Path) -> None:
+    """Issue 15: an adapter whose retry loop ignores the order gate re-sends a 429'd POST after the kill switch
+    latched. The venue's request log convicts it (and the order it accepted while halted)."""
+    scenario = load_scenario(ROOT / "scenarios" / "regressions" / "halt_during_429_retries.toml")
+    report = run_scenario(scenario, out_dir=tmp_path, options=WorldOptions(break_halt_gate=True))
+    after_latch = [v for v in report.invariant_violations if "after the kill switch latched" in v]
+    assert after_latch, report.invariant_violations
+    assert any("while halted" in v for v in report.invariant_violations)
+    assert report.counters["post_halt_fills"] >= 1  # what leaked also filled: booked, audited, alerted
+    assert report.alerts.get("halt.post_halt_fill", 0) >= 1
+
+
+def test_the_gated_engine_settles_what_was_in_flight_at_the_latch(tmp_path: Path) -> None:
+    """The control: same world and seed, the real engine sends nothing after the latch and settles every
+    submission that was waiting when it closed."""
+    scenario = load_scenario(ROOT / "scenarios" / "regressions" / "halt_during_429_retries.toml")
+    report = run_scenario(scenario, out_dir=tmp_path)
+    assert report.ok, report.invariant_violations + report.expectation_failures
+    assert report.coverage["halt_inflight_resolved"] >= 1
+    assert report.coverage["post_halt_fills"] == 0
