@@ -3,10 +3,10 @@ PY      ?= python3
 VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
-EXTRAS  ?= train,test,dev
+EXTRAS  ?= train,test,dev,ray
 ARGS    ?=
 
-.PHONY: run test bench lint typecheck install clean sweep
+.PHONY: run test bench lint typecheck install clean sweep swarm
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -43,6 +43,14 @@ CHAOS := ambiguous_submits api_degradation connectivity_lost crash_restart disco
 	reconciliation_drift server_errors
 sweep: $(STAMP)
 	$(BIN)/ttlive sim --seeds $(SEEDS) $(addprefix scenarios/,$(addsuffix .toml,$(CHAOS))) --out runs/sweep $(ARGS)
+
+## make swarm: swarm testing, not part of `make test`: RUNS randomly generated worlds (session, symbols, account,
+## policy, limits, a random subset of every fault) on 2 workers. Each world is a scenario in runs/swarm/worlds/ that
+## `ttlive sim` replays; a failure is printed with its replay command and shrunk to <name>.min.toml.
+RUNS ?= 10000
+SWARM_SEED ?= 1
+swarm: $(STAMP)
+	$(BIN)/ttlive swarm --runs $(RUNS) --seed $(SWARM_SEED) --workers 2 --out runs/swarm $(ARGS)
 
 ## make bench: writes BENCHMARKS.md and bench-results.json. NautilusTrader (the side-by-side peer) lives in its
 ## own venv: it wants pandas<3, which the main venv need not be pinned to.

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 # One line per subcommand module; order is the order in --help.
 COMMAND_MODULES: tuple[str, ...] = (
     "tools.cmd_sim",
+    "tools.cmd_swarm",
     "tools.cmd_audit",
     "tools.cmd_train",
     "tools.cmd_backtest",

@@ -14,7 +14,7 @@ import os
 import re
 import signal
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -76,19 +76,21 @@ def _log_to(path: Path) -> Iterator[None]:
         root.setLevel(saved_level)
 
 
-def run_one(path: str, seed: int | None, out: str, progress: bool, log_to_file: bool = False) -> dict[str, Any]:
+def run_one(path: str, seed: int | None, out: str, progress: bool, log_to_file: bool = False,
+            world_options: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """One run in this process; returns the report as a dict (picklable for the pool). ``log_to_file``: the
-    run's errors go to ``OUT/run.log`` instead of the terminal."""
+    run's errors go to ``OUT/run.log`` instead of the terminal. ``world_options``: ``WorldOptions`` keywords
+    (a swarm's deliberately broken engine)."""
     if log_to_file:
         with _log_to(Path(out) / "run.log"):
-            return run_one(path, seed, out, progress)
+            return run_one(path, seed, out, progress, world_options=world_options)
     import msgspec
 
     from sim.world import WorldOptions, run_scenario
 
     logging.basicConfig(level=logging.ERROR, format="%(name)s %(levelname)s %(message)s")
     scenario = _load(path)
-    options = WorldOptions()
+    options = WorldOptions(**(world_options or {}))
     if progress:
         from rich.progress import Progress
 
@@ -184,11 +186,10 @@ def sweep(args: argparse.Namespace) -> int:
     interrupted = False
     if args.backend == "ray":
         try:
-            import ray  # type: ignore[import-not-found]
-        except ImportError:
-            print("ttlive sim: --backend ray needs the 'ray' extra (pip install ray)", file=sys.stderr)
+            ray = init_ray(args.workers)
+        except ImportError as exc:
+            print(f"ttlive sim: {exc}", file=sys.stderr)
             return 2
-        ray.init(ignore_reinit_error=True)
         remote = ray.remote(run_one)
         for result in ray.get([remote.remote(p, s, out_dir(p, s), False, True) for p, s in jobs]):
             seen(result)
@@ -225,6 +226,22 @@ def sweep(args: argparse.Namespace) -> int:
     if interrupted:
         return EXIT_INTERRUPTED
     return 1 if failed_total else 0
+
+
+def init_ray(workers: int) -> Any:
+    """Ray, initialised: the cluster named by $RAY_ADDRESS (``ray://host:10001`` or ``auto``) when it is set, else a
+    local instance with ``workers`` CPUs. Raises ImportError with an install hint without the ``ray`` extra."""
+    try:
+        import ray  # type: ignore[import-not-found]
+    except ImportError:
+        raise ImportError("--backend ray needs the 'ray' extra: pip install 'ttlive[ray]'") from None
+    address = os.environ.get("RAY_ADDRESS")
+    if address:
+        ray.init(address=address, ignore_reinit_error=True)
+    else:
+        # a local instance serves this machine only: it listens on loopback
+        ray.init(num_cpus=workers, ignore_reinit_error=True, include_dashboard=False, _node_ip_address="127.0.0.1")
+    return ray
 
 
 def _ignore_sigint() -> None:
