@@ -44,6 +44,10 @@ log = logging.getLogger("ttlive.supervisor")
 TICK_S = 1.0  # watchdog resolution while a channel is down: connectivity judged to the second (spec 2.3)
 IDLE_TICK_S = 5.0  # equity marks for the loss triggers when every channel is up
 CANCEL_ALL_ATTEMPTS = 5
+# A halted book whose cancel-all was not verified (REST down at the latch, or a restart while halted) is tried
+# again this often, one attempt at a time, until nothing of ours works at the venue.
+CANCEL_RETRY_S = 10.0
+CANCEL_RETRY_TIMEOUT_S = 30.0
 HEALTHY_STREAM_STATES = frozenset({"live", "polling", "resyncing"})  # polling: REST still reaches the API
 
 SupervisorMessage = TripRequested | ResetRequested | ConnectivityChanged | ReconciliationChecked | TradeClosed
@@ -74,6 +78,10 @@ class Supervisor:
         )
         self.halted_event = trio.Event()
         self.cancel_all_verified = False
+        # Owed a verified cancel-all: after a failed one, and after a restart while halted (orders may have been
+        # placed or survived while we were down).
+        self.cancel_all_owed = self.is_halted
+        self._cancel_retry_at_s = 0.0
         self.trip_log: list[tuple[int, str, str]] = []  # (ts_ns, trigger, reason)
         self.reset_log: list[tuple[int, str, str]] = []
         self._save()
@@ -133,6 +141,9 @@ class Supervisor:
                 result = self.monitor.handle(ConnectivityLost(ts_s=now_s, channel=message.stream))
         elif isinstance(message, ReconciliationChecked | TradeClosed):
             result = self.monitor.handle(message)
+        elif self.cancel_all_owed and self.halt.state is HaltState.HALTED and now_s >= self._cancel_retry_at_s:
+            await self.retry_cancel_all()
+            result = None
         else:
             result = self.monitor.handle(EquityMarked(ts_s=now_s, equity=ctx.equity()))
             if result is None:
@@ -183,6 +194,8 @@ class Supervisor:
         for command in commands:
             if isinstance(command, CancelAllOrders):
                 self.cancel_all_verified = await self.cancel_all()
+                self.cancel_all_owed = not self.cancel_all_verified
+                self._cancel_retry_at_s = ctx.now_s() + CANCEL_RETRY_S
             elif isinstance(command, SetHalted):
                 ctx.system("halt", reason=command.reason,
                            extra={"trigger": str(command.trigger), "cancel_all_verified": self.cancel_all_verified})
@@ -220,6 +233,23 @@ class Supervisor:
             await trio.sleep(min(30.0, 2.0 ** attempt))
         self.ctx.system("health", reason="cancel-all could not be verified after retries")
         return False
+
+    async def retry_cancel_all(self) -> None:
+        """One more try at the kill switch's step 1 for a halted book; audited when it finally holds."""
+        broker = self.ctx.broker
+        try:
+            with trio.fail_after(CANCEL_RETRY_TIMEOUT_S):
+                await broker.cancel_all_orders()
+                remaining = await broker.list_orders(status="open")
+        except (BrokerError, trio.TooSlowError) as exc:
+            log.warning("cancel-all retry failed: %s", exc)
+            remaining = None
+        if remaining == []:
+            self.cancel_all_verified, self.cancel_all_owed = True, False
+            self.ctx.system("health", reason="cancel-all verified: nothing of ours works at the venue",
+                            extra={"event": "cancel_all_verified"})
+        else:
+            self._cancel_retry_at_s = self.ctx.now_s() + CANCEL_RETRY_S
 
     async def liquidate(self) -> None:
         try:

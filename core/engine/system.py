@@ -13,7 +13,7 @@ import logging
 import math
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import trio
 
@@ -40,7 +40,7 @@ from core.engine.state import EngineState
 from core.engine.supervisor import Supervisor
 from core.ledger import Ledger
 from core.limits import ACTOR_CHANNEL_CAPACITY, INITIAL_MAX_MARGIN_MULTIPLIER
-from core.model import AccountType, Bar, Fill, Quote, Signal, TradeUpdate
+from core.model import AccountConfig, AccountType, Bar, Fill, Quote, Signal, TradeUpdate
 from core.order_fsm import Order
 from core.orderplan import client_order_id
 from core.ports import (
@@ -58,8 +58,13 @@ from core.risk import rolling_correlations
 from core.triggers import TradeClosed
 
 log = logging.getLogger("ttlive.engine")
+T = TypeVar("T")
 NS = 1_000_000_000
-SAFEGUARD_ATTEMPTS = 5  # start-up PATCH + read-back of the account configuration (spec 2.2)
+# Start-up calls (account, the spec 2.2 configuration PATCH + read-back) retry past the adapter's own budget while
+# the broker does not answer: an engine that cannot reach it does not trade, and waits (a trading day at most)
+# rather than dying on a slow hour. A definitive answer that the safeguards did not stick still refuses at once.
+STARTUP_PATIENCE_S = 6.5 * 3600
+STARTUP_BACKOFF_CEILING_S = 30.0
 
 
 class StreamPort(Protocol):
@@ -178,18 +183,15 @@ class Engine:
     async def apply_safeguards(self) -> None:
         """Spec 2.2: margin multiplier 1 for the initial deployment and PDT protection on; read back."""
         wanted_multiplier = INITIAL_MAX_MARGIN_MULTIPLIER
-        for attempt in range(1, SAFEGUARD_ATTEMPTS + 1):
-            try:
-                with trio.fail_after(60):
-                    await self.broker.patch_configurations(max_margin_multiplier=str(wanted_multiplier),
-                                                           pdt_check="entry")
-                    config = await self.broker.get_configurations()
-                break
-            except (BrokerError, trio.TooSlowError) as exc:
-                if attempt == SAFEGUARD_ATTEMPTS:
-                    raise SafeguardError(f"could not set or read back the account configuration: {exc}") from exc
-                log.warning("safeguards attempt %d failed (%s); retrying", attempt, exc)
-                await trio.sleep(min(30.0, 2.0 ** attempt))
+
+        async def set_and_read_back() -> AccountConfig:
+            await self.broker.patch_configurations(max_margin_multiplier=str(wanted_multiplier), pdt_check="entry")
+            return await self.broker.get_configurations()
+
+        try:
+            config = await self.startup_call("account configuration", set_and_read_back)
+        except (BrokerError, trio.TooSlowError) as exc:
+            raise SafeguardError(f"could not set or read back the account configuration: {exc}") from exc
         if config.max_margin_multiplier != Decimal(wanted_multiplier):
             raise SafeguardError(
                 f"max_margin_multiplier is {config.max_margin_multiplier} after PATCH, wanted {wanted_multiplier}"
@@ -197,17 +199,20 @@ class Engine:
         if self.config.risk.pdt_protection and config.pdt_check not in ("entry", "both"):
             raise SafeguardError(f"pdt_check is {config.pdt_check!r} after PATCH, wanted entry")
 
-    async def startup_call(self, what: str, fn: Callable[[], Awaitable[Any]]) -> Any:
-        """Start-up reads retry past the adapter's own budget: a flaky minute must not keep us from starting."""
-        for attempt in range(1, SAFEGUARD_ATTEMPTS + 1):
+    async def startup_call(self, what: str, fn: Callable[[], Awaitable[T]]) -> T:
+        """Start-up calls retry past the adapter's own budget while the broker does not answer (5xx, timeouts,
+        429s; a 4xx is an answer and is raised at once), for up to STARTUP_PATIENCE_S."""
+        deadline_ns = self.clock.now_ns() + int(STARTUP_PATIENCE_S * NS)
+        for attempt in itertools.count(1):
             try:
                 with trio.fail_after(60):
                     return await fn()
             except (BrokerError, trio.TooSlowError) as exc:
-                if attempt == SAFEGUARD_ATTEMPTS:
+                answered = isinstance(exc, BrokerError) and 400 <= exc.status < 500 and exc.status != 429
+                if answered or self.clock.now_ns() >= deadline_ns:
                     raise
                 log.warning("start-up %s attempt %d failed (%s); retrying", what, attempt, exc)
-                await trio.sleep(min(30.0, 2.0 ** attempt))
+                await trio.sleep(min(STARTUP_BACKOFF_CEILING_S, 2.0 ** attempt))
         raise AssertionError("unreachable")
 
     async def load_state(self) -> EngineState:

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.sim.conftest import SCENARIOS, SEEDS
+from tests.sim.conftest import OWN_SEED, REGRESSIONS, SCENARIOS, SEEDS
 
 NAMES = [p.stem for p in SCENARIOS]
 
@@ -38,3 +38,12 @@ def test_seeds_change_the_world(scenario_reports: dict[tuple[str, int], dict[str
         n for n in NAMES if scenario_reports[(n, 1)]["trace_sha256"] != scenario_reports[(n, 2)]["trace_sha256"]
     ]
     assert differing, "no scenario's trace depends on its seed"
+
+
+@pytest.mark.parametrize("name", [p.stem for p in REGRESSIONS])
+def test_regression_holds_at_the_seed_that_failed(
+    scenario_reports: dict[tuple[str, int], dict[str, Any]], name: str
+) -> None:
+    """scenarios/regressions/: each file's own seed is the world that found the bug."""
+    report = scenario_reports[(name, OWN_SEED)]
+    assert report["invariant_violations"] == [] and report["expectation_failures"] == [], report["replay_command"]
