@@ -7,6 +7,7 @@ from pathlib import Path
 import msgspec
 
 from sim.scenario import load_scenario
+from sim.swarm import SwarmSpec, run_swarm
 from sim.world import WorldOptions, run_scenario
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -56,3 +57,17 @@ def test_the_gated_engine_settles_what_was_in_flight_at_the_latch(tmp_path: Path
     assert report.ok, report.invariant_violations + report.expectation_failures
     assert report.coverage["halt_inflight_resolved"] >= 1
     assert report.coverage["post_halt_fills"] == 0
+
+
+def test_a_swarm_of_at_most_500_runs_catches_the_broken_gate(tmp_path: Path) -> None:
+    """Issue 15: the same broken engine is found by swarm testing alone, with nothing aimed at it: random worlds
+    until the first failure (root seed 13 finds it within a few runs; any seed is bounded at 500). The control
+    runs the very same worlds with the real engine, and they pass."""
+    broken = run_swarm(SwarmSpec(out=tmp_path / "broken", seed=13, runs=500, workers=1, stop_on_failure=True,
+                                 shrink=False, breakage="halt_gate"))
+    failed = [r for r in broken["results"] if not r["ok"]]
+    assert failed and broken["runs"] < 500
+    assert any("after the kill switch latched" in v for v in failed[0]["violations"]), failed[0]["violations"]
+    assert failed[0]["replay"].startswith("ttlive sim ")
+    control = run_swarm(SwarmSpec(out=tmp_path / "real", seed=13, runs=broken["runs"], workers=1, shrink=False))
+    assert control["failed"] == 0, [r["violations"] for r in control["results"] if not r["ok"]]
