@@ -459,6 +459,7 @@ def coverage(world: World, counters: dict[str, Any]) -> dict[str, int]:
         "halts": len(gate_windows(world)),
         "resets": sum(1 for change in record.gate_changes if not change[3]),
         "ambiguous_submits": int(counters.get("orders_ambiguous", 0)),
+        "ambiguous_resolved": int(counters.get("ambiguous_resolved", 0)),
         "halt_inflight_resolved": int(counters.get("halt_inflight_resolved", 0)),
         "post_halt_fills": int(counters.get("post_halt_fills", 0)),
         "rate_limited_429": sum(1 for r in requests if r.status == 429),

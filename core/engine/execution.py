@@ -366,6 +366,7 @@ class ExecutionActor:
     def on_lookup_finished(self, message: LookupFinished) -> None:
         order = self.machines[message.client_order_id]
         tracked = self.ctx.state.orders[message.client_order_id]
+        self.ctx.state.counters.ambiguous_resolved += 1
         if message.order is None:
             self._apply(order, OrderEvent.NOT_FOUND)
             if self.is_halted():  # the venue never got it, and after the latch it never will

@@ -72,6 +72,7 @@ class Counters:
     orders_submitted: int = 0
     orders_rejected: int = 0
     orders_ambiguous: int = 0
+    ambiguous_resolved: int = 0  # ambiguous submits settled by a lookup by client_order_id
     fills: int = 0
     duplicate_updates: int = 0
     cancels: int = 0
