@@ -83,6 +83,12 @@ class AlertCounter(Protocol):
     def incr(self, name: str, value: int = 1) -> None: ...
 
 
+def escape_control(text: str) -> str:
+    """Operator text (kill/reset reason, operator name) with control characters escaped (a newline becomes the
+    two characters backslash-n): one log line stays one line, so a reason cannot forge another."""
+    return "".join(ch if ch.isprintable() or ch == " " else ascii(ch)[1:-1] for ch in text)
+
+
 class Redactor:
     """Replaces every configured secret (API keys, tokens, webhook URL) with a marker, longest first."""
 
@@ -176,7 +182,7 @@ class LogAlertSink:
     async def deliver(self, alert: Alert) -> None:
         suffix = f" (+{alert.suppressed_count} suppressed)" if alert.suppressed_count else ""
         self._log.log(self._LEVELS[alert.severity], "ALERT [%s] %s: %s%s", alert.severity, alert.key,
-                      alert.message, suffix)
+                      escape_control(alert.message), suffix)
 
 
 class DashboardAlertSink:

@@ -39,6 +39,8 @@ import msgspec
 from core.audit import (
     DURABLE_STREAMS,
     GENESIS,
+    RUNNER_STARTED_EVENT,
+    STREAM_HEALTH,
     STREAMS,
     AuditEntry,
     AuditRecord,
@@ -47,23 +49,27 @@ from core.audit import (
     Location,
     StreamReport,
     StreamVerifier,
+    TrailReferences,
     chain,
     decode_line,
     encode_line,
     entry_from_mapping,
     head_of,
     is_expired,
+    iso_from_ts_ns,
     record_date,
     stream_for,
     system_record,
     ts_ns_from_iso,
     validate_entry,
 )
+from core.recovery import TrailLatch, fold_trail
 
 LAZY_FSYNC_EVERY_RECORDS: Final = 256  # our choice: bounds what a power loss can take from lazy streams
 SECRET_MIN_CHARS: Final = 8  # shorter "secrets" would redact ordinary words; refuse the configuration
 REDACTED: Final = "***"
 ANCHOR_NAME: Final = "ANCHOR.json"
+ANCHORS_NAME: Final = "ANCHORS.ndjson"  # the trail's anchor file (not *.jsonl: it is no stream)
 LOCK_NAME: Final = ".lock"
 _DATED_RE: Final = re.compile(r"^(\d{4}-\d{2}-\d{2})\.jsonl$")
 _TORN_RE: Final = re.compile(r"^(\d{4}-\d{2}-\d{2})\.jsonl\.torn-(\d+)$")
@@ -252,6 +258,7 @@ class JsonlAuditSink:
                 head, repairs = recover_stream(directory)
                 self.repairs.extend(repairs)
                 self._streams[name] = _Stream(name, directory, name in DURABLE_STREAMS, head)
+            self._latch = read_latch(self.root)
             if self._fsync:
                 _fsync_dir(self.root)
         except BaseException:
@@ -286,6 +293,7 @@ class JsonlAuditSink:
             raise AuditSecretLeak(f"a configured secret survived redaction in a {entry.event_type} record")
         self._append_line(state, record_date(entry), line)
         state.head = head_of(chained)
+        self._latch = self._latch.fold(entry)
         if redactions:
             note = system_record(
                 "health",
@@ -298,6 +306,10 @@ class JsonlAuditSink:
 
     def head(self, stream: str) -> ChainHead:
         return self._streams[stream].head
+
+    def latch(self) -> TrailLatch:
+        """``core.recovery.LatchSource``: the trail's halt/reset view, kept current as records are written."""
+        return self._latch
 
     def sync(self) -> None:
         """fsync every stream with records not yet on stable storage (the engine may call this on a timer)."""
@@ -487,24 +499,60 @@ def iter_lines(root: Path, stream: str) -> Iterator[tuple[Location, bytes, date,
 @dataclass(frozen=True, slots=True)
 class DirReport:
     streams: tuple[StreamReport, ...]
-    notices: tuple[str, ...]  # not failures: repaired crash fragments, stray files
+    notices: tuple[str, ...]  # not failures: repaired crash fragments, stray files, an unanchored sim trail
+    trail_problems: tuple[str, ...] = ()  # across streams: no records, emptied files, dangling references
+    anchor_problems: tuple[str, ...] = ()  # a stream no longer at (or beyond) its last anchor
+
+    @property
+    def chains_ok(self) -> bool:
+        """Everything but the anchor: what ``ttlive audit anchor`` needs before it may anchor."""
+        return all(report.ok for report in self.streams) and not self.trail_problems
 
     @property
     def ok(self) -> bool:
-        return all(report.ok for report in self.streams)
+        return self.chains_ok and not self.anchor_problems
 
 
-def verify_dir(root: Path | str) -> DirReport:
-    """Verify every stream of an audit directory (read-only; no lock needed)."""
+@dataclass
+class _TrailScan:
+    """What verify learns reading every stream once, for the checks across streams and against the anchor."""
+
+    references: TrailReferences
+    hashes: dict[str, dict[int, str]]  # stream -> seq -> sha256
+    broker_trail: bool = False  # a paper/live runner wrote here: it must be anchored
+
+    def add(self, stream: str, location: Location, line: bytes, day: date) -> None:
+        try:
+            record = decode_line(line)
+        except AuditSchemaError:
+            return  # the stream's own verifier reports it
+        self.hashes[stream][record.seq] = record.sha256
+        self.references.add(location, record, day)
+        extra = record.extra
+        if extra.get("event") == RUNNER_STARTED_EVENT and extra.get("mode") in ("paper", "live"):
+            self.broker_trail = True
+
+
+def verify_dir(root: Path | str, *, anchors: Path | None = None) -> DirReport:
+    """Verify every stream of an audit directory and the trail as a whole (read-only; no lock needed).
+
+    ``anchors``: an anchor file (e.g. the operator's off-machine copy); default ``DIR/ANCHORS.ndjson``.
+    """
     root = Path(root)
     reports = []
     notices: list[str] = []
+    problems: list[str] = []
+    scan = _TrailScan(TrailReferences(), {stream: {} for stream in STREAMS})
     for stream in STREAMS:
         stream_dir = root / stream
         verifier = StreamVerifier(stream, anchor=read_anchor(stream_dir))
         for location, line, day, terminated in iter_lines(root, stream):
             verifier.add_line(location, line, file_date=day, terminated=terminated)
+            if terminated:
+                scan.add(stream, location, line, day)
         reports.append(verifier.report())
+        problems += [f"{stream}/{path.name}: empty file (emptied after it was written?)"
+                     for _day, path in dated_files(stream_dir) if path.stat().st_size == 0]
         for torn in torn_files(stream_dir):
             notices.append(f"{stream}/{torn.name}: {torn.stat().st_size} bytes set aside by crash repair")
         if stream_dir.is_dir():
@@ -512,7 +560,130 @@ def verify_dir(root: Path | str) -> DirReport:
             for path in sorted(stream_dir.iterdir()):
                 if path.name not in known and path.name != ANCHOR_NAME:
                     notices.append(f"{stream}/{path.name}: not an audit file")
-    return DirReport(streams=tuple(reports), notices=tuple(notices))
+    if not any(report.records for report in reports):
+        problems.append(f"{root}: no audit records at all (an empty directory, or not an audit dir?)")
+    problems += scan.references.problems(_pruned_through(root))
+    anchor_problems, anchor_notices = _check_anchor(root, anchors or root / ANCHORS_NAME, reports, scan)
+    return DirReport(streams=tuple(reports), notices=tuple(notices + anchor_notices),
+                     trail_problems=tuple(problems), anchor_problems=tuple(anchor_problems))
+
+
+def _pruned_through(root: Path) -> dict[str, date]:
+    found = {}
+    for stream in STREAMS:
+        path = root / stream / ANCHOR_NAME
+        if path.exists():
+            found[stream] = date.fromisoformat(msgspec.json.decode(path.read_bytes(), type=AnchorFile).pruned_through)
+    return found
+
+
+# --- anchors: the chain heads, kept apart so a cut-off tail or a re-chained append shows ---------------------
+class TrailAnchor(msgspec.Struct, frozen=True, kw_only=True):
+    """One line of the anchor file: every stream's head (seq = records written since genesis) at a time."""
+
+    timestamp: str
+    heads: dict[str, ChainHead]
+
+
+def current_heads(root: Path) -> dict[str, ChainHead]:
+    """Each stream's last good record on disk (read-only: a torn tail is not repaired, just not counted)."""
+    heads = {}
+    for stream in STREAMS:
+        head = read_anchor(root / stream)
+        for _day, path in reversed(dated_files(root / stream)):
+            last, _end = _last_good(path.read_bytes())
+            if last is not None:
+                head = head_of(last)
+                break
+        heads[stream] = head
+    return heads
+
+
+def append_anchor(root: Path | str, *, ts_ns: int, fsync: bool = True) -> TrailAnchor:
+    """Append the current heads to ``DIR/ANCHORS.ndjson`` (append-only; copy it off the machine to keep it)."""
+    root = Path(root)
+    anchor = TrailAnchor(timestamp=iso_from_ts_ns(ts_ns), heads=current_heads(root))
+    path = root / ANCHORS_NAME
+    is_new = not path.exists()
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        with os.fdopen(fd, "ab", buffering=0) as out:
+            _write_all(out, msgspec.json.encode(anchor) + b"\n")
+            if fsync:
+                os.fsync(out.fileno())
+    finally:
+        if is_new and fsync:
+            _fsync_dir(root)
+    return anchor
+
+
+def read_anchors(path: Path) -> list[TrailAnchor]:
+    """Every anchor in the file, oldest first; raises AuditSchemaError naming the bad line."""
+    anchors = []
+    for number, line in enumerate(path.read_bytes().splitlines(), start=1):
+        try:
+            anchors.append(msgspec.json.decode(line, type=TrailAnchor))
+        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+            raise AuditSchemaError(f"{path.name}:{number}: not an anchor: {exc}") from None
+    return anchors
+
+
+def _check_anchor(root: Path, path: Path, reports: list[StreamReport], scan: _TrailScan) -> tuple[list[str], list[str]]:
+    """(problems, notices): each stream must still hold its last anchored head, and end there unless a writer
+    holds the trail (a running runner anchors at its session close)."""
+    try:
+        anchors = read_anchors(path) if path.exists() else []
+    except AuditSchemaError as exc:
+        return [str(exc)], []
+    if not anchors:
+        unanchored = f"{path.name}: no anchor: a cut-off tail or an appended re-hashed record cannot be seen"
+        if scan.broker_trail:
+            return [unanchored + " (a paper/live trail must be anchored)"], []
+        return [], [unanchored]
+    last = anchors[-1]
+    writing = _writer_holds(root)
+    problems, notices = [], []
+    for report in reports:
+        head = last.heads.get(report.stream, GENESIS)
+        where = f"{report.stream}: anchor of {last.timestamp}"
+        if head.seq > report.last_seq:
+            problems.append(f"{where}: truncated: anchored at seq {head.seq}, the trail ends at seq {report.last_seq}")
+        elif head.seq and head.seq > report.anchor.seq and scan.hashes[report.stream].get(head.seq) != head.sha256:
+            problems.append(f"{where}: seq {head.seq} is not the anchored record (rewritten)")
+        elif report.last_seq > head.seq:
+            extra = f"{where}: {report.last_seq - head.seq} record(s) after the last anchor"
+            if writing:
+                notices.append(extra + " (a writer holds the trail: a session under way)")
+            else:
+                problems.append(extra + " and no writer holds the trail: appended after the close (forged?) or "
+                                "left by a crash; `ttlive audit anchor` once you know which")
+    return problems, notices
+
+
+def _writer_holds(root: Path) -> bool:
+    """True while an audit writer (a runner, ttlive kill) holds DIR/.lock; verify itself takes no lock."""
+    try:
+        fd = os.open(root / LOCK_NAME, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def read_latch(root: Path | str) -> TrailLatch:
+    """The latch view of a trail's health stream (undecodable lines are verify's business, skipped here)."""
+
+    def entries() -> Iterator[AuditRecord]:
+        for _location, line, _day, terminated in iter_lines(Path(root), STREAM_HEALTH):
+            with contextlib.suppress(AuditSchemaError):
+                if terminated:
+                    yield decode_line(line)
+    return fold_trail(entries())
 
 
 def tail_lines(root: Path | str, stream: str, count: int) -> list[bytes]:

@@ -1,7 +1,8 @@
 """StateStore adapters: the engine's persisted state (halt latch, orders, ledger) survives a hard kill.
 
 The file store writes a temp file, fsyncs it and renames it over the old one, so a crash leaves either the old
-or the new state, never half of one.
+or the new state, never half of one. A state file it cannot read is never overwritten: the first save after a
+failed load moves it aside to ``<file>.unreadable-<n>`` (evidence for the operator; the engine starts halted).
 """
 
 from __future__ import annotations
@@ -11,9 +12,11 @@ import os
 from pathlib import Path
 from typing import Any
 
+from core.recovery import StateUnreadable
 
-class StateFileError(RuntimeError):
-    """The state file exists but cannot be read: refuse to start rather than trade from a blank book."""
+
+class StateFileError(StateUnreadable):
+    """The state file exists but cannot be read: never trade from it (the engine starts halted)."""
 
 
 class FileStateStore:
@@ -21,13 +24,22 @@ class FileStateStore:
         self.path = Path(path)
         self.fsync = fsync
         self.saves = 0
+        self._keep_unreadable = False  # a failed load: the next save moves the unreadable file aside first
 
     def load(self) -> dict[str, Any] | None:
+        try:
+            data = self._read()
+        except StateFileError:
+            self._keep_unreadable = True
+            raise
+        return data
+
+    def _read(self) -> dict[str, Any] | None:
         try:
             text = self.path.read_text(encoding="utf-8")
         except FileNotFoundError:
             return None
-        except OSError as exc:
+        except (OSError, UnicodeDecodeError) as exc:
             raise StateFileError(f"{self.path}: cannot read engine state: {exc}") from None
         try:
             data = json.loads(text)
@@ -38,8 +50,21 @@ class FileStateStore:
             raise StateFileError(f"{self.path}: engine state must be a JSON object")
         return data
 
+    def set_aside(self) -> Path | None:
+        """Move an unreadable state file to ``<file>.unreadable-<n>`` (never delete it); None if there is none."""
+        if not self.path.exists():
+            return None
+        n = 1
+        while (aside := self.path.with_name(f"{self.path.name}.unreadable-{n}")).exists():
+            n += 1
+        os.replace(self.path, aside)
+        return aside
+
     def save(self, state: dict[str, Any]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self._keep_unreadable:
+            self.set_aside()
+            self._keep_unreadable = False
         tmp = self.path.with_suffix(self.path.suffix + ".tmp")
         data = json.dumps(state, sort_keys=True, separators=(",", ":")).encode()
         with open(tmp, "wb") as f:

@@ -56,6 +56,7 @@ STREAM_ORDERS: Final = "orders"
 STREAM_FILLS: Final = "fills"
 STREAM_HEALTH: Final = "health"
 STREAMS: Final = (STREAM_SIGNALS, STREAM_RISK, STREAM_ORDERS, STREAM_FILLS, STREAM_HEALTH)  # spec 4.2
+RUNNER_STARTED_EVENT: Final = "runner_started"  # extra.event of the health record a paper/live runner writes
 
 RETENTION_DAYS: Final[Mapping[str, int]] = {
     STREAM_SIGNALS: RETENTION_SIGNALS_DAYS,
@@ -770,3 +771,40 @@ def verify_lines(
     for location, line, file_date, terminated in lines:
         verifier.add_line(location, line, file_date=file_date, terminated=terminated)
     return verifier.report()
+
+
+# --- across streams -----------------------------------------------------------------------------------------
+# Who references whom, by signal_id (spec 4.1: every fill to its order, every order to a passed risk check,
+# every risk check to its signal). (referencing event type, referenced event type).
+REFERENCES: Final = (("fill", "order"), ("order", "risk_check"), ("risk_check", "signal"))
+
+
+class TrailReferences:
+    """Collects every record's id and date across streams, then names each reference that points nowhere.
+
+    A deleted or emptied file of one stream leaves records of another stream dangling, which a per-stream chain
+    cannot see. References into a stream's pruned past (``pruned_through``) are not judged: retention differs
+    per stream (spec 4.2), so a 7-year-old fill legitimately outlives its 1-year order.
+    """
+
+    def __init__(self) -> None:
+        self._ids: dict[str, set[str]] = {kind: set() for _ref, kind in REFERENCES}
+        self._refs: list[tuple[str, str, Location, date]] = []  # (event type, signal_id, where, file date)
+
+    def add(self, location: Location, record: AuditRecord, file_date: date) -> None:
+        kind = record.event_type
+        if kind in self._ids and record.signal_id:
+            self._ids[kind].add(record.signal_id)
+        if record.signal_id and any(kind == referencing for referencing, _ in REFERENCES):
+            self._refs.append((kind, record.signal_id, location, file_date))
+
+    def problems(self, pruned_through: Mapping[str, date]) -> list[str]:
+        target_stream = {"order": STREAM_ORDERS, "risk_check": STREAM_RISK, "signal": STREAM_SIGNALS}
+        found = []
+        for kind, signal_id, location, file_date in self._refs:
+            target = dict(REFERENCES)[kind]
+            pruned = pruned_through.get(target_stream[target])
+            if signal_id not in self._ids[target] and (pruned is None or file_date > pruned):
+                found.append(f"{location}: dangling reference: {kind} of signal {signal_id} has no {target} record "
+                             f"(deleted from {target_stream[target]}/?)")
+        return found

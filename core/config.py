@@ -7,10 +7,11 @@ name the file, the key and its line. Money and fractions are strings in TOML and
 from __future__ import annotations
 
 import enum
+import math
 import re
 import tomllib
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, NoReturn
 
 import msgspec
 
@@ -77,8 +78,11 @@ class DashboardSection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
     port: int = 8765
 
 
+MODE_PLACEHOLDER = "{mode}"  # in audit.dir: the mode the engine runs in (see for_mode)
+
+
 class AuditSection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    dir: str = "runs/latest/audit"
+    dir: str = f"runs/{MODE_PLACEHOLDER}/latest/audit"
 
 
 class AlertsSection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -120,14 +124,67 @@ class EngineConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
         return {i.symbol: i.sector for i in self.instruments}
 
 
-def decimal_field(value: str, *, source: str, key: str, minimum: Decimal | None = None) -> Decimal:
-    try:
-        out = Decimal(value)
-    except (InvalidOperation, TypeError):
-        raise ConfigError(f"{source}: {key} must be a decimal string, got {value!r}") from None
-    if not out.is_finite() or (minimum is not None and out < minimum):
-        raise ConfigError(f"{source}: {key} must be a finite number >= {minimum}, got {value!r}")
-    return out
+class Checker:
+    """Range and shape checks for one loaded file: every error names the file, the key and (found) its line.
+
+    The one place a loader turns "this value is unsafe" into a ConfigError; the ranges live in core.limits.
+    """
+
+    def __init__(self, source: str, text: str = "") -> None:
+        self.source = source
+        self.text = text
+
+    def fail(self, key: str, message: str) -> NoReturn:
+        line = line_of(self.text, re.sub(r"\[\d+\]", "", key)) if self.text else None
+        where = f" (line {line})" if line else ""
+        raise ConfigError(f"{self.source}: {key} {message}{where}")
+
+    def number(self, key: str, value: object, bounds: tuple[float, float]) -> float:
+        """A finite int/float within ``bounds`` (inclusive); bools are not numbers here."""
+        low, high = bounds
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            self.fail(key, f"must be a number, got {value!r}")
+        if not (math.isfinite(value) and low <= value <= high):
+            self.fail(key, f"must be a finite number in [{low:g}, {high:g}], got {value!r}")
+        return float(value)
+
+    def integer(self, key: str, value: object, bounds: tuple[int, int]) -> int:
+        low, high = bounds
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.fail(key, f"must be an integer, got {value!r}")
+        if not low <= value <= high:
+            self.fail(key, f"must be an integer in [{low}, {high}], got {value!r}")
+        return value
+
+    def decimal(self, key: str, value: object, bounds: tuple[Decimal, Decimal]) -> Decimal:
+        """A decimal string (money and fractions never go through float) within ``bounds``."""
+        low, high = bounds
+        try:
+            out = Decimal(value) if isinstance(value, str) else None
+        except (InvalidOperation, ValueError):
+            out = None
+        if out is None:
+            self.fail(key, f"must be a decimal string, got {value!r}")
+        if not (out.is_finite() and low <= out <= high):
+            self.fail(key, f"must be a finite number in [{low}, {high}], got {value!r}")
+        return out
+
+    def choice(self, key: str, value: object, allowed: tuple[str, ...]) -> None:
+        if value not in allowed:
+            self.fail(key, f"must be one of {', '.join(allowed)}, got {value!r}")
+
+    def relative_path(self, key: str, value: str) -> None:
+        """A path that stays inside the directory it is resolved against: no root, no '..', no control chars."""
+        parts = value.replace("\\", "/").split("/")
+        if (not value.strip() or value.startswith(("/", "~")) or re.match(r"^[A-Za-z]:", value)
+                or ".." in parts or any(ord(ch) < 32 or ord(ch) == 127 for ch in value)):
+            self.fail(key, f"must be a relative path inside its directory (no '/', '~', '..' prefix), got {value!r}")
+
+    def http_url(self, key: str, value: str, *, allow_empty: bool = False) -> None:
+        if allow_empty and value == "":
+            return
+        if not re.fullmatch(r"https?://[A-Za-z0-9.\-\[\]:]+(/[^\s]*)?", value):
+            self.fail(key, f"must be an http:// or https:// URL, got {value!r}")
 
 
 def line_of(text: str, key: str) -> int | None:
@@ -172,51 +229,77 @@ def decode_toml(text: str, type_: type[Any], *, source: str) -> Any:
         raise ConfigError(f"{source}: bad value for '{key or '?'}'{where}: {message}") from None
 
 
-def parse_config(text: str, *, source: str = "<config>") -> EngineConfig:
+def parse_config(text: str, *, source: str = "<config>", mode: Mode | None = None) -> EngineConfig:
+    """Parse and validate; ``mode`` (a ``--mode`` flag) overrides the file's before ``{mode}`` is expanded."""
     config: EngineConfig = decode_toml(text, EngineConfig, source=source)
-    validate_config(config, source=source)
-    return config
+    validate_config(config, source=source, text=text)
+    return for_mode(config, mode or config.mode)
 
 
-def validate_config(config: EngineConfig, *, source: str) -> None:
-    if not config.instruments:
-        raise ConfigError(f"{source}: instruments must list at least one symbol")
+def for_mode(config: EngineConfig, mode: Mode) -> EngineConfig:
+    """``config`` running as ``mode``: ``{mode}`` in the audit dir becomes the mode, so sim, paper and live
+    state live apart by default (runs/sim/latest, runs/paper/latest, runs/live/latest)."""
+    audit = AuditSection(dir=config.audit.dir.replace(MODE_PLACEHOLDER, str(mode)))
+    return msgspec.structs.replace(config, mode=mode, audit=audit)
+
+
+def validate_config(config: EngineConfig, *, source: str, text: str = "") -> None:
+    """Every engine value in its documented range (core.limits): a bad one fails at load, never at run time."""
+    check = Checker(source, text)
+    _check_instruments(check, config.instruments)
+    _check_risk(check, config.risk)
+    _check_execution(check, config.execution)
+    _check_policy(check, config.policy)
+    check.number("reconcile.interval_s", config.reconcile.interval_s, limits.RECONCILE_INTERVAL_RANGE_S)
+    check.decimal("reconcile.tolerance_pct", config.reconcile.tolerance_pct, limits.RECONCILE_TOLERANCE_RANGE_PCT)
+    check.integer("dashboard.port", config.dashboard.port, limits.DASHBOARD_PORT_RANGE)
+    check.http_url("alerts.webhook_url", config.alerts.webhook_url, allow_empty=True)
+    for key in ("paper_url", "live_url", "data_url"):
+        check.http_url(f"broker.{key}", getattr(config.broker, key))
+    if not config.audit.dir.strip() or "\0" in config.audit.dir:
+        check.fail("audit.dir", "must name a directory")
+
+
+def _check_instruments(check: Checker, instruments: list[InstrumentConfig]) -> None:
+    if not instruments:
+        check.fail("instruments", "must list at least one symbol")
     seen: set[str] = set()
-    for inst in config.instruments:
+    for inst in instruments:
         if not re.fullmatch(r"[A-Z][A-Z0-9.]{0,9}", inst.symbol):
-            raise ConfigError(f"{source}: instruments.symbol {inst.symbol!r} is not a ticker")
+            check.fail("instruments.symbol", f"{inst.symbol!r} is not a ticker")
         if inst.symbol in seen:
-            raise ConfigError(f"{source}: instruments.symbol {inst.symbol!r} is listed twice")
+            check.fail("instruments.symbol", f"{inst.symbol!r} is listed twice")
         if not inst.sector.strip():
-            raise ConfigError(f"{source}: instruments.sector is empty for {inst.symbol}")
+            check.fail("instruments.sector", f"is empty for {inst.symbol}")
+        if inst.max_position_size is not None:
+            check.integer("instruments.max_position_size", inst.max_position_size,
+                          limits.MAX_POSITION_SIZE_RANGE_SHARES)
         seen.add(inst.symbol)
-    r = config.risk
+
+
+def _check_risk(check: Checker, r: RiskSection) -> None:
     for key in ("max_position_pct", "max_sector_pct", "max_correlated_pct", "daily_loss_halt_pct",
                 "weekly_loss_halt_pct"):
-        value = decimal_field(getattr(r, key), source=source, key=f"risk.{key}", minimum=Decimal(0))
-        if value > 100:
-            raise ConfigError(f"{source}: risk.{key} is a percentage, got {value}")
-    scale = decimal_field(r.size_scale, source=source, key="risk.size_scale", minimum=Decimal(0))
-    if scale == 0 or scale > 1:
-        raise ConfigError(f"{source}: risk.size_scale must be in (0, 1], got {r.size_scale}")
-    if not 0 < r.correlation_threshold <= 1:
-        raise ConfigError(f"{source}: risk.correlation_threshold must be in (0, 1]")
-    e = config.execution
-    for key in ("stop_loss_pct", "take_profit_pct", "aggressive_cross_bps", "depth_check_fraction"):
-        decimal_field(getattr(e, key), source=source, key=f"execution.{key}", minimum=Decimal(0))
-    if e.on_reject not in ("reprice_once", "give_up"):
-        raise ConfigError(f"{source}: execution.on_reject must be reprice_once or give_up, got {e.on_reject!r}")
-    if e.submit_timeout_s <= 0:
-        raise ConfigError(f"{source}: execution.submit_timeout_s must be > 0")
-    p = config.policy
-    if p.kind not in ("onnx", "rule"):
-        raise ConfigError(f"{source}: policy.kind must be onnx or rule, got {p.kind!r}")
-    if p.precision not in ("int8", "fp32"):
-        raise ConfigError(f"{source}: policy.precision must be int8 or fp32, got {p.precision!r}")
-    if p.decision_interval_s <= 0:
-        raise ConfigError(f"{source}: policy.decision_interval_s must be > 0")
-    if config.reconcile.interval_s <= 0:
-        raise ConfigError(f"{source}: reconcile.interval_s must be > 0")
-    decimal_field(config.reconcile.tolerance_pct, source=source, key="reconcile.tolerance_pct", minimum=Decimal(0))
-    if not 0 <= config.dashboard.port <= 65535:
-        raise ConfigError(f"{source}: dashboard.port out of range")
+        check.decimal(f"risk.{key}", getattr(r, key), limits.RISK_PCT_RANGE)
+    check.decimal("risk.size_scale", r.size_scale, limits.SIZE_SCALE_RANGE)
+    check.number("risk.correlation_threshold", r.correlation_threshold, limits.CORRELATION_THRESHOLD_RANGE)
+    check.integer("risk.correlation_window_days", r.correlation_window_days, limits.CORRELATION_WINDOW_RANGE_DAYS)
+    check.integer("risk.max_consecutive_losses", r.max_consecutive_losses, limits.MAX_CONSECUTIVE_LOSSES_RANGE)
+    check.number("risk.connectivity_lost_halt_s", r.connectivity_lost_halt_s, limits.CONNECTIVITY_LOST_HALT_RANGE_S)
+
+
+def _check_execution(check: Checker, e: ExecutionSection) -> None:
+    check.decimal("execution.stop_loss_pct", e.stop_loss_pct, limits.STOP_LOSS_RANGE_PCT)
+    check.decimal("execution.take_profit_pct", e.take_profit_pct, limits.TAKE_PROFIT_RANGE_PCT)
+    check.decimal("execution.aggressive_cross_bps", e.aggressive_cross_bps, limits.AGGRESSIVE_CROSS_RANGE_BPS)
+    check.decimal("execution.depth_check_fraction", e.depth_check_fraction, limits.DEPTH_CHECK_RANGE_FRACTION)
+    check.choice("execution.on_reject", e.on_reject, ("reprice_once", "give_up"))
+    check.number("execution.submit_timeout_s", e.submit_timeout_s, limits.SUBMIT_TIMEOUT_RANGE_S)
+
+
+def _check_policy(check: Checker, p: PolicySection) -> None:
+    check.choice("policy.kind", p.kind, ("onnx", "rule"))
+    check.choice("policy.precision", p.precision, ("int8", "fp32"))
+    check.number("policy.decision_interval_s", p.decision_interval_s, limits.DECISION_INTERVAL_RANGE_S)
+    if p.model != "default":
+        check.relative_path("policy.model", p.model)

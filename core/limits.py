@@ -86,3 +86,34 @@ ALERT_COOLDOWN_S: Final = 300.0  # our choice: one alert per key per 5 minutes
 # --- Internal channel bounds (architecture: "all channels bounded") --------------------------------------
 ACTOR_CHANNEL_CAPACITY: Final = 1_024
 AUDIT_CHANNEL_CAPACITY: Final = 4_096
+
+# --- Accepted ranges of configurable values (config and scenario loaders) ------------------------------------
+# Each is (low, high), both inclusive, in the unit its name ends with; a loader rejects anything outside, and any
+# NaN or infinity, naming file, key and line. Our choice unless a spec section is named: wide enough for every
+# shipped scenario and swarm draw, narrow enough that a typo (1e308, -5, 0) cannot disable a safeguard.
+RISK_PCT_RANGE: Final = (Decimal("0.01"), Decimal("100"))  # % of equity: position/sector/correlated caps, loss halts
+SIZE_SCALE_RANGE: Final = (Decimal("0.0001"), Decimal("1"))  # fraction of target size (spec 6: 0.25 at go-live)
+CORRELATION_THRESHOLD_RANGE: Final = (0.01, 1.0)  # Pearson correlation
+CORRELATION_WINDOW_RANGE_DAYS: Final = (2, 1_000)
+MAX_CONSECUTIVE_LOSSES_RANGE: Final = (0, 1_000)  # losing trades; 0 trips on the first loss (spec 2.3 uses 5)
+CONNECTIVITY_LOST_HALT_RANGE_S: Final = (1.0, 600.0)  # spec 2.3 uses 30 s; 0 would halt on every blip
+MAX_POSITION_SIZE_RANGE_SHARES: Final = (1, 1_000_000_000)  # spec 2.2 per-symbol cap
+STOP_LOSS_RANGE_PCT: Final = (Decimal("0"), Decimal("100"))
+TAKE_PROFIT_RANGE_PCT: Final = (Decimal("0"), Decimal("1000"))
+AGGRESSIVE_CROSS_RANGE_BPS: Final = (Decimal("0"), Decimal("10000"))
+DEPTH_CHECK_RANGE_FRACTION: Final = (Decimal("0"), Decimal("1000"))  # x touch size
+SUBMIT_TIMEOUT_RANGE_S: Final = (0.1, 120.0)  # spec 1.2 uses 5 s
+DECISION_INTERVAL_RANGE_S: Final = (1.0, 86_400.0)  # one decision a second .. one a day
+RECONCILE_INTERVAL_RANGE_S: Final = (1.0, 3_600.0)  # spec 1.3 uses 60 s
+RECONCILE_TOLERANCE_RANGE_PCT: Final = (Decimal("0"), Decimal("100"))  # % of position value
+DASHBOARD_PORT_RANGE: Final = (0, 65_535)  # 0 = any free port
+# Scenario worlds (sim only, but a NaN there still crashes a run instead of failing at load):
+ACCOUNT_CASH_RANGE_USD: Final = (Decimal("1"), Decimal("1e9"))
+MARKET_DRIFT_RANGE_BPS_PER_DAY: Final = (-10_000.0, 10_000.0)
+MARKET_VOL_RANGE_PCT_PER_DAY: Final = (0.0, 100.0)
+MARKET_CORRELATION_RANGE: Final = (-1.0, 1.0)
+MARKET_SPREAD_RANGE_BPS: Final = (0.0, 10_000.0)
+REGIME_SIZE_RANGE_PCT: Final = (-100.0, 100.0)  # signed: a trend regime moves down as well as up
+REGIME_DURATION_RANGE_S: Final = (0, 86_400)
+SESSION_DAYS_RANGE: Final = (1, 260)
+SCENARIO_SEED_RANGE: Final = (0, 2**63 - 1)

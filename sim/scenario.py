@@ -8,15 +8,18 @@ checked with messages a user can act on. The engine-side keys reuse core.config'
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
-from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
 import msgspec
 
 from adapters.fake.faults import HARNESS_KINDS, FaultPlan, FaultPlanError
+from adapters.fake.market import market_data_dir
+from core import limits
 from core.config import (
+    Checker,
     ConfigError,
     EngineConfig,
     ExecutionSection,
@@ -24,7 +27,6 @@ from core.config import (
     PolicySection,
     ReconcileSection,
     RiskSection,
-    decimal_field,
     decode_toml,
     validate_config,
 )
@@ -118,13 +120,8 @@ def load_scenario(path: str | Path) -> Scenario:
 
 def parse_scenario(text: str, *, source: str = "<scenario>") -> Scenario:
     scenario: Scenario = decode_toml(text, Scenario, source=source)
-    validate_scenario(scenario, source=source)
+    validate_scenario(scenario, source=source, text=text)
     return scenario
-
-
-def _probability(value: float, *, source: str, key: str) -> None:
-    if not 0.0 <= value <= 1.0:
-        raise ConfigError(f"{source}: {key} is a probability in [0, 1], got {value}")
 
 
 def fault_plan(s: Scenario) -> FaultPlan:
@@ -140,49 +137,105 @@ def parse_hhmmss(value: str, *, source: str, key: str) -> dt.time:
         raise ConfigError(f"{source}: {key} is not a valid time: {value!r}") from None
 
 
-def validate_scenario(s: Scenario, *, source: str) -> None:
+def validate_scenario(s: Scenario, *, source: str, text: str = "") -> None:
+    """Every value in its documented range (core.limits), market files inside the data directory and covering
+    the session: a bad scenario fails at load (exit 2), never as a traceback or a silently empty run."""
+    check = Checker(source, text)
     if s.schema_version != SCHEMA_VERSION:
-        raise ConfigError(f"{source}: schema_version must be {SCHEMA_VERSION}, got {s.schema_version}")
+        check.fail("schema_version", f"must be {SCHEMA_VERSION}, got {s.schema_version}")
     if not re.fullmatch(r"[a-z0-9_\-]+", s.name):
-        raise ConfigError(f"{source}: name must be lower_snake_case, got {s.name!r}")
-    if s.seed < 0:
-        raise ConfigError(f"{source}: seed must be >= 0")
-    try:
-        dt.date.fromisoformat(s.session.start)
-    except ValueError:
-        raise ConfigError(f"{source}: session.start must be YYYY-MM-DD, got {s.session.start!r}") from None
-    if not 1 <= s.session.days <= 260:
-        raise ConfigError(f"{source}: session.days must be 1..260, got {s.session.days}")
+        check.fail("name", f"must be lower_snake_case, got {s.name!r}")
+    check.integer("seed", s.seed, limits.SCENARIO_SEED_RANGE)
+    start = _session_start(check, s.session.start)
+    check.integer("session.days", s.session.days, limits.SESSION_DAYS_RANGE)
     if s.session.bar_interval_s not in (1, 5, 10, 15, 30, 60, 300):
-        raise ConfigError(f"{source}: session.bar_interval_s must be one of 1,5,10,15,30,60,300")
-    cash = decimal_field(s.account.cash_usd, source=source, key="account.cash_usd", minimum=Decimal(1))
-    if cash > Decimal("1e9"):
-        raise ConfigError(f"{source}: account.cash_usd is implausibly large: {cash}")
+        check.fail("session.bar_interval_s", "must be one of 1,5,10,15,30,60,300")
+    check.decimal("account.cash_usd", s.account.cash_usd, limits.ACCOUNT_CASH_RANGE_USD)
     if not s.instruments:
-        raise ConfigError(f"{source}: [[instruments]] must list at least one symbol")
-    validate_config(s.engine_config(), source=source)
+        check.fail("instruments", "[[instruments]] must list at least one symbol")
+    validate_config(s.engine_config(), source=source, text=text)
+    check_policy_model(check, s.policy)
+    _check_market(check, s, start)
+    _check_faults(check, s)
+    if s.expect.max_drawdown_pct is not None:
+        check.decimal("expect.max_drawdown_pct", s.expect.max_drawdown_pct, limits.RISK_PCT_RANGE)
+
+
+def check_policy_model(check: Checker, policy: PolicySection) -> None:
+    """An ONNX policy's model directory (checked relative and '..'-free by the config loader) must hold
+    model.json: a typo fails at load, not as a traceback when the engine is built."""
+    model = policy.model
+    if policy.kind == "onnx" and model != "default" and not (Path(model) / "model.json").is_file():
+        check.fail("policy.model", f"{model!r} is not a model directory (no model.json)")
+
+
+def _session_start(check: Checker, text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        check.fail("session.start", f"must be YYYY-MM-DD, got {text!r}")
+
+
+def _check_market(check: Checker, s: Scenario, start: dt.date) -> None:
+    m = s.market
+    check.number("market.drift_bps_per_day", m.drift_bps_per_day, limits.MARKET_DRIFT_RANGE_BPS_PER_DAY)
+    check.number("market.vol_pct_per_day", m.vol_pct_per_day, limits.MARKET_VOL_RANGE_PCT_PER_DAY)
+    check.number("market.spread_bps", m.spread_bps, limits.MARKET_SPREAD_RANGE_BPS)
+    rows = m.correlation if isinstance(m.correlation, list) else [[m.correlation]]
+    for row in rows:
+        for value in row:
+            check.number("market.correlation", value, limits.MARKET_CORRELATION_RANGE)
+    for regime in m.regimes:
+        parse_hhmmss(regime.at, source=check.source, key="market.regimes.at")
+        check.number("market.regimes.size_pct", regime.size_pct, limits.REGIME_SIZE_RANGE_PCT)
+        check.integer("market.regimes.duration_s", regime.duration_s, limits.REGIME_DURATION_RANGE_S)
+    if m.source != "replay":
+        return
     symbols = [i.symbol for i in s.instruments]
-    if s.market.source == "replay":
-        missing = sorted(set(symbols) - set(s.market.files))
-        if missing:
-            raise ConfigError(f"{source}: market.files has no file for {', '.join(missing)}")
-        extra = sorted(set(s.market.files) - set(symbols))
-        if extra:
-            raise ConfigError(f"{source}: market.files names symbols not in instruments: {', '.join(extra)}")
-    for regime in s.market.regimes:
-        parse_hhmmss(regime.at, source=source, key="market.regimes.at")
+    missing = sorted(set(symbols) - set(m.files))
+    if missing:
+        check.fail("market.files", f"has no file for {', '.join(missing)}")
+    extra = sorted(set(m.files) - set(symbols))
+    if extra:
+        check.fail("market.files", f"names symbols not in instruments: {', '.join(extra)}")
+    for symbol, name in sorted(m.files.items()):
+        check.relative_path(f"market.files.{symbol}", name)
+        path = market_data_dir() / name
+        if not path.is_file():
+            check.fail(f"market.files.{symbol}", f"{name!r} is not a file in the market data directory {path.parent}")
+        first, last = market_span(str(path))
+        if not first <= start <= last:
+            check.fail("session.start", f"{start} is outside the data of {name} ({first} .. {last})")
+
+
+@functools.lru_cache(maxsize=64)
+def market_span(path: str) -> tuple[dt.date, dt.date]:
+    """First and last date of a market file (daily or minute CSV, date first): read from its ends only."""
+    with open(path, "rb") as handle:
+        handle.readline()  # the header
+        first_line = handle.readline()
+        handle.seek(0, 2)
+        size = handle.tell()
+        handle.seek(max(0, size - 4096))
+        last_line = handle.read().rstrip(b"\n").rsplit(b"\n", 1)[-1]
+    try:
+        return tuple(dt.date.fromisoformat(line.split(b",", 1)[0].decode()) for line in (first_line, last_line))  # type: ignore[return-value]
+    except (ValueError, UnicodeDecodeError):
+        raise ConfigError(f"{path}: not a market file (no YYYY-MM-DD in its first column)") from None
+
+
+def _check_faults(check: Checker, s: Scenario) -> None:
     try:
         plan = FaultPlan.from_toml_dict(s.faults)
-    except FaultPlanError as exc:
-        raise ConfigError(f"{source}: {exc}") from None
+    except (FaultPlanError, ValueError, TypeError, ArithmeticError) as exc:
+        raise ConfigError(f"{check.source}: {exc}") from None
+    symbols = [i.symbol for i in s.instruments]
     for event in plan.events:
         if not 0 <= event.day < s.session.days:
-            raise ConfigError(f"{source}: faults.events day {event.day} is outside the session (days are 0-based)")
+            check.fail("faults.events", f"day {event.day} is outside the session (days are 0-based)")
         if event.kind == "position_drift" and event.symbol not in symbols:
-            raise ConfigError(f"{source}: faults.events position_drift needs a symbol from instruments")
+            check.fail("faults.events", "position_drift needs a symbol from instruments")
         if event.kind == "manual_reset" and not (event.operator.strip() and event.reason.strip()):
-            raise ConfigError(f"{source}: faults.events manual_reset needs operator and reason")
+            check.fail("faults.events", "manual_reset needs operator and reason")
         if event.kind in HARNESS_KINDS and event.at is None:
-            raise ConfigError(f"{source}: faults.events {event.kind} needs 'at'")
-    if s.expect.max_drawdown_pct is not None:
-        decimal_field(s.expect.max_drawdown_pct, source=source, key="expect.max_drawdown_pct", minimum=Decimal(0))
+            check.fail("faults.events", f"{event.kind} needs 'at'")

@@ -38,6 +38,7 @@ from adapters.fake.market import market_from_spec
 from adapters.fake.venue import Venue, VenueConfig
 from adapters.ids import SeededIds
 from adapters.policy.decision import load_decision_model
+from adapters.rundir import claim
 from adapters.state_store import FileStateStore
 from core.engine.system import Engine
 from core.model import AccountType
@@ -197,7 +198,7 @@ class World:
             config=self.config, broker=rest, trade_stream=trading, market_stream=market, history=data,
             clock=self.clock, ids=SeededIds(self.seed), model=self.model, alerts=alerts, audit=audit, store=store,
             account_type=AccountType(self.scenario.account.type), monitor=self.telemetry,
-            latency_p95_ms=self.latency_p95_ms,
+            latency_p95_ms=self.latency_p95_ms, trail=audit,
         )
         engine.halt_observers.append(self.gate_changed)
         return engine, (rest, data, trading, market)
@@ -370,23 +371,20 @@ def trace_sha256(world: World) -> str:
 
 def run_scenario(scenario: Scenario, *, seed: int | None = None, out_dir: str | Path, scenario_file: str = "",
                  options: WorldOptions | None = None) -> Report:
-    """Run one scenario in virtual time and write ``out_dir/report.json`` next to the audit streams."""
+    """Run one scenario in virtual time and write ``out_dir/report.json`` next to the audit streams.
+
+    ``out_dir`` is claimed for the run (``adapters.rundir``): an earlier sim run there is replaced (callers pass
+    directories they own: tests, sweeps, swarms); any other run there, or a held lock, raises RunDirError."""
     seed = scenario.seed if seed is None else seed
-    out = fresh_out_dir(out_dir)
-    return run_world(World(scenario, seed, out, options or WorldOptions()), scenario_file=scenario_file)
+    with claim(Path(out_dir), "sim", replace=True) as held:
+        return run_world(World(scenario, seed, held.directory, options or WorldOptions()), scenario_file=scenario_file)
 
 
 def fresh_out_dir(out_dir: str | Path) -> Path:
-    """``out_dir``, created, without a previous run's state, report and audit streams."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    for stale in ("state.json", "report.json"):
-        (out / stale).unlink(missing_ok=True)
-    if (out / "audit").exists():
-        import shutil
-
-        shutil.rmtree(out / "audit")
-    return out
+    """``out_dir``, created, with an earlier sim run's state, report and audit streams cleared (never another
+    mode's: see ``adapters.rundir.claim``)."""
+    with claim(Path(out_dir), "sim", replace=True) as held:
+        return held.directory
 
 
 def run_world(world: World, *, scenario_file: str = "") -> Report:

@@ -21,19 +21,14 @@ from core.config import ConfigError
 DEFAULT_SCENARIO = Path(__file__).resolve().parents[1] / "scenarios" / "clean_day.toml"
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
 def register(sub: Any) -> None:
+    from tools.cmd_audit import positive_int
+
     p = sub.add_parser("backtest", help="replay an agent against the fake venue and write a drift report",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--scenario", default=str(DEFAULT_SCENARIO), metavar="FILE.toml",
                    help="scenario to replay (default scenarios/clean_day.toml)")
-    p.add_argument("--days", type=_positive, default=None, help="override the scenario's number of sessions")
+    p.add_argument("--days", type=positive_int, default=None, help="override the scenario's number of sessions")
     p.add_argument("--seed", type=int, default=None, help="override the scenario's seed")
     p.add_argument("--out", default="runs/backtest", help="output directory (default runs/backtest)")
     p.add_argument("--agent", choices=("engine", "tensortrade"), default="engine",
@@ -47,6 +42,7 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     import logging
 
+    from adapters.rundir import RunDirError
     from sim.scenario import load_scenario
     from tools.backtest import run_backtest
 
@@ -59,8 +55,12 @@ def run(args: argparse.Namespace) -> int:
     if args.days is not None and args.days > 260:
         print("ttlive backtest: --days must be 1..260", file=sys.stderr)
         return 2
-    result = run_backtest(scenario, seed=args.seed, days=args.days, out_dir=args.out, agent=args.agent,
-                          bars_source=args.bars, scenario_file=args.scenario)
+    try:  # OUT/run is a sim run directory: replaced when it holds a backtest's sim run, refused otherwise
+        result = run_backtest(scenario, seed=args.seed, days=args.days, out_dir=args.out, agent=args.agent,
+                              bars_source=args.bars, scenario_file=args.scenario)
+    except RunDirError as exc:
+        print(f"ttlive backtest: {exc}", file=sys.stderr)
+        return 2
     print_summary(result)
     return 0 if result.run.ok else 1
 

@@ -4,6 +4,8 @@ With ``--dashboard URL`` the command goes to a live runner's dashboard API (bear
 TTLIVE_DASHBOARD_TOKEN) and the engine audits it. Otherwise the persisted engine state is edited so the next
 start comes up halted (a kill leaves the latch HALTING: the next start cancels every open order before it
 settles HALTED) or active (an audited manual reset), and a halt/reset record is appended to the audit trail.
+A kill needs no state: it latches a runner that never ran here (or whose state file is unreadable: moved aside),
+and the halt record alone keeps the next start halted (core.recovery).
 A live runner holds the audit trail's lock: then the command goes to the dashboard the config names instead
 (with ``--state`` there is no config to name one, and the command is refused).
 Exit status: 0 done, 1 refused (nothing to reset, runner unreachable), 2 bad input or not authorised.
@@ -51,7 +53,7 @@ def register(sub: Any) -> None:
 def _targets(p: argparse.ArgumentParser) -> None:
     route = p.add_mutually_exclusive_group()
     route.add_argument(
-        "--state", type=Path, default=None, help="engine state file (default: runs/latest/state.json)"
+        "--state", type=Path, default=None, help="engine state file (default: runs/sim/latest/state.json)"
     )
     route.add_argument(
         "--config", type=Path, default=None, help="engine config: its state file and audit dir"
@@ -171,36 +173,59 @@ def change_latch(
     return record, halt.state.value
 
 
-def _edit_state(args: argparse.Namespace, kind: str, operator: str, reason: str) -> int:
-    """Change the persisted halt latch and audit it; the audit lock proves no runner is using this trail."""
-    from adapters.audit_jsonl import AuditLockedError, JsonlAuditSink
-    from adapters.state_store import FileStateStore, StateFileError
+def latch_target(store: Any, kind: str, state_path: Path) -> dict[str, Any]:
+    """The persisted state to change. A kill never needs one (fail closed: it latches a runner that has not run
+    here yet, or whose state is unreadable, which is moved aside, not lost); a reset does."""
+    from adapters.state_store import StateFileError
 
-    state_path, audit_dir = _paths(args)
-    store = FileStateStore(state_path, fsync=True)
     try:
         data = store.load()
     except StateFileError as exc:
-        raise ControlError(str(exc), EXIT_REFUSED) from None
-    if data is None:
-        raise ControlError(
-            f"no engine state at {state_path}: nothing to {kind} (give --state or --config)", EXIT_USAGE
-        )
+        if kind == "reset":
+            raise ControlError(f"{exc}; refusing to reset", EXIT_REFUSED) from None
+        aside = store.set_aside()
+        print(f"warning: {exc}; moved to {aside}: latching a fresh state", file=sys.stderr)
+        return {}
+    if data is None and kind == "reset":
+        raise ControlError(f"no engine state at {state_path}: nothing to reset (give --state or --config)", EXIT_USAGE)
+    return data or {}
+
+
+def _edit_state(args: argparse.Namespace, kind: str, operator: str, reason: str) -> int:
+    """Change the persisted halt latch and audit it; the audit lock proves no runner is using this trail."""
+    from adapters.audit_jsonl import AuditLockedError, JsonlAuditSink, append_anchor, verify_dir
+    from adapters.rundir import record_mode
+    from adapters.state_store import FileStateStore
+
+    state_path, audit_dir = _paths(args)
     try:
         sink = JsonlAuditSink(audit_dir, fsync=True)
     except AuditLockedError:
         raise RunnerLive(audit_dir) from None
     try:
+        store = FileStateStore(state_path, fsync=True)
+        data = latch_target(store, kind, state_path)
+        anchored = verify_dir(audit_dir).ok  # keep an anchored trail anchored; never bless what we did not write
         now_ns = time.time_ns()  # an operator's command on the wall clock (this is not a simulation)
         record, new_state = change_latch(
             data, kind, operator=operator, reason=reason, source="cli", route="state_file", now_ns=now_ns
         )
         sink.write(record)  # durable before the state changes: an unaudited latch change never lands
         store.save(data)
+        if args.config is not None:
+            record_mode(state_path.parent, str(load_config_mode(args.config)))
     finally:
         sink.close()
+    if anchored:
+        append_anchor(audit_dir, ts_ns=now_ns)
     print(f"ok: {state_path} now {new_state} ({kind} audited in {audit_dir})")
     return EXIT_OK
+
+
+def load_config_mode(path: Path) -> str:
+    from tools.runner import load_config
+
+    return str(load_config(path).mode)
 
 
 def _operator(args: argparse.Namespace) -> str:
@@ -246,25 +271,36 @@ def _dispatch(args: argparse.Namespace, kind: str, operator: str, reason: str) -
         return _post(args, f"/api/{kind}", body)
 
 
+def _run(command: str, args: argparse.Namespace, kind: str, operator: str, reason: str) -> int:
+    """Dispatch with every refusal as an exit code: bad config (2), refused (1), not authorised (2)."""
+    from core.config import ConfigError
+
+    try:
+        return _dispatch(args, kind, operator, reason)
+    except ConfigError as exc:
+        print(f"ttlive {command}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except ControlError as exc:
+        print(f"ttlive {command}: {exc}", file=sys.stderr)
+        return exc.code
+
+
 def run_kill(args: argparse.Namespace) -> int:
-    reason = args.reason.strip()
+    from adapters.alerts import escape_control
+
+    args.operator = None if args.operator is None else escape_control(args.operator)
+    reason = escape_control(args.reason).strip()
     if not reason:
         print("ttlive kill: --reason must not be empty", file=sys.stderr)
         return EXIT_USAGE
-    try:
-        return _dispatch(args, "kill", _operator(args).strip() or "unknown", reason)
-    except ControlError as exc:
-        print(f"ttlive kill: {exc}", file=sys.stderr)
-        return exc.code
+    return _run("kill", args, "kill", _operator(args).strip() or "unknown", reason)
 
 
 def run_reset(args: argparse.Namespace) -> int:
-    operator, reason = args.operator.strip(), args.reason.strip()
+    from adapters.alerts import escape_control
+
+    operator, reason = escape_control(args.operator).strip(), escape_control(args.reason).strip()
     if not operator or not reason:
         print("ttlive reset: a manual reset needs a non-empty --operator and --reason", file=sys.stderr)
         return EXIT_USAGE
-    try:
-        return _dispatch(args, "reset", operator, reason)
-    except ControlError as exc:
-        print(f"ttlive reset: {exc}", file=sys.stderr)
-        return exc.code
+    return _run("reset", args, "reset", operator, reason)

@@ -87,7 +87,12 @@ def register(sub: Any) -> None:
         "--out",
         type=Path,
         default=None,
-        help="sim: output directory (default: the parent of the config's audit dir, runs/latest)",
+        help="sim: output directory (default: the parent of the config's audit dir, runs/sim/latest)",
+    )
+    p.add_argument(
+        "--fresh",
+        action="store_true",
+        help="sim: replace an earlier sim run in the output directory (never a paper/live one)",
     )
     p.add_argument("--no-dashboard", action="store_true", help="do not serve the dashboard")
     p.add_argument(
@@ -171,8 +176,8 @@ def settings_from(args: argparse.Namespace) -> Any:
     from adapters.dashboard.server import token_from_env
     from tools.runner import RunError, RunSettings, load_config
 
-    config = load_config(args.config)
-    mode = Mode(args.mode) if args.mode is not None else config.mode
+    config = load_config(args.config, Mode(args.mode) if args.mode is not None else None)
+    mode = config.mode
     if mode is not Mode.SIM:
         given = [
             flag
@@ -186,15 +191,14 @@ def settings_from(args: argparse.Namespace) -> Any:
         ]
         if args.linger:
             given.append("--linger")
+        if args.fresh:
+            given.append("--fresh")
         if given:
             raise RunError(f"{', '.join(given)} only apply to --mode sim")
     if mode is not Mode.LIVE and args.live_confirmed:
         raise RunError("--i-understand-live-trading only applies to --mode live")
     if args.scenario is not None and not args.scenario.is_file():
         raise RunError(f"{args.scenario}: scenario file not found")
-    import msgspec
-
-    config = msgspec.structs.replace(config, mode=mode)
     return RunSettings(
         mode=mode,
         config=config,
@@ -208,11 +212,13 @@ def settings_from(args: argparse.Namespace) -> Any:
         linger_s=args.linger,
         token=token_from_env(),
         live_confirmed=args.live_confirmed,
+        # why: with no --out and no --config the directory is the default sim one, ours to replace (`make run`)
+        fresh=args.fresh or (args.out is None and args.config is None),
     )
 
 
 def run(args: argparse.Namespace) -> int:
-    from tools.runner import EXIT_USAGE, RunError, state_dir
+    from tools.runner import EXIT_USAGE, RunError
 
     try:
         settings = settings_from(args)
@@ -222,7 +228,6 @@ def run(args: argparse.Namespace) -> int:
     ui = ConsoleUI(quiet=args.quiet)
     try:
         if settings.mode is Mode.SIM:
-            _log_to(settings.out_dir or state_dir(settings.config), console_level=logging.ERROR)
             return _run_sim(settings, ui)
         return _run_broker(settings, ui)
     except (ConfigError, RunError) as exc:
@@ -233,9 +238,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_sim(settings: Any, ui: ConsoleUI) -> int:
-    from tools.runner import run_sim
+    from tools.runner import SimRun
 
-    outcome = run_sim(settings, ui)
+    run = SimRun(settings, ui)  # claims the output directory (RunError) before the log goes there
+    _log_to(run.out, console_level=logging.ERROR)
+    outcome = run.run()
     ui.close()
     report = outcome.report
     pnl = Decimal(report.equity_end_usd) - Decimal(report.equity_start_usd)
@@ -267,8 +274,21 @@ def _run_sim(settings: Any, ui: ConsoleUI) -> int:
     elif report.ok:
         ui.console.print("[green]OK[/green]: session complete, every invariant and expectation held")
     else:
-        ui.console.print(f"[bold red]FAILED[/bold red]: replay with {report.replay_command}", soft_wrap=True)
+        replay = replay_command(settings, outcome)
+        ui.console.print(f"[bold red]FAILED[/bold red]: replay with {replay}", soft_wrap=True)
     return int(outcome.exit_code)
+
+
+def replay_command(settings: Any, outcome: Any) -> str:
+    """The ``ttlive run`` that reruns exactly this session: scenario, seed and the config whose engine sections
+    replaced the scenario's (the report's own replay line knows only the scenario)."""
+    import shlex
+
+    parts = ["ttlive", "run", "--scenario", str(outcome.scenario_path), "--seed", str(outcome.report.seed)]
+    if settings.config_path is not None:
+        parts += ["--config", str(settings.config_path)]
+    parts += ["--out", str(outcome.out_dir), "--fresh", "--no-dashboard"]
+    return shlex.join(parts)
 
 
 def _run_broker(settings: Any, ui: ConsoleUI) -> int:

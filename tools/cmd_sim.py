@@ -38,14 +38,34 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
+def claim_out(args: argparse.Namespace) -> str | None:
+    """Settle ``--out`` (default runs/sim/<scenario>, ours to replace; runs/sweep for a sweep) and check a single
+    run may use it (``adapters.rundir``); returns the refusal, or None. A sweep's per-seed dirs are its own."""
+    from adapters.rundir import RunDirError, claim
+
+    given = args.out is not None
+    if not given:
+        args.out = "runs/sweep" if args.seeds is not None else str(Path("runs/sim") / Path(args.scenarios[0]).stem)
+    if args.seeds is not None:
+        return None
+    try:
+        claim(Path(args.out), "sim", replace=args.fresh or not given).release()
+    except RunDirError as exc:
+        return str(exc)
+    return None
+
+
 def register(sub: Any) -> None:
     p = sub.add_parser("sim", help="run a simulated trading session (or a seed sweep) against the fake venue",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("scenarios", nargs="+", metavar="SCENARIO.toml")
     p.add_argument("--seed", type=int, default=None, help="override the scenario's seed")
     p.add_argument("--seeds", type=parse_seeds, default=None, help="sweep seeds, e.g. 1..500")
-    p.add_argument("--out", default="runs/sim", help="output directory (default runs/sim)")
-    p.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2)), help="sweep processes")
+    p.add_argument("--out", default=None, help="output directory (default runs/sim/<scenario>; a sweep: runs/sweep)")
+    p.add_argument("--fresh", action="store_true", help="replace an earlier sim run in --out (never a paper/live one)")
+    from tools.cmd_audit import positive_int
+
+    p.add_argument("--workers", type=positive_int, default=max(1, (os.cpu_count() or 2)), help="sweep processes")
     p.add_argument("--backend", choices=("local", "ray"), default="local", help="sweep backend")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
@@ -126,7 +146,7 @@ def print_summary(report: dict[str, Any], out: str) -> None:
         console.print(f"[red]EXPECTATION[/red] {problem}")
     console.print(f"report: {Path(out) / 'report.json'}")
     if not report["ok"]:
-        replay = f"{report['replay_command']} --out {out}"
+        replay = f"{report['replay_command']} --out {out} --fresh"
         console.print(f"[bold red]FAILED[/bold red] replay with: {replay}", soft_wrap=True)
     else:
         console.print("[green]OK[/green]: every invariant and expectation held")
@@ -138,6 +158,10 @@ def run(args: argparse.Namespace) -> int:
             _load(path)  # validate everything before running anything
     except ConfigError as exc:
         print(f"ttlive sim: {exc}", file=sys.stderr)
+        return 2
+    refused = claim_out(args)
+    if refused is not None:
+        print(f"ttlive sim: {refused}", file=sys.stderr)
         return 2
     if args.seeds is None:
         if len(args.scenarios) != 1:

@@ -16,7 +16,6 @@ import json
 import logging
 import math
 import os
-import shutil
 import signal
 import time
 from collections.abc import Awaitable, Callable
@@ -30,7 +29,7 @@ import msgspec
 import trio
 import trio.testing
 
-from core.config import ConfigError, EngineConfig, Mode, PolicySection, parse_config
+from core.config import Checker, ConfigError, EngineConfig, Mode, PolicySection, for_mode, parse_config
 
 log = logging.getLogger("ttlive.run")
 
@@ -81,21 +80,28 @@ class RunSettings:
     linger_s: float = 0.0  # sim: keep serving the final state this long after the session
     token: str = ""  # TTLIVE_DASHBOARD_TOKEN
     live_confirmed: bool = False
+    fresh: bool = False  # sim: replace an earlier sim run in the output directory (adapters.rundir)
 
 
 # --- files and gates ----------------------------------------------------------------------------------------
 
 
-def load_config(path: Path | None) -> EngineConfig:
+def load_config(path: Path | None, mode: Mode | None = None) -> EngineConfig:
+    """The config file (or the defaults) running as ``mode`` (default: the file's); ConfigError names file, key
+    and line. Beyond ``parse_config``: a policy model directory must exist and hold model.json."""
     if path is None:
-        return EngineConfig()
+        return for_mode(EngineConfig(), mode or Mode.SIM)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read config: {exc}") from None
-    return parse_config(text, source=str(path))
+    from sim.scenario import check_policy_model
+
+    config = parse_config(text, source=str(path), mode=mode)
+    check_policy_model(Checker(str(path), text), config.policy)
+    return config
 
 
 def default_scenario() -> Path:
@@ -230,6 +236,7 @@ class SimOutcome:
     interrupted: bool
     dashboard_url: str | None
     model_id: str = ""
+    scenario_path: Path | None = None
 
     @property
     def exit_code(self) -> int:
@@ -265,15 +272,24 @@ def sim_scenario(settings: RunSettings) -> tuple[Any, Path]:
     return scenario, path
 
 
-def _fresh_out_dir(out: Path) -> None:
-    """A run owns its output directory: stale results from an earlier run would mix with this one's."""
-    out.mkdir(parents=True, exist_ok=True)
-    from tools.compliance import BROKER_RECORDS_NAME
+def claim_dir(directory: Path, mode: Mode, *, replace: bool = False) -> Any:
+    """``adapters.rundir.claim`` with its refusal as a RunError (exit 2)."""
+    from adapters.rundir import RunDirError, claim
 
-    for stale in (STATE_NAME, REPORT_NAME, BROKER_RECORDS_NAME):
-        (out / stale).unlink(missing_ok=True)
-    if (out / "audit").exists():
-        shutil.rmtree(out / "audit")
+    try:
+        return claim(directory, str(mode), replace=replace)
+    except RunDirError as exc:
+        raise RunError(str(exc)) from None
+
+
+def anchor_trail(audit_dir: Path, ts_ns: int) -> None:
+    """Session close: the chain heads go to the append-only anchor file (``ttlive audit verify`` checks them)."""
+    from adapters.audit_jsonl import append_anchor
+
+    try:
+        append_anchor(audit_dir, ts_ns=ts_ns)
+    except OSError as exc:  # the session's results stand; verify will say the tail is unanchored
+        log.error("could not anchor the audit trail %s: %s", audit_dir, exc)
 
 
 class SimRun:
@@ -289,7 +305,7 @@ class SimRun:
         self.scenario_path = path
         self.seed = scenario.seed if settings.seed is None else settings.seed
         self.out = settings.out_dir or state_dir(settings.config)
-        _fresh_out_dir(self.out)
+        self.claim = claim_dir(self.out, Mode.SIM, replace=settings.fresh)
         self.world = World(scenario, self.seed, self.out, WorldOptions())
         self.source = EngineDashboardSource(
             mode="sim", clock=self.world.clock, alerts=self.world.dashboard_alerts
@@ -332,10 +348,12 @@ class SimRun:
                     f"dashboard keeps serving the final state for {self.settings.linger_s:g} s at {url}"
                 )
                 _linger(self.settings.linger_s)
+            anchor_trail(self.world.audit_dir, self.world.record.end_ns)
         finally:
             self.bridge.close()
             if dashboard is not None:
                 dashboard.stop()
+            self.claim.release()
         return SimOutcome(
             report=report,
             out_dir=self.out,
@@ -344,6 +362,7 @@ class SimRun:
             interrupted=self.interrupted,
             dashboard_url=url,
             model_id=self.world.model.model_id,
+            scenario_path=self.scenario_path,
         )
 
     def _start_dashboard(self) -> tuple[Any, str | None]:
@@ -441,10 +460,6 @@ def _linger(seconds: float) -> None:
         time.sleep(seconds)
 
 
-def run_sim(settings: RunSettings, ui: RunUI) -> SimOutcome:
-    return SimRun(settings, ui).run()
-
-
 # --- paper / live -------------------------------------------------------------------------------------------
 
 
@@ -485,6 +500,7 @@ class BrokerRun:
             )
         self.outcome = BrokerOutcome(exit_code=EXIT_OK, out_dir=self.state_dir, audit_dir=self.audit_dir)
         self._stop = trio.Event()
+        self.claim = claim_dir(self.state_dir, settings.mode)  # held until run() returns (or the process dies)
 
     def urls(self) -> Any:
         from adapters.alpaca.config import DATA_STREAM_BASE_URL, DATA_URL, AlpacaConfig
@@ -515,6 +531,8 @@ class BrokerRun:
             for error in group:
                 log.info("session failed", exc_info=error)  # the traceback goes to run.log only
                 self.outcome.messages.append(redact(f"session failed: {type(error).__name__}: {error}"))
+        finally:
+            self.claim.release()
         return self.outcome
 
     async def _main(self) -> None:
@@ -533,6 +551,7 @@ class BrokerRun:
         from adapters.metrics import Metrics
         from adapters.policy.decision import load_decision_model
         from adapters.state_store import FileStateStore
+        from core.audit import RUNNER_STARTED_EVENT as RUNNER_STARTED
         from core.audit import system_record
         from core.engine.system import Engine
         from core.model import AccountType
@@ -598,6 +617,7 @@ class BrokerRun:
                         account_type=account_type,
                         monitor=telemetry,
                         latency_p95_ms=telemetry.recent_rest_p95_ms,
+                        trail=audit,
                     )
                     source = EngineDashboardSource(
                         mode=str(s.mode),
@@ -616,7 +636,7 @@ class BrokerRun:
 
                     def mark_started() -> None:  # preflight counts paper session days by this record
                         extra = {
-                            "event": "runner_started",
+                            "event": RUNNER_STARTED,
                             "mode": str(s.mode),
                             "model_id": model.model_id,
                             "config_sha256": file_sha256(s.config_path) if s.config_path else "",
@@ -640,6 +660,7 @@ class BrokerRun:
                 nursery.cancel_scope.cancel()
         finally:
             audit.close()
+            anchor_trail(self.audit_dir, clock.now_ns())
 
     async def _session(
         self,
@@ -694,11 +715,12 @@ def idle_latch(store: Any, audit: Any, clock: Any, kind: str, actor: str, reason
     """A dashboard kill/reset while the engine is not running: the persisted latch, audited, as
     ``ttlive kill``/``reset`` would (the runner holds the audit trail, so it writes the record)."""
     from adapters.dashboard.source import CommandRejected
-    from tools.cmd_control import ControlError, change_latch
+    from tools.cmd_control import ControlError, change_latch, latch_target
 
-    data = store.load()
-    if data is None:
-        raise CommandRejected("no engine state yet: the engine has not run here; it starts at the pre-open")
+    try:
+        data = latch_target(store, kind, store.path)  # as `ttlive kill`: no state (or a corrupt one) still latches
+    except ControlError as exc:
+        raise CommandRejected(str(exc)) from None
     try:
         record, _state = change_latch(
             data,

