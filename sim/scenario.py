@@ -1,6 +1,6 @@
 """Scenario files (scenarios/*.toml): one simulated trading world, strictly validated.
 
-Format: ../shared/docs/scenario-format.md. Unknown keys are errors naming file, key and line; values are
+Format: scenarios/FORMAT.md. Unknown keys are errors naming file, key and line; values are
 checked with messages a user can act on. The engine-side keys reuse core.config's sections, so a scenario's
 [risk] is literally the config file's [risk].
 """

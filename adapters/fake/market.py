@@ -39,12 +39,16 @@ TOUCH_FRACTION_OF_BAR_VOLUME = 0.02  # size at each side of the touch, before se
 FLASH_CRASH_SPREAD_MULT = 5.0  # spreads widen while a flash crash runs
 
 
+BUNDLED_DATA_DIR = Path(__file__).resolve().parent / "data" / "market"  # the repo's own copy, with its provenance
+
+
 def market_data_dir() -> Path:
-    """shared/data/market beside the checkout, or $TTLIVE_MARKET_DATA."""
+    """Where market files are read from: $TTLIVE_MARKET_DATA, or the copy that ships in the repository (the one
+    place that decides; scenarios, training, backtests and benchmarks all ask here)."""
     env = os.environ.get(DATA_DIR_ENV)
     if env:
         return Path(env)
-    return Path(__file__).resolve().parents[2].parent / "shared" / "data" / "market"
+    return BUNDLED_DATA_DIR
 
 
 @dataclass(frozen=True, slots=True)
@@ -581,7 +585,7 @@ def _is_minute_file(path: Path) -> bool:
 
 
 class ReplaySource(PathSource):
-    """Real bars from shared/data/market: daily files become intraday paths, minute files replay as is.
+    """Real bars from ``market_data_dir()``: daily files become intraday paths, minute files replay as is.
 
     Daily files: each session's path is a seeded Brownian bridge from the day's open to its close that
     touches its high and low (seeded by (seed, symbol, date)), volume split U-shaped, on the NYSE
@@ -974,7 +978,7 @@ def ticks(market: MarketSource) -> TickSource:
     return SampledTicks(market)  # type: ignore[return-value]
 
 
-KNOWN_FILES = {  # symbol -> file in shared/data/market, for quick starts (`ttlive fake-alpaca --symbols`)
+KNOWN_FILES = {  # symbol -> file in the market data directory, for quick starts (`ttlive fake-alpaca --symbols`)
     "NVDA": "nvda-1999-2014.txt",
     "ORCL": "orcl-1995-2014.txt",
     "YHOO": "yhoo-1996-2015.txt",

@@ -33,12 +33,13 @@ from tensortrade.oms.instruments import ExchangePair, Instrument, Quantity  # no
 from tensortrade.oms.orders import Broker, Order, Trade, TradeSide, TradeType  # noqa: E402
 from tensortrade.oms.wallets import Portfolio, Wallet  # noqa: E402
 
+from adapters.fake.market import market_data_dir  # noqa: E402
 from adapters.policy.actions import N_ACTIONS, OrderIntent, decode_action, plan_target  # noqa: E402
 from core.features import DEFAULT_SPEC, FeatureSpec, OhlcvWindow, compute_features, feature_names  # noqa: E402
 from core.model import Direction, ExecutionAction  # noqa: E402
 from core.orderplan import PlanConfig  # noqa: E402
 
-DEFAULT_DATA_DIR: Final = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "market"
+DEFAULT_DATA_DIR: Final = market_data_dir()  # the repo's copy, or $TTLIVE_MARKET_DATA
 USD_DECIMALS: Final = 4  # adjusted early prices are cents-sized: keep sub-cent precision in the simulation
 PRICE_QUANTUM: Final = Decimal(1).scaleb(-USD_DECIMALS)
 BPS: Final = 1e-4

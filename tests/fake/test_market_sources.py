@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import itertools
 from decimal import Decimal
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -338,3 +339,17 @@ def test_market_from_spec_and_calendars() -> None:
     assert clock.session_ns(0) == OPEN_NS
     assert clock.session_ns(6.5 * 3600) == ns_at("2014-06-03", "09:30")  # the close jumps to the next open
     assert clock.elapsed_s(ns_at("2014-06-03", "10:30")) == 6.5 * 3600 + 3600
+
+
+def test_the_repository_carries_the_market_data_its_scenarios_need(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A clone with no ../shared beside it runs: every file a shipped scenario replays is in the repository."""
+    import tomllib
+
+    monkeypatch.delenv("TTLIVE_MARKET_DATA", raising=False)
+    root = Path(__file__).resolve().parents[2]
+    assert market_data_dir().is_relative_to(root)
+    needed = set()
+    for path in [*root.glob("scenarios/*.toml"), *root.glob("scenarios/regressions/*.toml")]:
+        needed |= set(tomllib.loads(path.read_text())["market"].get("files", {}).values())
+    assert needed and all((market_data_dir() / name).is_file() for name in sorted(needed))
+    assert (market_data_dir() / "README.md").is_file()  # provenance travels with the data

@@ -16,7 +16,7 @@ from adapters.fake.calendar import NyseCalendar, ns_at
 from adapters.fake.market import KNOWN_FILES, ReplaySource
 from core.model import Bar, Quote
 
-REPLAY_SYMBOLS: Final = ("NVDA", "ORCL", "YHOO")  # the three real daily files in shared/data/market
+REPLAY_SYMBOLS: Final = ("NVDA", "ORCL", "YHOO")  # the three real daily files in market_data_dir()
 SECTORS: Final = {"NVDA": "semiconductors", "ORCL": "software", "YHOO": "internet"}
 START_DATE: Final = "2014-06-02"  # a Monday; the replay files cover it
 BAR_INTERVAL_S: Final = 60
