@@ -7,7 +7,6 @@ webhook posts from its own task so a slow receiver cannot stall the caller.
 
 from __future__ import annotations
 
-import enum
 import logging
 from collections import deque
 from collections.abc import Iterable, Sequence
@@ -20,6 +19,7 @@ import msgspec
 import trio
 
 from adapters.alpaca.models import ns_to_rfc3339
+from adapters.audit_jsonl import SECRET_MIN_CHARS
 from core.limits import (
     ALERT_API_LATENCY_P95_MS,
     ALERT_COOLDOWN_S,
@@ -28,6 +28,7 @@ from core.limits import (
     ALERT_REJECTION_RATE_FRACTION,
 )
 from core.ports import Clock
+from core.triggers import Severity
 
 log = logging.getLogger("ttlive.alerts")
 
@@ -36,13 +37,6 @@ DASHBOARD_ALERTS_MAX: Final = 50  # brief H8: the snapshot carries the last 50 a
 WEBHOOK_TIMEOUT_S: Final = 5.0  # one POST, connect + read; a receiver slower than this is treated as down
 WEBHOOK_QUEUE_CAPACITY: Final = 256  # alerts waiting for the webhook task; beyond this new ones are dropped
 REDACTED: Final = "[REDACTED]"
-_MIN_SECRET_CHARS: Final = 4  # shorter "secrets" would redact ordinary words
-
-
-class Severity(enum.StrEnum):
-    INFO = "info"
-    WARNING = "warning"
-    CRITICAL = "critical"
 
 
 _RANK: Final = {Severity.INFO: 0, Severity.WARNING: 1, Severity.CRITICAL: 2}
@@ -93,7 +87,7 @@ class Redactor:
     """Replaces every configured secret (API keys, tokens, webhook URL) with a marker, longest first."""
 
     def __init__(self, secrets: Iterable[str]) -> None:
-        kept = {s for s in secrets if len(s) >= _MIN_SECRET_CHARS}
+        kept = {s for s in secrets if len(s) >= SECRET_MIN_CHARS}  # the runner refuses shorter ones at start
         self._secrets = sorted(kept, key=lambda s: (-len(s), s))
 
     def __call__(self, text: str) -> str:

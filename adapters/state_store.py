@@ -74,14 +74,3 @@ class FileStateStore:
                 os.fsync(f.fileno())
         os.replace(tmp, self.path)
         self.saves += 1
-
-
-class MemoryStateStore:
-    def __init__(self) -> None:
-        self.state: dict[str, Any] | None = None
-
-    def load(self) -> dict[str, Any] | None:
-        return json.loads(json.dumps(self.state)) if self.state is not None else None
-
-    def save(self, state: dict[str, Any]) -> None:
-        self.state = json.loads(json.dumps(state, sort_keys=True))

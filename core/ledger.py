@@ -101,13 +101,6 @@ class Ledger:
             return ZERO
         return holding.qty * self.marks.get(symbol, holding.avg_entry_price)
 
-    def unrealized_pl_usd(self) -> Decimal:
-        total = ZERO
-        for symbol, holding in self.holdings.items():
-            if holding.qty:
-                total += (self.marks.get(symbol, holding.avg_entry_price) - holding.avg_entry_price) * holding.qty
-        return total
-
     def gross_exposure_usd(self) -> Decimal:
         return sum((abs(self.market_value(s)) for s in self.holdings), ZERO)
 

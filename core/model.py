@@ -11,6 +11,8 @@ from decimal import Decimal
 
 import msgspec
 
+NS_PER_S = 1_000_000_000  # timestamps are integer epoch nanoseconds everywhere (venue, wire, engine, audit)
+
 
 class Direction(enum.StrEnum):
     LONG = "long"

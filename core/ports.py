@@ -160,6 +160,16 @@ class Monitor(Protocol):
     def incr(self, name: str, value: int = 1) -> None: ...
 
 
+class NullMonitor:
+    """A Monitor that discards everything: the default when nobody listens."""
+
+    def observe_latency(self, name: str, value_s: float) -> None:
+        return None
+
+    def incr(self, name: str, value: int = 1) -> None:
+        return None
+
+
 __all__ = [
     "AlertSink",
     "AuditSink",
@@ -175,6 +185,7 @@ __all__ = [
     "MarketDataStream",
     "Monitor",
     "NotCancelable",
+    "NullMonitor",
     "OrderGateClosed",
     "OrderNotFound",
     "PolicyModel",

@@ -26,6 +26,7 @@ from typing import Any, NamedTuple
 
 import msgspec
 
+from core.halt_fsm import HaltTrigger
 from core.limits import (
     ALERT_API_LATENCY_P95_MS,
     ALERT_DRAWDOWN_CRITICAL_FRACTION,
@@ -41,12 +42,9 @@ from core.risk import loss_limit_reached
 STATE_VERSION = 1
 
 
-class TriggerId(enum.StrEnum):
-    DAILY_LOSS = "daily_loss"
-    WEEKLY_LOSS = "weekly_loss"
-    CONSECUTIVE_LOSSES = "consecutive_losses"
-    CONNECTIVITY_LOST = "connectivity_lost"
-    RECONCILIATION_MISMATCH = "reconciliation_mismatch"
+# The triggers this monitor raises on its own: the halt machine's names (one enum), less the operator's and the
+# engine's (manual, actor_crash).
+AUTOMATIC_TRIGGERS: frozenset[HaltTrigger] = frozenset(HaltTrigger) - {HaltTrigger.MANUAL, HaltTrigger.ACTOR_CRASH}
 
 
 class TriggerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -117,7 +115,7 @@ MonitorEvent = (
 
 
 class Trip(msgspec.Struct, frozen=True, kw_only=True):
-    trigger: TriggerId
+    trigger: HaltTrigger
     reason: str
     ts_s: float
 
@@ -198,8 +196,8 @@ class KillSwitchMonitor:
     def _check_losses(self, event: EquityMarked) -> Trip | None:
         st, cfg = self.state, self.config
         checks = (
-            (TriggerId.DAILY_LOSS, st.day_start_equity, cfg.daily_loss_fraction, "start-of-day"),
-            (TriggerId.WEEKLY_LOSS, st.week_start_equity, cfg.weekly_loss_fraction, "start-of-week"),
+            (HaltTrigger.DAILY_LOSS, st.day_start_equity, cfg.daily_loss_fraction, "start-of-day"),
+            (HaltTrigger.WEEKLY_LOSS, st.week_start_equity, cfg.weekly_loss_fraction, "start-of-week"),
         )
         for trigger, start, fraction, label in checks:
             if start is not None and loss_limit_reached(event.equity, start, fraction):
@@ -222,7 +220,7 @@ class KillSwitchMonitor:
             st.consecutive_losses += 1
         if st.consecutive_losses > self.config.max_consecutive_losses:
             return Trip(
-                trigger=TriggerId.CONSECUTIVE_LOSSES,
+                trigger=HaltTrigger.CONSECUTIVE_LOSSES,
                 reason=(
                     f"{st.consecutive_losses} losing trades in a row "
                     f"(limit {self.config.max_consecutive_losses}); last {event.symbol} {event.realized_pnl}"
@@ -239,7 +237,7 @@ class KillSwitchMonitor:
         if st.resync_pending:
             st.resync_pending = False
             return Trip(
-                trigger=TriggerId.RECONCILIATION_MISMATCH,
+                trigger=HaltTrigger.RECONCILIATION_MISMATCH,
                 reason=f"position mismatch survived a resync: {event.detail}",
                 ts_s=event.ts_s,
             )
@@ -253,7 +251,7 @@ class KillSwitchMonitor:
         channel, since_s = min(lost.items(), key=lambda item: (item[1], item[0]))
         if connectivity_lost_too_long(since_s, now_s, self.config.connectivity_lost_halt_s):
             return Trip(
-                trigger=TriggerId.CONNECTIVITY_LOST,
+                trigger=HaltTrigger.CONNECTIVITY_LOST,
                 reason=(
                     f"{channel} connectivity lost for {now_s - since_s:.3f} s "
                     f"(limit {self.config.connectivity_lost_halt_s} s)"
@@ -280,6 +278,9 @@ class KillSwitchMonitor:
 
 
 class Severity(enum.StrEnum):
+    """Alert severities, for every alert source (spec 4.3 levels; the alert router adds nothing of its own)."""
+
+    INFO = "info"
     WARNING = "warning"
     CRITICAL = "critical"
 

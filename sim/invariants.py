@@ -14,6 +14,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from core.model import NS_PER_S as NS
 from sim.report import Report
 from sim.scenario import Scenario
 
@@ -21,7 +22,6 @@ if TYPE_CHECKING:
     from adapters.fake.faults import FaultEvent
     from sim.world import World
 
-NS = 1_000_000_000
 COID = re.compile(r"^tt-(?P<signal>[0-9a-f-]{36})-(?P<attempt>\d+)(?P<suffix>.*)$")
 
 

@@ -41,6 +41,7 @@ from adapters.policy.decision import load_decision_model
 from adapters.rundir import claim
 from adapters.state_store import FileStateStore
 from core.engine.system import Engine
+from core.model import NS_PER_S as NS
 from core.model import AccountType
 from sim.determinism import seed_trio_scheduler
 from sim.invariants import check_expectations, check_invariants
@@ -48,7 +49,6 @@ from sim.report import Report, encode_report
 from sim.scenario import Scenario
 
 log = logging.getLogger("ttlive.sim")
-NS = 1_000_000_000
 PRE_OPEN_S = 300  # the engine starts five minutes before the open (model warm-up, resync)
 SETTLE_AFTER_CLOSE_S = 120  # after the close: final resync and reconciliation
 LIVE_ENOUGH = frozenset({"live", "polling", "resyncing"})  # a stream that delivers (or REST stands in for it)

@@ -24,6 +24,7 @@ import trio
 import trio.testing
 
 from core.audit import slippage_bps
+from core.model import NS_PER_S as NS
 from core.model import Bar, Side
 from sim.report import Report
 from sim.scenario import Scenario
@@ -39,7 +40,6 @@ from sim.world import (
     session_days,
 )
 
-NS: Final = 1_000_000_000
 ASSUMED_SLIPPAGE_BPS: Final = (0.5, 2.0)  # spec 5.2 "0.5-2 bps typical": the band the report measures against
 REFERENCE_BARS: Final = 1  # "what would have executed": the next bar's open; VWAP over this many next bars
 BARS_TIMEFRAME: Final = "1Min"

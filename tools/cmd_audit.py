@@ -27,10 +27,7 @@ from adapters.audit_jsonl import (
     verify_dir,
 )
 from core.audit import STREAMS
-
-EXIT_OK = 0
-EXIT_PROBLEMS = 1
-EXIT_USAGE = 2
+from tools.exitcodes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 
 
 def _iso_date(text: str) -> date:
@@ -136,7 +133,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     report = verify_dir(audit_dir_of(args.dir), anchors=args.anchors)
     for line in format_report(report):
         print(line)
-    return EXIT_OK if report.ok else EXIT_PROBLEMS
+    return EXIT_OK if report.ok else EXIT_FAILED
 
 
 def cmd_anchor(args: argparse.Namespace) -> int:
@@ -149,7 +146,7 @@ def cmd_anchor(args: argparse.Namespace) -> int:
         for line in format_report(report):
             print(line)
         print("ttlive audit: not anchoring a trail that does not verify", file=sys.stderr)
-        return EXIT_PROBLEMS
+        return EXIT_FAILED
     anchor = append_anchor(root, ts_ns=time.time_ns())  # an operator's command: the wall clock
     heads = ", ".join(f"{stream} {head.seq}" for stream, head in anchor.heads.items())
     print(f"anchored {root} at {anchor.timestamp}: {heads} -> {root / ANCHORS_NAME}")
@@ -181,7 +178,7 @@ def cmd_repair(args: argparse.Namespace) -> int:
         sink = JsonlAuditSink(args.dir)
     except AuditLockedError as exc:
         print(f"ttlive audit: {exc}", file=sys.stderr)
-        return EXIT_PROBLEMS
+        return EXIT_FAILED
     sink.close()
     for repair in sink.repairs:
         name = repair.file.relative_to(args.dir)

@@ -16,10 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from core.config import ConfigError, Mode
+from tools.exitcodes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 
-EXIT_OK = 0
-EXIT_DIFFERENCES = 1
-EXIT_USAGE = 2
 FETCH_TIMEOUT_S = 120.0
 
 
@@ -159,4 +157,4 @@ def run(args: argparse.Namespace) -> int:
     if result.ok:
         console.print("[green]OK[/green]: every fill, order and position reconciles with the audit trail")
         return EXIT_OK
-    return EXIT_DIFFERENCES
+    return EXIT_FAILED

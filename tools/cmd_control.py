@@ -21,9 +21,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-EXIT_OK = 0
-EXIT_REFUSED = 1
-EXIT_USAGE = 2
+from tools.exitcodes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+
 HTTP_TIMEOUT_S = 10.0
 
 
@@ -109,7 +108,7 @@ def _post(args: argparse.Namespace, path: str, body: dict[str, str]) -> int:
         raise ControlError(
             f"no runner answered at {args.dashboard} ({type(exc).__name__}); if none is running, "
             "use the state file route (--state or --config)",
-            EXIT_REFUSED,
+            EXIT_FAILED,
         ) from None
     try:
         message = response.json()
@@ -119,7 +118,7 @@ def _post(args: argparse.Namespace, path: str, body: dict[str, str]) -> int:
         print(f"ok: kill switch now {message.get('halt', {}).get('state', '?')}")
         return EXIT_OK
     detail = message.get("error", "") if isinstance(message, dict) else ""
-    code = EXIT_USAGE if response.status_code in (401, 403, 413, 422) else EXIT_REFUSED
+    code = EXIT_USAGE if response.status_code in (401, 403, 413, 422) else EXIT_FAILED
     raise ControlError(f"the runner answered HTTP {response.status_code}: {detail}", code)
 
 
@@ -141,7 +140,7 @@ def change_latch(
     except CorruptHaltState as exc:
         if kind == "reset":
             raise ControlError(
-                f"the persisted halt latch is unreadable ({exc}); refusing to reset", EXIT_REFUSED
+                f"the persisted halt latch is unreadable ({exc}); refusing to reset", EXIT_FAILED
             ) from None
         halt = HaltMachine()  # fail closed: a fresh latch, tripped below
     before = halt.state
@@ -157,7 +156,7 @@ def change_latch(
         )
     else:
         if before is HaltState.ACTIVE:
-            raise ControlError("not halted: nothing to reset", EXIT_REFUSED)
+            raise ControlError("not halted: nothing to reset", EXIT_FAILED)
         if before is HaltState.HALTING:
             halt.halt_complete(now_ns)  # why: halted while down; the restart's resync settles open orders
         try:
@@ -182,7 +181,7 @@ def latch_target(store: Any, kind: str, state_path: Path) -> dict[str, Any]:
         data = store.load()
     except StateFileError as exc:
         if kind == "reset":
-            raise ControlError(f"{exc}; refusing to reset", EXIT_REFUSED) from None
+            raise ControlError(f"{exc}; refusing to reset", EXIT_FAILED) from None
         aside = store.set_aside()
         print(f"warning: {exc}; moved to {aside}: latching a fresh state", file=sys.stderr)
         return {}
@@ -264,7 +263,7 @@ def _dispatch(args: argparse.Namespace, kind: str, operator: str, reason: str) -
         if url is None:
             raise ControlError(
                 f"a runner is live on {live.audit_dir}: use --dashboard URL so the engine itself acts",
-                EXIT_REFUSED,
+                EXIT_FAILED,
             ) from None
         print(f"a runner is live on {live.audit_dir}: sending the {kind} to its dashboard at {url}")
         args.dashboard = url

@@ -12,9 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
+from tools.exitcodes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 
 
 def register(sub: Any) -> None:

@@ -17,8 +17,8 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-EXIT_OK = 0
-EXIT_USAGE = 2
+from tools.exitcodes import EXIT_OK, EXIT_USAGE
+
 DEFAULT_SYMBOLS = ("NVDA", "ORCL")
 DEFAULT_START_DATE = "2014-06-02"
 

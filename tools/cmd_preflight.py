@@ -20,14 +20,12 @@ from pathlib import Path
 from typing import Any, Final
 
 from core.config import ConfigError, EngineConfig
+from tools.exitcodes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 
 PAPER_DAYS_MIN: Final = 10  # spec 6: "paper trading completed (2 weeks minimum)" = ten NYSE sessions
 RECONNECT_SCENARIO: Final = "disconnect_storm.toml"
 KILL_SCENARIO: Final = "manual_kill_reset.toml"
 HTTP_TIMEOUT_S: Final = 10.0
-EXIT_OK: Final = 0
-EXIT_FAILED: Final = 1
-EXIT_USAGE: Final = 2
 
 
 @dataclass(frozen=True, slots=True)

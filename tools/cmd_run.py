@@ -218,7 +218,8 @@ def settings_from(args: argparse.Namespace) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tools.runner import EXIT_USAGE, RunError
+    from tools.exitcodes import EXIT_USAGE
+    from tools.runner import RunError
 
     try:
         settings = settings_from(args)

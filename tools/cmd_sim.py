@@ -19,8 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from core.config import ConfigError
-
-EXIT_INTERRUPTED = 130  # the shell's code for a run stopped by SIGINT
+from tools.exitcodes import EXIT_INTERRUPTED
 
 
 def parse_seeds(text: str) -> list[int]:

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tools.cmd_sim import EXIT_INTERRUPTED
+from tools.exitcodes import EXIT_INTERRUPTED
 
 
 def register(sub: Any) -> None:

@@ -34,10 +34,10 @@ from core.audit import (
 )
 from core.engine.execution import fill_from_activity
 from core.ledger import Ledger
+from core.model import NS_PER_S as NS
 from core.model import Account, Activity, BrokerOrder, Fill, Position, Side
 from core.ports import BrokerRest
 
-NS: Final = 1_000_000_000
 ORDERS_FETCH_MAX: Final = 50_000  # status=all over the account's history; paged 500 at a time
 PRICE_TOLERANCE: Final = Decimal("0.000001")  # audit prices are JSON floats of the Decimal (spec 4.1 "float")
 SIM_SLIPPAGE_BPS: Final = (0.5, 2.0)  # the simulation's slippage assumption (training env and fake venue)

@@ -30,6 +30,7 @@ from typing import Any, Final
 import httpx
 
 from sim.invariants import COID, audit_records
+from tools.exitcodes import EXIT_INTERRUPTED  # the runner's exit status after a graceful SIGTERM stop
 from tools.runner import REPO_ROOT, STATE_NAME
 
 DRILL_KEY_ID: Final = "drill-key-id"  # the fake accepts any key; the runner refuses secrets < 8 characters
@@ -41,7 +42,6 @@ FIRST_TRADE_TIMEOUT_S: Final = 60.0  # first venue fill of the runner (~5-15 s o
 STOP_TIMEOUT_S: Final = 60.0  # SIGTERM -> settle -> exit; then SIGKILL
 HTTP_TIMEOUT_S: Final = 5.0
 POLL_S: Final = 0.2
-EXIT_INTERRUPTED: Final = 130  # the runner's exit status after a graceful SIGTERM stop
 
 
 class DrillError(Exception):

@@ -29,11 +29,13 @@ import msgspec
 import trio
 import trio.testing
 
+from adapters.audit_jsonl import SECRET_MIN_CHARS  # the audit sink refuses shorter secrets
 from core.config import Checker, ConfigError, EngineConfig, Mode, PolicySection, for_mode, parse_config
+from core.model import NS_PER_S as NS
+from tools.exitcodes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 
 log = logging.getLogger("ttlive.run")
 
-NS: Final = 1_000_000_000
 REPO_ROOT: Final = Path(__file__).resolve().parent.parent
 SCENARIOS_DIR: Final = REPO_ROOT / "scenarios"
 DEFAULT_SCENARIOS: Final = ("default.toml", "clean_day.toml")  # the first that exists is the default session
@@ -46,12 +48,7 @@ PACE_POLL_S: Final = 0.005  # wall seconds a paced sim waits when only I/O (no d
 PACE_SLEEP_MAX_S: Final = 0.05  # a paced wait is cut in slices so a dashboard command is never kept waiting
 PACE_MAX_LAG_S: Final = 1.0  # a paced sim that falls further behind wall time drops the debt (no bursts)
 BROKER_CALL_TIMEOUT_S: Final = 60.0
-SECRET_MIN_CHARS: Final = 8  # the audit sink refuses shorter secrets (it cannot redact them safely)
 
-EXIT_OK: Final = 0
-EXIT_FAILED: Final = 1
-EXIT_USAGE: Final = 2
-EXIT_INTERRUPTED: Final = 130
 
 
 class RunError(Exception):
@@ -744,6 +741,3 @@ def _ws(url: str) -> str:
 def _iso(ts_ns: int) -> str:
     return dt.datetime.fromtimestamp(ts_ns / NS, tz=dt.UTC).isoformat(timespec="seconds")
 
-
-def run_broker(settings: RunSettings, ui: RunUI) -> BrokerOutcome:
-    return BrokerRun(settings, ui).run()

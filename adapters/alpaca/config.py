@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ENV_KEY_ID = "APCA_API_KEY_ID"
@@ -124,5 +124,3 @@ class AlpacaConfig:
             data_stream_url=f"{ws_base}/v2/{feed}",
         )
 
-    def with_urls(self, **urls: str) -> AlpacaConfig:
-        return replace(self, **urls)  # type: ignore[arg-type]

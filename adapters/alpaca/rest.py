@@ -22,7 +22,6 @@ from adapters.alpaca.config import DATA_URL, PAPER_TRADING_URL, AlpacaConfig, Cr
 from adapters.alpaca.errors import ResponseDecodeError, translate
 from adapters.alpaca.ratelimit import Priority, RateLimiter
 from adapters.alpaca.retry import Failure, RetryBudget
-from adapters.alpaca.telemetry import NullMonitor
 from core.limits import ORDER_SUBMIT_TIMEOUT_S
 from core.model import (
     Account,
@@ -41,6 +40,7 @@ from core.ports import (
     Clock,
     DuplicateClientOrderId,
     Monitor,
+    NullMonitor,
     OrderGateClosed,
     OrderNotFound,
     SendGate,

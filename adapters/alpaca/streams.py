@@ -22,7 +22,6 @@ from trio_websocket import WebSocketConnection
 from adapters.alpaca import decoders
 from adapters.alpaca.config import Credentials
 from adapters.alpaca.gapfill import MARKET_ORDER_SILENCE_S, BarGapFiller, QuoteCarry, TradeGapTracker
-from adapters.alpaca.telemetry import NullMonitor
 from core import connection_fsm as fsm
 from core.fsm_errors import IllegalTransition
 from core.limits import (
@@ -32,7 +31,7 @@ from core.limits import (
     WS_HANDSHAKE_TIMEOUT_S,
 )
 from core.model import Bar, BrokerOrder, Quote, TradeUpdate
-from core.ports import AlertSink, BrokerError, BrokerRest, Clock, HistoricalBars, Monitor
+from core.ports import AlertSink, BrokerError, BrokerRest, Clock, HistoricalBars, Monitor, NullMonitor
 
 log = logging.getLogger("ttlive.alpaca.streams")
 

@@ -98,16 +98,6 @@ class LatencyTelemetry:
         return {name: s for name in self.names() if (s := self.summary(name)) is not None}
 
 
-class NullMonitor:
-    """Discards everything; the default when nobody listens."""
-
-    def observe_latency(self, name: str, value_s: float) -> None:
-        return None
-
-    def incr(self, name: str, value: int = 1) -> None:
-        return None
-
-
 @contextmanager
 def timed(monitor: Monitor, name: str) -> Iterator[None]:
     """Observe the (trio-clock) duration of the block, also when it raises."""

@@ -12,10 +12,11 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any, Final, Protocol
 
-from adapters.alerts import DASHBOARD_ALERTS_MAX, Alert, DashboardAlertSink, Severity
+from adapters.alerts import DASHBOARD_ALERTS_MAX, Alert, DashboardAlertSink
 from adapters.alpaca.models import ns_to_rfc3339
 from core.limits import DAILY_LOSS_HALT_FRACTION, MAX_POSITION_FRACTION
 from core.ports import Clock
+from core.triggers import Severity
 
 EQUITY_CURVE_MAX_POINTS: Final = 2_000  # ~5.5 h of 10 s points; the chart needs no more
 OPERATOR_MAX_CHARS: Final = 100

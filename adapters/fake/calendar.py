@@ -14,8 +14,9 @@ from zoneinfo import ZoneInfo
 import numpy as np
 from numpy.typing import NDArray
 
+from core.model import NS_PER_S
+
 ET = ZoneInfo("America/New_York")
-NS_PER_S = 1_000_000_000
 NS_PER_DAY = 86_400 * NS_PER_S
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 

@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from adapters.fake.calendar import NS_PER_DAY, NS_PER_S, et_date_of, ns_at
+from adapters.fake.calendar import NS_PER_DAY, et_date_of, ns_at
 from adapters.fake.interfaces import FakeBar, FakeQuote, MarketSource, RestRequest, RestResponse
 from adapters.fake.market import FakeTrade, TickSource, ticks
 from adapters.fake.wire import JSON_HEADERS, ApiError, encode, parse_time_ns, rfc3339_ns
+from core.model import NS_PER_S
 
 DEFAULT_LIMIT = 1000  # Alpaca's default page size for historical data
 MAX_LIMIT = 10_000  # Alpaca's maximum page size

@@ -24,12 +24,12 @@ from numpy.typing import NDArray
 
 from adapters.fake.calendar import (
     NS_PER_DAY,
-    NS_PER_S,
     ArraySessionCalendar,
     NyseCalendar,
     ns_at,
 )
 from adapters.fake.interfaces import FakeBar, FakeQuote, MarketSource
+from core.model import NS_PER_S
 
 DATA_DIR_ENV = "TTLIVE_MARKET_DATA"
 DAY_CACHE_MAX = 256  # precomputed symbol-sessions kept per source (~50 KB each at 60 s bars)

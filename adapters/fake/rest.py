@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any, Final
 from adapters.fake import matching as m
 from adapters.fake.interfaces import RestRequest
 from adapters.fake.wire import (
-    NS_PER_S,
     ApiError,
     account_json,
     activity_json,
@@ -30,6 +29,7 @@ from adapters.fake.wire import (
     position_json,
 )
 from core.limits import CLIENT_ORDER_ID_MAX_CHARS
+from core.model import NS_PER_S
 
 if TYPE_CHECKING:
     from adapters.fake.venue import Venue

@@ -36,7 +36,6 @@ from adapters.fake.trading_stream import TradingStreamSession
 from adapters.fake.wire import (
     ASSET_NAMESPACE,
     JSON_HEADERS,
-    NS_PER_S,
     ApiError,
     activity_id,
     dec_str,
@@ -54,7 +53,7 @@ from core.limits import (
     PDT_MAX_DAY_TRADES,
     PDT_WINDOW_DAYS,
 )
-from core.model import Fill, Side
+from core.model import NS_PER_S, Fill, Side
 
 _ZERO: Final = Decimal(0)
 _FRACTION_QUANTUM: Final = Decimal("0.000000001")

@@ -16,12 +16,13 @@ from zoneinfo import ZoneInfo
 
 import msgspec
 
+from core.model import NS_PER_S
+
 if TYPE_CHECKING:
     from adapters.fake.accounts import AccountConfiguration, AccountFigures, FillActivity, PositionState
     from adapters.fake.matching import VenueOrder
 
 ET = ZoneInfo("America/New_York")
-NS_PER_S = 1_000_000_000
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 JSON_HEADERS: Mapping[str, str] = {"Content-Type": "application/json; charset=utf-8"}
 ASSET_NAMESPACE = "6ba7b811-9dad-11d1-80b4-00c04fd430c8"  # uuid.NAMESPACE_URL: asset ids = uuid5(ns, symbol)

@@ -82,6 +82,7 @@ from core.features import (
     feature_names,
     window_from_bars,
 )
+from core.model import NS_PER_S as NS
 from core.model import Bar, Direction, ExecutionAction, Signal
 from core.orderplan import client_order_id
 from core.ports import HistoricalBars
@@ -90,7 +91,6 @@ log = logging.getLogger("ttlive.bridge")
 
 MODEL_ID: Final = "tensortrade-bridge"
 HOLD: Final = N_ACTIONS  # one more action per symbol: do nothing (not in the trained table)
-NS: Final = 1_000_000_000
 DECISION_DELAY_S: Final = 1.0  # the bar closes at t; the agent observes it and acts at t + 1 s
 HISTORY_LOOKBACK_DAYS: Final = 7  # warm-up bars for the first observation (a week covers a weekend + holiday)
 REST_TIMEOUT_S: Final = 60.0  # one bars request, retries included (style rule 8)

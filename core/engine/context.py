@@ -16,17 +16,9 @@ from core.audit import AuditEntry
 from core.config import EngineConfig
 from core.engine.state import EngineState
 from core.model import AccountType
-from core.ports import AlertSink, AuditSink, BrokerRest, Clock, IdFactory, Monitor, StateStore
+from core.ports import AlertSink, AuditSink, BrokerRest, Clock, IdFactory, Monitor, NullMonitor, StateStore
 
 log = logging.getLogger("ttlive.engine")
-
-
-class NullMonitor:
-    def observe_latency(self, name: str, value_s: float) -> None:
-        return None
-
-    def incr(self, name: str, value: int = 1) -> None:
-        return None
 
 
 @dataclass(slots=True)

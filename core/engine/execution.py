@@ -105,7 +105,6 @@ class ExecutionActor:
             aggressive_cross_bps=Decimal(e.aggressive_cross_bps),
             depth_check_fraction=Decimal(e.depth_check_fraction),
         )
-        self.submit_latencies_s: list[float] = []
 
     # --- reading (other actors) ------------------------------------------------------------------------------
 
@@ -278,7 +277,6 @@ class ExecutionActor:
             result = SubmitFinished(client_order_id=request.client_order_id, venue_order_id=None, status=None,
                                     error=f"{exc.status} {exc.code}: {exc}", http_status=exc.status)
         self.ctx.monitor.observe_latency("submit_order", trio.current_time() - started)
-        self.submit_latencies_s.append(trio.current_time() - started)
         await self.self_send.send(result)
 
     def _register_legs(self, parent_coid: str, placed: BrokerOrder) -> None:

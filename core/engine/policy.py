@@ -66,8 +66,6 @@ class PolicyActor:
         self.pending_qty = pending_qty
         self.target_weight = target_weight
         self.cache = FeatureCache()
-        self.feature_times_s: list[float] = []
-        self.inference_times_s: list[tuple[int, float]] = []
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         self.model.warm_up()  # spec 3.1: the first real inference is not the first inference
@@ -99,7 +97,6 @@ class PolicyActor:
         bar_ts: dict[str, int] = {}
         allowed = self.allowed_value()
         pending = self.pending_qty()
-        t0 = trio.current_time()
         for due in batch:
             for symbol in due.symbols:
                 bars = ctx.state.decision_bars.get(symbol)
@@ -121,11 +118,7 @@ class PolicyActor:
                 bar_ts[symbol] = bars[-1].ts_ns
         if not rows:
             return []
-        t1 = trio.current_time()
         actions = self.model.infer(np.stack(rows).astype(np.float32))
-        t2 = trio.current_time()
-        self.feature_times_s.append(t1 - t0)
-        self.inference_times_s.append((len(rows), t2 - t1))
         out: list[SignalRaised] = []
         for symbol, action_id, (pos_f, work_f) in zip(symbols, actions, fractions, strict=True):
             intent = self.model.intent(int(action_id), position_fraction=pos_f, working_fraction=work_f)

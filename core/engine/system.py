@@ -19,7 +19,7 @@ import trio
 
 from core import audit as A
 from core.config import EngineConfig
-from core.engine.context import EngineContext, NullMonitor
+from core.engine.context import EngineContext
 from core.engine.execution import MAX_REPRICE_ATTEMPTS, ExecutionActor
 from core.engine.market import MarketActor
 from core.engine.messages import (
@@ -41,6 +41,7 @@ from core.engine.supervisor import Supervisor
 from core.halt_fsm import HaltMachine, HaltState
 from core.ledger import Ledger
 from core.limits import ACTOR_CHANNEL_CAPACITY, INITIAL_MAX_MARGIN_MULTIPLIER
+from core.model import NS_PER_S as NS
 from core.model import AccountConfig, AccountType, Bar, Fill, Quote, Signal, TradeUpdate
 from core.order_fsm import Order
 from core.orderplan import client_order_id
@@ -53,6 +54,7 @@ from core.ports import (
     HistoricalBars,
     IdFactory,
     Monitor,
+    NullMonitor,
     StateStore,
 )
 from core.recovery import ENGINE_STARTED_REASON, LatchSource, StateUnreadable, TrailLatch, decide_start
@@ -61,7 +63,6 @@ from core.triggers import TradeClosed
 
 log = logging.getLogger("ttlive.engine")
 T = TypeVar("T")
-NS = 1_000_000_000
 # Start-up calls (account, the spec 2.2 configuration PATCH + read-back) retry past the adapter's own budget while
 # the broker does not answer: an engine that cannot reach it does not trade, and waits (a trading day at most)
 # rather than dying on a slow hour. A definitive answer that the safeguards did not stick still refuses at once.

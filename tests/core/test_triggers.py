@@ -8,7 +8,9 @@ from decimal import Decimal
 import pytest
 
 from core import limits
+from core.halt_fsm import HaltTrigger
 from core.triggers import (
+    AUTOMATIC_TRIGGERS,
     Alert,
     ClockTicked,
     ConnectivityLost,
@@ -20,7 +22,6 @@ from core.triggers import (
     SessionStarted,
     Severity,
     TradeClosed,
-    TriggerId,
     Trip,
     alert_levels,
     connectivity_lost_too_long,
@@ -29,8 +30,8 @@ from core.triggers import (
 D = Decimal
 
 
-def test_trigger_ids_match_the_halt_machine_names() -> None:
-    assert sorted(TriggerId) == sorted(
+def test_the_monitor_raises_the_halt_machines_automatic_triggers() -> None:
+    assert sorted(AUTOMATIC_TRIGGERS) == sorted(
         ["daily_loss", "weekly_loss", "consecutive_losses", "connectivity_lost", "reconciliation_mismatch"]
     )
 
@@ -48,7 +49,7 @@ def test_daily_loss_trips_at_exactly_three_percent() -> None:
     m = started()
     assert m.handle(EquityMarked(ts_s=1.0, equity=D("97000.01"))) is None
     trip = m.handle(EquityMarked(ts_s=2.0, equity=D("97000.00")))
-    assert isinstance(trip, Trip) and trip.trigger is TriggerId.DAILY_LOSS and trip.ts_s == 2.0
+    assert isinstance(trip, Trip) and trip.trigger is HaltTrigger.DAILY_LOSS and trip.ts_s == 2.0
     assert "-3.00%" in trip.reason
 
 
@@ -59,7 +60,7 @@ def test_daily_loss_measures_from_the_start_of_each_day() -> None:
     m.handle(SessionStarted(ts_s=86_400.0, start_equity=D(97_500)))
     assert m.handle(EquityMarked(ts_s=86_401.0, equity=D(95_550))) is None
     trip = m.handle(EquityMarked(ts_s=86_402.0, equity=D("94575")))  # -3.0% of 97,500
-    assert trip is not None and trip.trigger is TriggerId.DAILY_LOSS
+    assert trip is not None and trip.trigger is HaltTrigger.DAILY_LOSS
 
 
 def test_weekly_loss_trips_at_five_percent_of_start_of_week() -> None:
@@ -68,7 +69,7 @@ def test_weekly_loss_trips_at_five_percent_of_start_of_week() -> None:
         m.handle(SessionStarted(ts_s=day * 86_400.0, start_equity=D(open_eq), new_week=False))
         assert m.handle(EquityMarked(ts_s=day * 86_400.0 + 1, equity=D(low))) is None
     trip = m.handle(EquityMarked(ts_s=4 * 86_400.0, equity=D("95000")))
-    assert trip is not None and trip.trigger is TriggerId.WEEKLY_LOSS
+    assert trip is not None and trip.trigger is HaltTrigger.WEEKLY_LOSS
     assert "start-of-week" in trip.reason
 
 
@@ -94,7 +95,7 @@ def test_five_losses_do_not_trip_the_sixth_does() -> None:
     m = KillSwitchMonitor()
     assert lose(m, limits.MAX_CONSECUTIVE_LOSING_TRADES) == [None] * limits.MAX_CONSECUTIVE_LOSING_TRADES
     trip = m.handle(TradeClosed(ts_s=10.0, realized_pnl=D(-1), symbol="BBB"))
-    assert isinstance(trip, Trip) and trip.trigger is TriggerId.CONSECUTIVE_LOSSES
+    assert isinstance(trip, Trip) and trip.trigger is HaltTrigger.CONSECUTIVE_LOSSES
     assert "6 losing trades" in trip.reason
 
 
@@ -106,7 +107,7 @@ def test_a_win_resets_the_streak_and_a_scratch_does_not() -> None:
     assert m.handle(TradeClosed(ts_s=13.0, realized_pnl=D(0))) is None  # scratch: streak stays at 5
     assert m.state.consecutive_losses == 5
     trip = m.handle(TradeClosed(ts_s=14.0, realized_pnl=D(-2)))
-    assert trip is not None and trip.trigger is TriggerId.CONSECUTIVE_LOSSES
+    assert trip is not None and trip.trigger is HaltTrigger.CONSECUTIVE_LOSSES
 
 
 # --- connectivity ------------------------------------------------------------------------------------------
@@ -117,7 +118,7 @@ def test_connectivity_lost_exactly_30s_does_not_trip_30_001_does() -> None:
     assert m.handle(ConnectivityLost(ts_s=1000.0, channel="trading")) is None
     assert m.handle(ClockTicked(ts_s=1030.0)) is None
     trip = m.handle(ClockTicked(ts_s=1030.001))
-    assert isinstance(trip, Trip) and trip.trigger is TriggerId.CONNECTIVITY_LOST
+    assert isinstance(trip, Trip) and trip.trigger is HaltTrigger.CONNECTIVITY_LOST
     assert "trading" in trip.reason
 
 
@@ -136,7 +137,7 @@ def test_the_longest_outage_among_channels_counts() -> None:
     m.handle(ConnectivityRestored(ts_s=10.0, channel="market_data"))
     assert m.handle(ClockTicked(ts_s=50.0)) is None
     trip = m.handle(EquityMarked(ts_s=50.5, equity=D(1)))  # any event advances the clock
-    assert trip is not None and trip.trigger is TriggerId.CONNECTIVITY_LOST
+    assert trip is not None and trip.trigger is HaltTrigger.CONNECTIVITY_LOST
 
 
 def test_connectivity_lost_too_long_is_strict() -> None:
@@ -154,7 +155,7 @@ def test_first_mismatch_asks_for_resync_the_second_trips() -> None:
     first = m.handle(ReconciliationChecked(ts_s=60.0, mismatched=True, detail="AAA engine 10 venue 12"))
     assert isinstance(first, RequestResync) and "AAA" in first.reason
     trip = m.handle(ReconciliationChecked(ts_s=61.0, mismatched=True, detail="AAA engine 10 venue 12"))
-    assert isinstance(trip, Trip) and trip.trigger is TriggerId.RECONCILIATION_MISMATCH
+    assert isinstance(trip, Trip) and trip.trigger is HaltTrigger.RECONCILIATION_MISMATCH
 
 
 def test_a_clean_reconciliation_clears_the_pending_mismatch() -> None:
@@ -176,7 +177,7 @@ def test_the_first_trip_latches_until_rearm() -> None:
     m.rearm()
     assert m.tripped is None and m.state.consecutive_losses == 0
     again = m.handle(EquityMarked(ts_s=3.0, equity=D(95_000)))  # still beyond the daily limit
-    assert again is not None and again.trigger is TriggerId.DAILY_LOSS
+    assert again is not None and again.trigger is HaltTrigger.DAILY_LOSS
 
 
 def test_resync_requests_are_not_suppressed_by_the_latch() -> None:
@@ -196,14 +197,14 @@ def test_state_round_trips_through_json_and_resumes() -> None:
     restored = KillSwitchMonitor.from_dict(data)
     assert restored.state == m.state
     trip = restored.handle(TradeClosed(ts_s=102.0, realized_pnl=D(-1)))  # the 6th loss survives a restart
-    assert trip is not None and trip.trigger is TriggerId.CONSECUTIVE_LOSSES
+    assert trip is not None and trip.trigger is HaltTrigger.CONSECUTIVE_LOSSES
 
 
 def test_a_latched_trip_survives_a_restart() -> None:
     m = started()
     m.handle(EquityMarked(ts_s=1.0, equity=D(90_000)))
     restored = KillSwitchMonitor.from_dict(json.loads(json.dumps(m.to_dict())))
-    assert restored.tripped is not None and restored.tripped.trigger is TriggerId.DAILY_LOSS
+    assert restored.tripped is not None and restored.tripped.trigger is HaltTrigger.DAILY_LOSS
     assert restored.handle(EquityMarked(ts_s=2.0, equity=D(80_000))) is None
 
 

@@ -10,11 +10,12 @@ import httpx
 import pytest
 import trio
 
-from adapters.alerts import Alert, LogAlertSink, Severity, escape_control
+from adapters.alerts import Alert, LogAlertSink, escape_control
 from adapters.alpaca.clock import WallClock
 from adapters.dashboard.server import HostGuard, serve_dashboard
 from adapters.dashboard.source import StaticDashboardSource
 from adapters.metrics import Metrics
+from core.triggers import Severity
 
 TOKEN = "host-guard-token-5c1d"
 

@@ -20,7 +20,8 @@ from sim import swarm
 from sim.scenario import load_scenario, parse_scenario
 from sim.swarm import SwarmSpec, derive_seed, dumps_toml, generate_world, run_swarm, shrink, world_toml
 from tools.cli import main
-from tools.cmd_sim import EXIT_INTERRUPTED, run_one
+from tools.cmd_sim import run_one
+from tools.exitcodes import EXIT_INTERRUPTED
 
 UUID = "e38569db-418e-5b6b-884b-9aaa40dd0c6e"
 SEEDS = [derive_seed(1, i) for i in range(200)]
