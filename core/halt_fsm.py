@@ -126,6 +126,11 @@ TRANSITIONS: dict[tuple[HaltState, type[HaltEvent]], HaltState] = {
 }
 
 
+def persisted_halted(halt: Mapping[str, Any]) -> bool:
+    """Does a persisted latch (``HaltMachine.to_state()``; empty = never tripped) hold trading halted?"""
+    return bool(halt.get("state", HaltState.ACTIVE.value) != HaltState.ACTIVE.value)
+
+
 class InvalidReset(ValueError):
     """A manual reset without an operator name or a reason: refused, the system stays halted."""
 

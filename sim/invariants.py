@@ -14,6 +14,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from core.halt_fsm import persisted_halted
 from core.model import NS_PER_S as NS
 from sim.report import Report
 from sim.scenario import Scenario
@@ -109,7 +110,7 @@ def check_invariants(world: World, engine_positions: dict[str, str], venue_posit
         violations.append(f"positions differ at the end: engine {engine_positions} venue {venue_positions}")
 
     # 5b. A halted book leaves nothing working at the venue (kill switch step 1, verified), REST permitting.
-    halted = state.get("halt", {}).get("state", "active") != "active"
+    halted = persisted_halted(state.get("halt", {}))
     if halted and not unreachable:
         working = [o for o in venue._open.values() if o.client_order_id.startswith("tt-") or o.id in our_ids]
         if working:

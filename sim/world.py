@@ -41,6 +41,7 @@ from adapters.policy.decision import load_decision_model
 from adapters.rundir import claim
 from adapters.state_store import FileStateStore
 from core.engine.system import Engine
+from core.halt_fsm import persisted_halted
 from core.model import NS_PER_S as NS
 from core.model import AccountType
 from sim.determinism import seed_trio_scheduler
@@ -405,7 +406,7 @@ def build_report(world: World, *, scenario_file: str, wall_s: float) -> Report:
     venue_positions = {s: str(p.qty) for s, p in sorted(venue.account.positions.items()) if p.qty != 0}
     violations = check_invariants(world, engine_positions, venue_positions, state)
     halt = state.get("halt", {})
-    halted = halt.get("state", "active") != "active"
+    halted = persisted_halted(halt)
     trips = halt.get("trips", [])
     kill_trigger = trips[0]["trigger"] if trips else (record.trips[-1][1] if record.trips else "")
     start_equity = Decimal(scenario.account.cash_usd)

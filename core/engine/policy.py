@@ -18,6 +18,7 @@ from core.engine.context import EngineContext
 from core.engine.messages import DecisionDue, SignalRaised
 from core.engine.state import deterministic_uuid
 from core.features import DEFAULT_SPEC, FeatureCache, FeatureError, window_from_bars
+from core.halt_fsm import persisted_halted
 from core.limits import BATCH_WINDOW_S
 from core.model import Direction, ExecutionAction, Signal
 
@@ -88,7 +89,7 @@ class PolicyActor:
 
     def decide(self, batch: list[DecisionDue]) -> list[SignalRaised]:
         ctx = self.ctx
-        if ctx.state.halt.get("state", "active") != "active":
+        if persisted_halted(ctx.state.halt):
             return []
         raised_at = ctx.now_ns()
         symbols: list[str] = []

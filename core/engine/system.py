@@ -232,7 +232,7 @@ class Engine:
         if saved is not None and not latch_only:
             state = EngineState.from_dict(saved)
             log.info("resuming from persisted state (%d orders, halt %s)", len(state.orders),
-                     state.halt.get("state", "active"))
+                     state.halt.get("state", HaltState.ACTIVE.value))
         else:
             state = EngineState(
                 ledger=Ledger(cash_usd=account.cash),
@@ -386,7 +386,7 @@ class Engine:
                 await md_send.send(QuoteUpdated(quote=item))
 
         ctx.system("health", reason=ENGINE_STARTED_REASON,
-                   extra={"resumed": bool(state.orders), "halt": state.halt.get("state", "active"),
+                   extra={"resumed": bool(state.orders), "halt": state.halt.get("state", HaltState.ACTIVE.value),
                           "model_id": self.model.model_id})
         ctx.persist()
         with trio.CancelScope() as cancel:
