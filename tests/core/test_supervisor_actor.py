@@ -1,0 +1,131 @@
+"""The supervisor actor alone, on trio's MockClock: the kill switch's cancel-all when REST is down at the latch.
+
+A stub broker refuses (BrokerUnavailable) until a given virtual time. The latch must still close at once (the
+observers hear it before any network call), the halt completes unverified, and once REST answers the supervisor's
+ticks retry the cancel-all until it holds — audited — and a restarted halted supervisor owes one too.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import trio
+
+from core.audit import AuditEntry
+from core.config import EngineConfig
+from core.engine.context import EngineContext
+from core.engine.state import EngineState
+from core.engine.supervisor import CANCEL_RETRY_S, Supervisor
+from core.halt_fsm import HaltState
+from core.ledger import Ledger
+from core.model import AccountType
+from core.ports import BrokerUnavailable
+
+NS = 1_000_000_000
+START_NS = 1_401_715_800 * NS
+
+
+class TrioClock:
+    def now_ns(self) -> int:
+        return START_NS + round(trio.current_time() * NS)
+
+
+class DownUntil:
+    """cancel_all_orders / list_orders fail until ``up_at_s`` (trio time); then cancel empties the book."""
+
+    def __init__(self, up_at_s: float) -> None:
+        self.up_at_s = up_at_s
+        self.open_orders = ["o-1", "o-2"]
+        self.calls: list[tuple[float, str]] = []
+
+    def _gate(self, what: str) -> None:
+        self.calls.append((trio.current_time(), what))
+        if trio.current_time() < self.up_at_s:
+            raise BrokerUnavailable(f"{what}: REST down", retryable=True)
+
+    async def cancel_all_orders(self) -> list[tuple[str, int]]:
+        self._gate("cancel_all")
+        cancelled, self.open_orders = self.open_orders, []
+        return [(o, 200) for o in cancelled]
+
+    async def list_orders(self, **_: Any) -> list[str]:
+        self._gate("list_open")
+        return list(self.open_orders)
+
+
+class Records:
+    def __init__(self) -> None:
+        self.audit: list[AuditEntry] = []
+        self.alerts: list[str] = []
+        self.saved: dict[str, Any] | None = None
+
+    def write(self, entry: AuditEntry) -> None:
+        self.audit.append(entry)
+
+    async def send(self, *, severity: str, key: str, message: str, ts_ns: int) -> None:
+        self.alerts.append(key)
+
+    def load(self) -> dict[str, Any] | None:
+        return self.saved
+
+    def save(self, state: dict[str, Any]) -> None:
+        self.saved = state
+
+
+def make(broker: DownUntil, records: Records, state: EngineState | None = None) -> tuple[Supervisor, Any]:
+    ctx = EngineContext(
+        config=EngineConfig(), broker=broker, clock=TrioClock(), ids=None, alerts=records,  # type: ignore[arg-type]
+        audit_sink=records, store=records, account_type=AccountType.MARGIN_INITIAL, model_id="test",
+        state=state or EngineState(ledger=Ledger(cash_usd=Decimal(100_000)), start_of_day_equity=Decimal(100_000),
+                                   start_of_week_equity=Decimal(100_000)),
+    )
+    send, recv = trio.open_memory_channel[Any](16)
+    _, resync_recv = trio.open_memory_channel[Any](16)
+    latched: list[bool] = []
+    supervisor = Supervisor(ctx, inbox=recv, resync=resync_recv, observers=[latched.append])  # type: ignore[arg-type]
+    return supervisor, (send, latched, ctx)
+
+
+def verified_records(records: Records) -> list[AuditEntry]:
+    return [e for e in records.audit if e.extra.get("event") == "cancel_all_verified"]
+
+
+async def test_a_cancel_all_that_fails_at_the_latch_is_retried_until_it_holds(autojump_clock: Any) -> None:
+    broker, records = DownUntil(up_at_s=200.0), Records()
+    supervisor, (_, latched, _) = make(broker, records)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(supervisor.serve)
+        await supervisor.trip("connectivity_lost", "REST unreachable for 31 s")
+        assert latched == [True]  # the gate closed before any network call was answered
+        assert supervisor.halt.state is HaltState.HALTED and not supervisor.cancel_all_verified
+        assert broker.open_orders == ["o-1", "o-2"]  # REST is still down
+        await trio.sleep(300.0)
+        nursery.cancel_scope.cancel()
+    assert broker.open_orders == []
+    assert supervisor.cancel_all_verified and not supervisor.cancel_all_owed
+    assert len(verified_records(records)) == 1
+    retries = [t for t, what in broker.calls if what == "cancel_all" and t >= 200.0]
+    assert retries and retries[0] < 200.0 + CANCEL_RETRY_S + 5.0  # held within one retry period of REST's return
+    # While REST was down the retries were spaced, not a hot loop.
+    assert sum(1 for t, what in broker.calls if what == "cancel_all") < 60
+
+
+async def test_a_supervisor_restarted_halted_verifies_the_book_once(autojump_clock: Any) -> None:
+    broker, records = DownUntil(up_at_s=0.0), Records()
+    first, (_, _, ctx) = make(broker, records)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(first.serve)
+        await first.trip("manual", "desk review")
+        nursery.cancel_scope.cancel()
+    assert first.cancel_all_verified
+    broker.open_orders = ["placed-while-we-were-down"]
+    broker.calls.clear()
+    again, _ = make(broker, Records(), state=ctx.state)  # the persisted halt comes back latched
+    assert again.halt.state is HaltState.HALTED and again.cancel_all_owed
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(again.serve)
+        await trio.sleep(30.0)
+        nursery.cancel_scope.cancel()
+    assert broker.open_orders == [] and not again.cancel_all_owed
+    assert [what for _, what in broker.calls].count("cancel_all") == 1
