@@ -45,16 +45,7 @@ def check_invariants(world: World, engine_positions: dict[str, str], venue_posit
     our_ids |= {o.order_id for o in legs}
 
     # 1. One venue order per signal attempt (idempotent retries): group by (signal, attempt).
-    attempts: Counter[tuple[str, str]] = Counter()
-    for order in ours:
-        match = COID.match(order.client_order_id)
-        if match is None:
-            violations.append(f"venue order {order.order_id} has an unexpected client order id {order.client_order_id}")
-            continue
-        attempts[(match["signal"], match["attempt"])] += 1
-    for (signal, attempt), n in sorted(attempts.items()):
-        if n > 1:
-            violations.append(f"{n} venue orders for signal {signal} attempt {attempt} (duplicate submission)")
+    violations.extend(check_submissions([(o.order_id, o.client_order_id) for o in ours]))
 
     # 2. Nothing accepted while halted: no order of ours created inside a halt interval.
     intervals = halt_intervals(world)
@@ -83,31 +74,16 @@ def check_invariants(world: World, engine_positions: dict[str, str], venue_posit
             violations.append(f"order {order.client_order_id} qty {order.qty} exceeds approved {allowed}")
 
     # 4. Every venue fill of ours audited and booked exactly once.
-    fills = audit_records(world.audit_dir, "fills")
-    audited = Counter(str(rec["extra"].get("execution_id")) for rec in fills)
-    for execution_id, n in sorted(audited.items()):
-        if n > 1:
-            violations.append(f"execution {execution_id} audited {n} times")
     venue_execs = {str(f.execution_id) for f in venue.fills if f.order_id in our_ids}
-    missing = sorted(venue_execs - set(audited))
-    if missing:
-        violations.append(f"{len(missing)} venue executions never audited, e.g. {missing[0]}")
-    phantom = sorted(set(audited) - venue_execs)
-    if phantom:
-        violations.append(f"{len(phantom)} audited executions the venue never made, e.g. {phantom[0]}")
-    booked = set(state.get("ledger", {}).get("seen_execution_ids", []))
-    if booked != set(audited):
-        violations.append(f"ledger booked {len(booked)} executions, audit has {len(audited)}")
+    violations.extend(check_fills(venue_execs, audit_records(world.audit_dir, "fills"), state))
 
     # 5. Engine positions equal venue positions at the end — when the venue lets the engine find out: not while the
     #    world keeps REST from answering through the end of the run (an outage or answers slower than the timeout).
     unreachable = rest_blocked_at_end(world)
-    def book(positions: dict[str, str]) -> dict[str, Decimal]:
-        return {k: Decimal(v) for k, v in positions.items()}
-
-    converged = book(engine_positions) == book(venue_positions)
-    if not converged and not unreachable:
-        violations.append(f"positions differ at the end: engine {engine_positions} venue {venue_positions}")
+    differ = positions_differ({k: Decimal(v) for k, v in engine_positions.items()},
+                              {k: Decimal(v) for k, v in venue_positions.items()})
+    if differ is not None and not unreachable:
+        violations.append(f"{differ} (at the end)")
 
     # 5b. A halted book leaves nothing working at the venue (kill switch step 1, verified), REST permitting.
     halted = persisted_halted(state.get("halt", {}))
@@ -163,6 +139,62 @@ def gate_windows(world: World) -> list[GateWindow]:
     if latch is not None:
         out.append(GateWindow(latch[0], latch[1], latch[2], None, None))
     return out
+
+
+# --- checks over plain records, shared by the simulation, the swarm and the drills (which read a venue over HTTP) ---
+
+def check_submissions(ours: list[tuple[str, str]]) -> list[str]:
+    """(venue order id, client order id) of every order of ours: each id is one of ours (tt-<signal>-<attempt>),
+    used once, and each signal attempt reached the venue once (idempotent retries)."""
+    violations: list[str] = []
+    for coid, n in sorted(Counter(coid for _, coid in ours).items()):
+        if n > 1:
+            violations.append(f"client order id {coid} used by {n} venue orders")
+    attempts: Counter[tuple[str, str]] = Counter()
+    for order_id, coid in ours:
+        match = COID.match(coid)
+        if match is None:
+            violations.append(f"venue order {order_id} has an unexpected client order id {coid}")
+            continue
+        attempts[(match["signal"], match["attempt"])] += 1
+    for (signal, attempt), n in sorted(attempts.items()):
+        if n > 1:
+            violations.append(f"{n} venue orders for signal {signal} attempt {attempt} (duplicate submission)")
+    return violations
+
+
+def check_fills(venue_execs: set[str], audited_fills: list[dict[str, Any]],
+                state: dict[str, Any] | None) -> list[str]:
+    """Every venue execution of ours audited exactly once (across every engine life), nothing audited that the
+    venue never made, and the ledger (of ``state``, when there is one) booked exactly what was audited."""
+    violations: list[str] = []
+    audited = Counter(str(rec.get("extra", {}).get("execution_id")) for rec in audited_fills)
+    for execution_id, n in sorted(audited.items()):
+        if n > 1:
+            violations.append(f"execution {execution_id} audited {n} times")
+    missing = sorted(venue_execs - set(audited))
+    if missing:
+        violations.append(f"{len(missing)} venue executions never audited, e.g. {missing[0]}")
+    phantom = sorted(set(audited) - venue_execs)
+    if phantom:
+        violations.append(f"{len(phantom)} audited executions the venue never made, e.g. {phantom[0]}")
+    booked = set((state or {}).get("ledger", {}).get("seen_execution_ids", []))
+    if state is not None and booked != set(audited):
+        violations.append(f"ledger booked {len(booked)} executions, the audit trail has {len(audited)} "
+                          f"({len(booked - set(audited))} booked only, {len(set(audited) - booked)} audited only)")
+    return violations
+
+
+def positions_differ(engine: dict[str, Decimal], venue: dict[str, Decimal]) -> str | None:
+    """The sentence for books that disagree (zero positions ignored), or None."""
+    def nonzero(book: dict[str, Decimal]) -> dict[str, Decimal]:
+        return {s: Decimal(q) for s, q in sorted(book.items()) if Decimal(q) != 0}
+
+    ours, theirs = nonzero(engine), nonzero(venue)
+    if ours == theirs:
+        return None
+    return (f"positions differ: engine {{{', '.join(f'{s}: {q}' for s, q in ours.items())}}} "
+            f"venue {{{', '.join(f'{s}: {q}' for s, q in theirs.items())}}}")
 
 
 def check_order_gate(world: World, our_ids: set[str]) -> list[str]:

@@ -20,7 +20,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -29,7 +28,7 @@ from typing import Any, Final
 
 import httpx
 
-from sim.invariants import COID, audit_records
+from sim.invariants import audit_records, check_fills, check_submissions, positions_differ
 from tools.exitcodes import EXIT_INTERRUPTED  # the runner's exit status after a graceful SIGTERM stop
 from tools.runner import REPO_ROOT, STATE_NAME
 
@@ -70,55 +69,21 @@ def check_records(
     our_ids = {o["order_id"] for o in ours}
     our_ids |= {o["order_id"] for o in venue["orders"] if o.get("parent_id") in our_ids}  # bracket legs
 
-    # 1. No duplicate client order id, and one venue order per signal attempt.
-    by_coid = Counter(str(o["client_order_id"]) for o in ours)
-    for coid, n in sorted(by_coid.items()):
-        if n > 1:
-            violations.append(f"client order id {coid} used by {n} venue orders")
-    attempts: Counter[tuple[str, str]] = Counter()
-    for order in ours:
-        match = COID.match(str(order["client_order_id"]))
-        if match is None:
-            violations.append(f"venue order {order['order_id']} has an unexpected client order id "
-                              f"{order['client_order_id']}")
-            continue
-        attempts[(match["signal"], match["attempt"])] += 1
-    for (signal_id, attempt), n in sorted(attempts.items()):
-        if n > 1:
-            violations.append(f"{n} venue orders for signal {signal_id} attempt {attempt} (duplicate submission)")
-
-    # 2. Every venue fill of ours audited exactly once, across every runner life; nothing audited it never made.
-    audited = Counter(str(rec.get("extra", {}).get("execution_id")) for rec in audited_fills)
-    for execution_id, n in sorted(audited.items()):
-        if n > 1:
-            violations.append(f"execution {execution_id} audited {n} times")
+    # The same checks as every simulated session (sim.invariants), over the records the venue serves.
+    violations += check_submissions([(str(o["order_id"]), str(o["client_order_id"])) for o in ours])
     venue_execs = {str(f["execution_id"]) for f in venue["fills"] if f["order_id"] in our_ids}
-    missing = sorted(venue_execs - set(audited))
-    if missing:
-        violations.append(f"{len(missing)} venue executions never audited, e.g. {missing[0]}")
-    phantom = sorted(set(audited) - venue_execs)
-    if phantom:
-        violations.append(f"{len(phantom)} audited executions the venue never made, e.g. {phantom[0]}")
-
-    # 3. The persisted engine state: booked what was audited, holds what the venue holds.
     if state is None:
         violations.append("no engine state file after the runner stopped")
-    else:
-        booked = set(state.get("ledger", {}).get("seen_execution_ids", []))
-        if booked != set(audited):
-            violations.append(f"ledger booked {len(booked)} executions, the audit trail has {len(audited)} "
-                              f"({len(booked - set(audited))} booked only, {len(set(audited) - booked)} audited only)")
-        engine = engine_positions(state)
-        at_venue = {s: Decimal(q) for s, q in sorted(venue["positions"].items()) if Decimal(q) != 0}
-        if engine != at_venue:
-            violations.append(f"positions differ: engine state {_fmt(engine)} venue {_fmt(at_venue)}")
+    violations += check_fills(venue_execs, audited_fills, state)
+    if state is not None:
+        differ = positions_differ(engine_positions(state),
+                                  {s: Decimal(str(q)) for s, q in venue["positions"].items()})
+        if differ is not None:
+            violations.append(differ)
     if venue.get("internal_errors"):
         violations.append(f"venue internal errors: {venue['internal_errors'][:3]}")
     return violations
 
-
-def _fmt(positions: dict[str, Decimal]) -> str:
-    return "{" + ", ".join(f"{s}: {q}" for s, q in sorted(positions.items())) + "}"
 
 
 # --- processes -----------------------------------------------------------------------------------------------
