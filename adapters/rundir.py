@@ -24,6 +24,7 @@ from adapters.audit_jsonl import LOCK_NAME as AUDIT_LOCK_NAME
 from adapters.audit_jsonl import iter_lines
 from core.audit import RUNNER_STARTED_EVENT as RUNNER_STARTED
 from core.audit import STREAM_HEALTH, AuditSchemaError, decode_line
+from core.config import EngineConfig
 
 RUN_FILE: Final = "run.json"
 LOCK_NAME: Final = ".lock"
@@ -31,6 +32,29 @@ AUDIT_NAME: Final = "audit"
 STATE_NAME: Final = "state.json"
 SIM_OUTPUTS: Final = (STATE_NAME, "report.json", "broker.json")  # what a sim run leaves besides audit/
 MODES: Final = ("sim", "paper", "live")
+
+
+@dataclass(frozen=True)
+class RunLayout:
+    """A run directory: ``state.json``, ``audit/`` (or the configured audit dir), reports, ``run.json``."""
+
+    directory: Path
+    audit_dir: Path
+
+    @property
+    def state_path(self) -> Path:
+        return self.directory / STATE_NAME
+
+
+def run_layout(config: EngineConfig | None = None, *, out_dir: Path | str | None = None) -> RunLayout:
+    """The one rule for where a run keeps its state and audit trail. ``out_dir`` (sims, sweeps, tests: a directory
+    the caller owns) holds both; otherwise the configured audit dir (``runs/{mode}/latest/audit`` by default, with
+    ``{mode}`` already resolved by ``core.config.for_mode``) and its parent, which holds the state file."""
+    if out_dir is not None:
+        directory = Path(out_dir)
+        return RunLayout(directory=directory, audit_dir=directory / AUDIT_NAME)
+    audit = Path((config or EngineConfig()).audit.dir)
+    return RunLayout(directory=audit.parent, audit_dir=audit)
 
 
 class RunDirError(Exception):

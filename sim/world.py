@@ -26,11 +26,9 @@ import trio.testing
 from adapters.alerts import AlertRouter, DashboardAlertSink, LogAlertSink
 from adapters.alpaca.config import Credentials
 from adapters.alpaca.connectivity import Channels, forward_connectivity
-from adapters.alpaca.ratelimit import RateLimiter, TokenBucket
-from adapters.alpaca.rest import AlpacaData, AlpacaRest
-from adapters.alpaca.streams import MarketDataStream, TradingStream
 from adapters.alpaca.telemetry import LatencyTelemetry
 from adapters.audit_jsonl import JsonlAuditSink
+from adapters.bootstrap import Adapters, BrokerLink, build_engine, open_adapters, open_audit, open_store
 from adapters.fake.calendar import NyseCalendar, ns_at
 from adapters.fake.faults import HARNESS_KINDS, FaultEvent, FaultPlan
 from adapters.fake.inprocess import InProcessVenue
@@ -38,7 +36,7 @@ from adapters.fake.market import market_from_spec
 from adapters.fake.venue import Venue, VenueConfig
 from adapters.ids import SeededIds
 from adapters.policy.decision import load_decision_model
-from adapters.rundir import claim
+from adapters.rundir import RunLayout, claim, run_layout
 from adapters.state_store import FileStateStore
 from core.engine.system import Engine
 from core.halt_fsm import persisted_halted
@@ -133,7 +131,8 @@ def harness_events(plan: FaultPlan, sessions: list[tuple[str, int, int]]) -> lis
 
 
 class World:
-    def __init__(self, scenario: Scenario, seed: int, out_dir: Path, options: WorldOptions) -> None:
+    def __init__(self, scenario: Scenario, seed: int, out_dir: Path, options: WorldOptions, *,
+                 layout: RunLayout | None = None) -> None:
         self.scenario = scenario
         self.seed = seed
         self.out_dir = out_dir
@@ -161,8 +160,10 @@ class World:
         self.telemetry = LatencyTelemetry()
         self.dashboard_alerts = DashboardAlertSink()
         self.alert_log: list[tuple[int, str, str]] = []
-        self.audit_dir = out_dir / "audit"
-        self.state_path = out_dir / "state.json"
+        self.layout = layout or run_layout(out_dir=out_dir)  # ttlive run passes its configured layout
+        self.audit_dir = self.layout.audit_dir
+        self.state_path = self.layout.state_path
+        self.link = BrokerLink.in_process(self.front, SIM_KEY, BASE_URL)
         self.model = load_decision_model(config.policy.kind, config.policy.model, config.policy.precision)
         self.engine: Engine | None = None
         self._engine_scope: trio.CancelScope | None = None
@@ -170,55 +171,36 @@ class World:
 
     # --- composition ---------------------------------------------------------------------------------------
 
-    def build_engine(self, audit: JsonlAuditSink, alerts: AlertRouter, store: FileStateStore) -> tuple[Engine, Any]:
-        limiter = RateLimiter(TokenBucket.per_minute())
-        transport = self.front.http_transport()
-        rest = AlpacaRest(credentials=SIM_KEY, clock=self.clock, base_url=BASE_URL, transport=transport,
-                          monitor=self.telemetry, limiter=limiter)
+    def build_engine(self, audit: JsonlAuditSink, alerts: AlertRouter,
+                     store: FileStateStore) -> tuple[Engine, Adapters]:
+        """One engine life on the in-process fake, assembled by the composition root like every other run."""
+        adapters = open_adapters(self.link, clock=self.clock, telemetry=self.telemetry, symbols=self.config.symbols,
+                                 bar_interval_s=self.scenario.session.bar_interval_s)
         if self.options.break_idempotency:
             from sim.breakage import break_idempotent_retries
 
-            break_idempotent_retries(rest)
+            break_idempotent_retries(adapters.rest)
         if self.options.break_halt_gate:
             from sim.breakage import break_halt_gate
 
-            break_halt_gate(rest)
-        data = AlpacaData(credentials=SIM_KEY, clock=self.clock, base_url=BASE_URL, transport=transport,
-                          monitor=self.telemetry)
-        trading = TradingStream(rest=rest, url="ws://fake-alpaca/stream", credentials=SIM_KEY, clock=self.clock,
-                                ws_connect=self.front.open_websocket, monitor=self.telemetry)
-        market = MarketDataStream(url="ws://fake-alpaca/v2/iex", credentials=SIM_KEY, clock=self.clock,
-                                  ws_connect=self.front.open_websocket, monitor=self.telemetry, history=data,
-                                  bar_interval_ns=self.scenario.session.bar_interval_s * NS,
-                                  timeframe=f"{max(1, self.scenario.session.bar_interval_s // 60)}Min")
-        trading_subscribe = getattr(market, "subscribe", None)
-        if trading_subscribe is not None:
-            market.bars_symbols.update(self.config.symbols)
-            market.quote_symbols.update(self.config.symbols)
-        engine = Engine(
-            config=self.config, broker=rest, trade_stream=trading, market_stream=market, history=data,
-            clock=self.clock, ids=SeededIds(self.seed), model=self.model, alerts=alerts, audit=audit, store=store,
-            account_type=AccountType(self.scenario.account.type), monitor=self.telemetry,
-            latency_p95_ms=self.latency_p95_ms, trail=audit,
-        )
+            break_halt_gate(adapters.rest)
+        engine = build_engine(self.config, adapters, clock=self.clock, ids=SeededIds(self.seed), model=self.model,
+                              alerts=alerts, audit=audit, store=store,
+                              account_type=AccountType(self.scenario.account.type))
         engine.halt_observers.append(self.gate_changed)
-        return engine, (rest, data, trading, market)
+        return engine, adapters
 
     def gate_changed(self, halted: bool) -> None:
         self.record.gate_changes.append(
             (self.clock.now_ns(), len(self.venue.request_log), len(self.venue.order_log), halted))
-
-    def latency_p95_ms(self) -> float:
-        """Worst REST endpoint p95 (spec 4.3 alert input), on virtual time."""
-        return self.telemetry.recent_rest_p95_ms()
 
     async def run(self) -> None:
         async with trio.open_nursery() as root:
             await root.start(self.front.serve)
             alerts = AlertRouter([LogAlertSink(), self.dashboard_alerts, _Recorder(self.alert_log)],
                                  clock=self.clock, secrets=[SIM_KEY.secret_key])
-            audit = JsonlAuditSink(self.audit_dir, secrets=[SIM_KEY.secret_key], fsync=self.options.fsync_audit)
-            store = FileStateStore(self.state_path, fsync=False)
+            audit = open_audit(self.layout, secrets=[SIM_KEY.secret_key], fsync=self.options.fsync_audit)
+            store = open_store(self.layout, fsync=False)
             events = harness_events(self.plan, self.sessions)
             try:
                 for index, (_date, open_ns, close_ns) in enumerate(self.sessions):
@@ -245,7 +227,7 @@ class World:
         end_ns = close_ns + SETTLE_AFTER_CLOSE_S * NS
         pending = list(events)
         while True:
-            engine, parts = self.build_engine(audit, alerts, store)
+            engine, adapters = self.build_engine(audit, alerts, store)
             crashed_until: int | None = None
             async with trio.open_nursery() as day:
                 scope = trio.CancelScope()
@@ -265,7 +247,7 @@ class World:
                             task_status.started()
 
                 await day.start(run_engine)
-                day.start_soon(self.watch_connectivity, engine, parts)
+                day.start_soon(self.watch_connectivity, engine, adapters)
                 # Harness events of this engine's lifetime, then the close.
                 while pending and pending[0][0] <= end_ns:
                     at_ns, event = pending.pop(0)
@@ -287,25 +269,18 @@ class World:
                     if engine.started.is_set() and engine.crash is None:
                         with trio.move_on_after(300):
                             await engine.settle()
-                    self.collect(engine, parts)
+                    self.collect(engine, adapters)
                     scope.cancel()
                 else:
-                    self.collect(engine, parts)
+                    self.collect(engine, adapters)
                 day.cancel_scope.cancel()
-            await self.close_parts(parts)
+            await adapters.aclose()
             if crashed_until is None:
                 return
             await self.sleep_until_ns(crashed_until)
 
-    async def close_parts(self, parts: Any) -> None:
-        rest, data, _, _ = parts
-        with trio.CancelScope(shield=True):
-            await rest.aclose()
-            await data.aclose()
-
-    async def watch_connectivity(self, engine: Engine, parts: Any) -> None:
+    async def watch_connectivity(self, engine: Engine, adapters: Adapters) -> None:
         """The runner's connectivity loop (stream + REST states -> the kill switch), counting polling seconds."""
-        rest, _, trading, market = parts
 
         was_polling = False
 
@@ -320,10 +295,10 @@ class World:
                 if channel != "rest" and state not in LIVE_ENOUGH:
                     self.record.stream_outages.append((self.clock.now_ns(), channel, state))
 
-        await forward_connectivity(engine, rest, trading, market, on_sample=count_polling)
+        await forward_connectivity(engine, adapters.rest, adapters.trading, adapters.market, on_sample=count_polling)
 
-    def collect(self, engine: Engine, parts: Any) -> None:
-        _, _, trading, market = parts
+    def collect(self, engine: Engine, adapters: Adapters) -> None:
+        trading, market = adapters.trading, adapters.market
         self.record.reconnects += max(0, trading.connects - 1) + max(0, market.connects - 1)
         self.record.rest_retries = sum(
             n for name, n in self.telemetry.counters.items()

@@ -88,7 +88,7 @@ class BridgeWorld(World):
         now = self.clock.now_ns()
         session = next(((o, c) for _, o, c in self.sessions if c > now), None)
         if session is not None:
-            host = BridgeHost(engine, parts[1], interval_s=self.interval_s, target_weight=self.target_weight)
+            host = BridgeHost(engine, parts.data, interval_s=self.interval_s, target_weight=self.target_weight)
             self.hosts.append(host)
             assert self._nursery is not None, "BridgeWorld.run owns the bridge tasks"
             self._nursery.start_soon(self._episode, host, *session)
@@ -191,7 +191,7 @@ def bars_timeframe(scenario: Scenario) -> str:
 def fetch_bars_from_fake(scenario: Scenario, seed: int, start_ns: int, end_ns: int) -> dict[str, list[Bar]]:
     """GET /v2/stocks/bars from a fresh fake venue over the same market (same spec, same seed) as the run,
     its clock set after ``end_ns`` so every bar of the window has completed."""
-    from adapters.alpaca.rest import AlpacaData
+    from adapters.bootstrap import BrokerLink, open_data
     from adapters.fake.calendar import NyseCalendar
     from adapters.fake.inprocess import InProcessVenue
     from adapters.fake.market import market_from_spec
@@ -208,8 +208,7 @@ def fetch_bars_from_fake(scenario: Scenario, seed: int, start_ns: int, end_ns: i
     front = InProcessVenue(venue)
 
     async def fetch() -> dict[str, list[Bar]]:
-        data = AlpacaData(credentials=SIM_KEY, clock=VenueClock(front), base_url=BASE_URL,
-                          transport=front.http_transport())
+        data = open_data(BrokerLink.in_process(front, SIM_KEY, BASE_URL), clock=VenueClock(front))
         try:
             return await data.get_bars(config.symbols, start_ts_ns=start_ns, end_ts_ns=end_ns,
                                        timeframe=bars_timeframe(scenario))
@@ -225,10 +224,12 @@ def fetch_bars_from_alpaca(symbols: Sequence[str], start_ns: int, end_ns: int,
     APCA_API_SECRET_KEY)."""
     from adapters.alpaca.clock import WallClock
     from adapters.alpaca.config import Credentials
-    from adapters.alpaca.rest import AlpacaData
+    from adapters.bootstrap import BrokerLink, open_data
+    from core.config import BrokerSection, Mode
 
     async def fetch() -> dict[str, list[Bar]]:
-        data = AlpacaData(credentials=Credentials.from_env(), clock=WallClock())
+        link = BrokerLink.alpaca(Mode.PAPER, BrokerSection(), Credentials.from_env())
+        data = open_data(link, clock=WallClock())
         try:
             with trio.fail_after(120):
                 return await data.get_bars(symbols, start_ts_ns=start_ns, end_ts_ns=end_ns,

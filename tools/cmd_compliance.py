@@ -91,16 +91,16 @@ def _pull(config: Any, args: argparse.Namespace) -> tuple[Any, Path, Path]:
     import trio
 
     from adapters.alpaca.clock import WallClock
-    from adapters.alpaca.rest import AlpacaRest
+    from adapters.bootstrap import BrokerLink, open_rest
     from tools.compliance import fetch_broker_records, save_records
     from tools.runner import credentials, state_dir
 
     creds = credentials(config, "the compliance pull")
     clock = WallClock()
-    url = config.broker.live_url if config.mode is Mode.LIVE else config.broker.paper_url
+    link = BrokerLink.alpaca(config.mode, config.broker, creds)
 
     async def fetch() -> Any:
-        async with AlpacaRest(credentials=creds, clock=clock, base_url=url.rstrip("/")) as rest:
+        async with open_rest(link, clock=clock) as rest:
             with trio.fail_after(FETCH_TIMEOUT_S):
                 return await fetch_broker_records(rest, source=str(config.mode), now_ns=clock.now_ns())
 

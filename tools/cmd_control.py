@@ -82,7 +82,8 @@ class ControlError(Exception):
 
 
 def _paths(args: argparse.Namespace) -> tuple[Path, Path]:
-    from tools.runner import STATE_NAME, load_config, state_dir
+    from adapters.rundir import STATE_NAME
+    from tools.runner import load_config, state_dir
 
     if args.config is not None:
         config = load_config(args.config)

@@ -28,9 +28,10 @@ from typing import Any, Final
 
 import httpx
 
+from adapters.rundir import STATE_NAME
 from sim.invariants import audit_records, check_fills, check_submissions, positions_differ
 from tools.exitcodes import EXIT_INTERRUPTED  # the runner's exit status after a graceful SIGTERM stop
-from tools.runner import REPO_ROOT, STATE_NAME
+from tools.runner import REPO_ROOT
 
 DRILL_KEY_ID: Final = "drill-key-id"  # the fake accepts any key; the runner refuses secrets < 8 characters
 DRILL_SECRET: Final = "drill-secret-key"

@@ -30,6 +30,7 @@ import trio
 import trio.testing
 
 from adapters.audit_jsonl import SECRET_MIN_CHARS  # the audit sink refuses shorter secrets
+from adapters.rundir import run_layout
 from core.config import Checker, ConfigError, EngineConfig, Mode, PolicySection, for_mode, parse_config
 from core.model import NS_PER_S as NS
 from tools.exitcodes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
@@ -39,7 +40,6 @@ log = logging.getLogger("ttlive.run")
 REPO_ROOT: Final = Path(__file__).resolve().parent.parent
 SCENARIOS_DIR: Final = REPO_ROOT / "scenarios"
 DEFAULT_SCENARIOS: Final = ("default.toml", "clean_day.toml")  # the first that exists is the default session
-STATE_NAME: Final = "state.json"
 REPORT_NAME: Final = "report.json"
 PREFLIGHT_NAME: Final = "preflight.json"
 SETTLE_TIMEOUT_S: Final = 300.0  # engine-clock seconds for the final resync + reconciliation
@@ -109,8 +109,8 @@ def default_scenario() -> Path:
 
 
 def state_dir(config: EngineConfig) -> Path:
-    """Where a configured runner keeps its engine state and preflight record: the audit dir's parent."""
-    return Path(config.audit.dir).parent
+    """Where a configured runner keeps its engine state and preflight record (``adapters.rundir.run_layout``)."""
+    return run_layout(config).directory
 
 
 def file_sha256(path: Path) -> str:
@@ -301,9 +301,10 @@ class SimRun:
         self.ui = ui
         self.scenario_path = path
         self.seed = scenario.seed if settings.seed is None else settings.seed
-        self.out = settings.out_dir or state_dir(settings.config)
+        layout = run_layout(settings.config, out_dir=settings.out_dir)
+        self.out = layout.directory
         self.claim = claim_dir(self.out, Mode.SIM, replace=settings.fresh)
-        self.world = World(scenario, self.seed, self.out, WorldOptions())
+        self.world = World(scenario, self.seed, self.out, WorldOptions(), layout=layout)
         self.source = EngineDashboardSource(
             mode="sim", clock=self.world.clock, alerts=self.world.dashboard_alerts
         )
@@ -426,16 +427,10 @@ class SimRun:
 
     async def _pull_broker_records(self) -> Any:
         """Spec 4.4 pulls from the fake venue, through the real adapter, for ``ttlive compliance``."""
-        from adapters.alpaca.rest import AlpacaRest
-        from sim.world import BASE_URL, SIM_KEY
+        from adapters.bootstrap import open_rest
         from tools.compliance import fetch_broker_records
 
-        rest = AlpacaRest(
-            credentials=SIM_KEY,
-            clock=self.world.clock,
-            base_url=BASE_URL,
-            transport=self.world.front.http_transport(),
-        )
+        rest = open_rest(self.world.link, clock=self.world.clock)
         try:
             with trio.fail_after(BROKER_CALL_TIMEOUT_S):
                 return await fetch_broker_records(
@@ -484,8 +479,7 @@ class BrokerRun:
         self.settings = settings
         self.ui = ui
         self.credentials = credentials(config, f"{settings.mode} trading")
-        self.state_dir = state_dir(config)
-        self.audit_dir = Path(config.audit.dir)
+        self.layout = run_layout(config)
         self.secrets = secrets_of(
             self.credentials.key_id, self.credentials.secret_key, settings.token, config.alerts.webhook_url
         )
@@ -495,26 +489,9 @@ class BrokerRun:
                 f"a configured secret is shorter than {SECRET_MIN_CHARS} characters: the audit trail "
                 "cannot redact it safely (use a longer dashboard token)"
             )
-        self.outcome = BrokerOutcome(exit_code=EXIT_OK, out_dir=self.state_dir, audit_dir=self.audit_dir)
+        self.outcome = BrokerOutcome(exit_code=EXIT_OK, out_dir=self.layout.directory, audit_dir=self.layout.audit_dir)
         self._stop = trio.Event()
-        self.claim = claim_dir(self.state_dir, settings.mode)  # held until run() returns (or the process dies)
-
-    def urls(self) -> Any:
-        from adapters.alpaca.config import DATA_STREAM_BASE_URL, DATA_URL, AlpacaConfig
-
-        broker = self.settings.config.broker
-        trading = broker.live_url if self.settings.mode is Mode.LIVE else broker.paper_url
-        trading = trading.rstrip("/")
-        data = broker.data_url.rstrip("/")
-        stream_base = data if data != DATA_URL else DATA_STREAM_BASE_URL.removesuffix("/v2")
-        return AlpacaConfig(
-            credentials=self.credentials,
-            paper=self.settings.mode is not Mode.LIVE,
-            trading_url=trading,
-            data_url=data,
-            trading_stream_url=_ws(trading) + "/stream",
-            data_stream_url=_ws(stream_base) + f"/v2/{broker.feed}",
-        )
+        self.claim = claim_dir(self.layout.directory, settings.mode)  # held until run() returns (or the process dies)
 
     def run(self) -> BrokerOutcome:
         from adapters.alerts import Redactor
@@ -537,29 +514,24 @@ class BrokerRun:
 
         from adapters.alerts import AlertRouter, DashboardAlertSink, LogAlertSink, WebhookAlertSink
         from adapters.alpaca.clock import WallClock
-        from adapters.alpaca.ratelimit import RateLimiter, TokenBucket
-        from adapters.alpaca.rest import AlpacaData, AlpacaRest
-        from adapters.alpaca.streams import MarketDataStream, TradingStream
         from adapters.alpaca.telemetry import LatencyTelemetry
-        from adapters.audit_jsonl import JsonlAuditSink
+        from adapters.bootstrap import BrokerLink, build_engine, open_adapters, open_audit, open_store
         from adapters.dashboard.engine_source import EngineDashboardSource
         from adapters.dashboard.server import serve_dashboard
         from adapters.ids import Uuid4Ids
         from adapters.metrics import Metrics
         from adapters.policy.decision import load_decision_model
-        from adapters.state_store import FileStateStore
         from core.audit import RUNNER_STARTED_EVENT as RUNNER_STARTED
         from core.audit import system_record
-        from core.engine.system import Engine
         from core.model import AccountType
 
         s, config = self.settings, self.settings.config
         clock = WallClock()
         metrics = Metrics()
         telemetry = LatencyTelemetry(forward=metrics)
-        cfg = self.urls()
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        audit = JsonlAuditSink(self.audit_dir, secrets=self.secrets, fsync=True)
+        link = BrokerLink.alpaca(s.mode, config.broker, self.credentials)
+        self.layout.directory.mkdir(parents=True, exist_ok=True)
+        audit = open_audit(self.layout, secrets=self.secrets, fsync=True)
         try:
             async with trio.open_nursery() as nursery, httpx.AsyncClient() as webhook_client:
                 await nursery.start(watch_signals, self._graceful)
@@ -570,51 +542,19 @@ class BrokerRun:
                     await nursery.start(webhook.serve)
                     sinks.append(webhook)
                 alerts = AlertRouter(sinks, clock=clock, secrets=self.secrets, counter=metrics)
-                rest = AlpacaRest.from_config(
-                    cfg, clock=clock, monitor=telemetry, limiter=RateLimiter(TokenBucket.per_minute())
-                )
-                data = AlpacaData.from_config(cfg, clock=clock, monitor=telemetry, feed=config.broker.feed)
-                trading = TradingStream(
-                    rest=rest,
-                    url=cfg.trading_stream_url,
-                    credentials=cfg.credentials,
-                    clock=clock,
-                    monitor=telemetry,
-                )
-                market = MarketDataStream(
-                    url=cfg.data_stream_url,
-                    credentials=cfg.credentials,
-                    clock=clock,
-                    monitor=telemetry,
-                    history=data,
-                )
-                market.bars_symbols.update(config.symbols)
-                market.quote_symbols.update(config.symbols)
+                adapters = open_adapters(link, clock=clock, telemetry=telemetry, symbols=config.symbols)
                 try:
                     with trio.fail_after(BROKER_CALL_TIMEOUT_S):
-                        account = await rest.get_account()
-                        market_clock = await rest.get_clock()
+                        account = await adapters.rest.get_account()
+                        market_clock = await adapters.rest.get_clock()
                     account_type = AccountType.MARGIN_INITIAL if account.multiplier > 1 else AccountType.CASH
                     model = load_decision_model(
                         config.policy.kind, config.policy.model, config.policy.precision
                     )
-                    store = FileStateStore(self.state_dir / STATE_NAME, fsync=True)
-                    engine = Engine(
-                        config=config,
-                        broker=rest,
-                        trade_stream=trading,
-                        market_stream=market,
-                        history=data,
-                        clock=clock,
-                        ids=Uuid4Ids(),
-                        model=model,
-                        alerts=alerts,
-                        audit=audit,
-                        store=store,
-                        account_type=account_type,
-                        monitor=telemetry,
-                        latency_p95_ms=telemetry.recent_rest_p95_ms,
-                        trail=audit,
+                    store = open_store(self.layout, fsync=True)
+                    engine = build_engine(
+                        config, adapters, clock=clock, ids=Uuid4Ids(), model=model, alerts=alerts, audit=audit,
+                        store=store, account_type=account_type,
                     )
                     source = EngineDashboardSource(
                         mode=str(s.mode),
@@ -644,20 +584,20 @@ class BrokerRun:
                             )
                         )
 
-                    await self._session(nursery, engine, clock, market_clock, trading, market, mark_started)
+                    await self._session(
+                        nursery, engine, clock, market_clock, adapters.trading, adapters.market, mark_started
+                    )
                     self.outcome.orders = engine.ctx.state.counters.orders_submitted if engine.ctx else 0
                     self.outcome.fills = engine.ctx.state.counters.fills if engine.ctx else 0
                     self.outcome.halted = engine.is_halted
                     if engine.ctx is not None:
                         self.outcome.pnl_usd = engine.ctx.equity() - engine.ctx.state.start_of_day_equity
                 finally:
-                    with trio.CancelScope(shield=True):
-                        await rest.aclose()
-                        await data.aclose()
+                    await adapters.aclose()
                 nursery.cancel_scope.cancel()
         finally:
             audit.close()
-            anchor_trail(self.audit_dir, clock.now_ns())
+            anchor_trail(self.layout.audit_dir, clock.now_ns())
 
     async def _session(
         self,

@@ -27,7 +27,7 @@ def _run(job: tuple[str, int, str]) -> list[object]:
     from tools.cmd_sim import run_one
 
     path, seed, out = job
-    report = run_one(str(ROOT / path), seed, str(Path(out) / path.replace("/", "_")), progress=False)
+    report = run_one(str(ROOT / path), seed, str(Path(out) / path.replace("/", "_")), progress=False, log_to_file=True)
     return [path, report["trace_sha256"], report["audit_sha256"], report["ok"]]
 
 

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from adapters.rundir import STATE_NAME
 from sim.invariants import audit_records
 from tools.cli import main
 from tools.drill import POLL_S, DrillError, DrillRig
-from tools.runner import STATE_NAME
 
 ENGINE_START_TIMEOUT_S = 60.0
 
