@@ -304,11 +304,10 @@ class World:
             n for name, n in self.telemetry.counters.items()
             if name.startswith("alpaca.rest") and name.rsplit(".", 1)[-1] in ("timeout", "server_error", "rate_limited")
         )
-        if engine.supervisor is not None:
-            self.record.trips.extend(engine.supervisor.trip_log)
-            self.record.resets.extend(engine.supervisor.reset_log)
-        if engine.ctx is not None:
-            self.record.equity_points.extend(engine.ctx.state.equity_curve)
+        snapshot = engine.snapshot()
+        self.record.trips.extend(snapshot.trip_log)
+        self.record.resets.extend(snapshot.reset_log)
+        self.record.equity_points.extend(snapshot.equity_curve)
 
 
 class _Recorder:

@@ -587,11 +587,12 @@ class BrokerRun:
                     await self._session(
                         nursery, engine, clock, market_clock, adapters.trading, adapters.market, mark_started
                     )
-                    self.outcome.orders = engine.ctx.state.counters.orders_submitted if engine.ctx else 0
-                    self.outcome.fills = engine.ctx.state.counters.fills if engine.ctx else 0
-                    self.outcome.halted = engine.is_halted
-                    if engine.ctx is not None:
-                        self.outcome.pnl_usd = engine.ctx.equity() - engine.ctx.state.start_of_day_equity
+                    final = engine.snapshot()
+                    self.outcome.orders = final.counters.orders_submitted
+                    self.outcome.fills = final.counters.fills
+                    self.outcome.halted = final.halted
+                    if final.has_book:
+                        self.outcome.pnl_usd = final.day_pl_usd
                 finally:
                     await adapters.aclose()
                 nursery.cancel_scope.cancel()

@@ -23,7 +23,9 @@ from adapters.alpaca.models import ns_to_rfc3339
 from adapters.dashboard.source import EQUITY_CURVE_MAX_POINTS, CommandRejected, money, validate_reset
 from adapters.metrics import Metrics
 from core.config import EngineConfig
+from core.engine.snapshot import HaltView
 from core.engine.system import Engine
+from core.halt_fsm import HaltState
 from core.ports import Clock
 
 log = logging.getLogger("ttlive.dashboard")
@@ -87,17 +89,16 @@ class EngineDashboardSource:
     def snapshot(self) -> dict[str, Any]:
         engine = self._engine
         now_ns = self._clock.now_ns()
-        ctx = engine.ctx if engine is not None else None
-        if engine is None or ctx is None:
+        book = engine.snapshot() if engine is not None else None
+        if engine is None or book is None or not book.has_book:
             return self._empty(now_ns, engine)
-        state, config = ctx.state, ctx.config
-        ledger = state.ledger
+        config = engine.config
         positions: list[dict[str, Any]] = []
         unrealized = ZERO
         largest = ZERO
         sectors: dict[str, Decimal] = {}
-        equity = ledger.equity_usd()
-        for position in ledger.snapshot():
+        equity = book.equity_usd
+        for position in book.positions:
             mark = position.current_price if position.current_price is not None else position.avg_entry_price
             market_value = position.qty * mark
             pl = (mark - position.avg_entry_price) * position.qty
@@ -115,12 +116,9 @@ class EngineDashboardSource:
                     "unrealized_pl": money(pl),
                 }
             )
-        baseline = self._realized_baseline.setdefault(state.session_date, ledger.realized_pl_usd)
-        execution = engine.execution
-        open_orders = execution.open_orders() if execution is not None else []
-        open_value = execution.open_order_value_usd() if execution is not None else ZERO
+        baseline = self._realized_baseline.setdefault(book.session_date, book.realized_pl_usd)
         curve = [
-            [ns_to_rfc3339(ts), money(eq)] for ts, eq in state.equity_curve[-(EQUITY_CURVE_MAX_POINTS - 1) :]
+            [ns_to_rfc3339(ts), money(eq)] for ts, eq in book.equity_curve[-(EQUITY_CURVE_MAX_POINTS - 1) :]
         ]
         curve.append([ns_to_rfc3339(now_ns), money(equity)])
         return {
@@ -128,23 +126,23 @@ class EngineDashboardSource:
             "mode": self.mode,
             "positions": positions,
             "unrealized_pl": money(unrealized),
-            "daily_realized_pl": money(ledger.realized_pl_usd - baseline),
-            "open_orders": {"count": len(open_orders), "value_usd": money(open_value)},
+            "daily_realized_pl": money(book.realized_pl_usd - baseline),
+            "open_orders": {"count": book.open_orders, "value_usd": money(book.open_order_value_usd)},
             "risk_utilisation": risk_utilisation(
                 config,
                 equity=equity,
                 largest_position_usd=largest,
                 largest_sector_usd=max(sectors.values(), default=ZERO),
-                gross_usd=ledger.gross_exposure_usd(),
-                start_of_day_equity=state.start_of_day_equity,
-                start_of_week_equity=state.start_of_week_equity,
+                gross_usd=book.gross_exposure_usd,
+                start_of_day_equity=book.start_of_day_equity,
+                start_of_week_equity=book.start_of_week_equity,
             ),
             "connections": connections(engine),
-            "halt": self._halt(engine),
+            "halt": self._halt(book.halt),
             "alerts": self.alerts.recent(),
             "equity_curve": curve,
-            "fills_count": state.counters.fills,
-            "orders_count": state.counters.orders_submitted,
+            "fills_count": book.counters.fills,
+            "orders_count": book.counters.orders_submitted,
         }
 
     def starting(self) -> dict[str, Any]:
@@ -169,11 +167,9 @@ class EngineDashboardSource:
         }
 
     @staticmethod
-    def _halt(engine: Engine) -> dict[str, Any]:
-        supervisor = engine.supervisor
-        if supervisor is None:
+    def _halt(machine: HaltView | None) -> dict[str, Any]:
+        if machine is None:
             return {"state": STARTING, "trigger": None, "reason": None, "since": None}
-        machine = supervisor.halt
         first = machine.first_trip
         if first is not None:
             return {
@@ -219,10 +215,10 @@ class EngineDashboardSource:
             assert self._idle_command is not None
             self._idle_command("reset", operator, reason)
             return
-        supervisor = engine.supervisor
-        if supervisor is None or not engine.is_halted:
+        halt = engine.snapshot().halt
+        if halt is None or not halt.halted:
             raise CommandRejected("reset refused: the kill switch is not engaged")
-        if supervisor.halt.state.value != "halted":
+        if halt.state is not HaltState.HALTED:
             raise CommandRejected("reset refused: the halt is still under way (cancel-all); retry shortly")
         await engine.reset(operator, reason)
         await self._wait(lambda: not engine.is_halted)

@@ -271,7 +271,7 @@ class BridgeHost:
 
     async def _wait_started(self) -> None:
         await self.engine.started.wait()
-        if self.engine.ctx is None or self.engine.policy is None or self.engine.execution is None:
+        if not self.engine.snapshot().ready:
             raise BridgeError("engine reports started without its actors")
 
     async def _end_with_engine(self, scope: trio.CancelScope) -> None:
@@ -333,10 +333,10 @@ class BridgeHost:
             await trio.sleep((ts_ns - now) / NS)
 
     def account_view(self) -> AccountView:
-        assert self.engine.ctx is not None
-        ledger = self.engine.ctx.state.ledger
-        return AccountView(cash_usd=ledger.cash_usd, positions=ledger.positions(),
-                           equity_usd=ledger.equity_usd(), target_weight=self.target_weight)
+        book = self.engine.snapshot()
+        assert book.ready, "the bridge reads the book of a started engine"
+        return AccountView(cash_usd=book.cash_usd, positions=dict(book.holdings),
+                           equity_usd=book.equity_usd, target_weight=self.target_weight)
 
     def collect_updates(self) -> tuple[OrderUpdate, ...]:
         """New executions and terminal states of the bridge's orders, from the execution actor's order

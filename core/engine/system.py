@@ -7,6 +7,7 @@ safe state first (kill switch: cancel all, latch, alert) and then ends the run w
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import itertools
 import logging
@@ -36,6 +37,7 @@ from core.engine.monitor import MonitorActor
 from core.engine.policy import DecisionModel, PolicyActor
 from core.engine.reconciler import Reconciler
 from core.engine.risk_actor import RiskActor
+from core.engine.snapshot import EngineSnapshot, HaltView
 from core.engine.state import EngineState
 from core.engine.supervisor import Supervisor
 from core.halt_fsm import HaltMachine, HaltState
@@ -141,6 +143,35 @@ class Engine:
     @property
     def is_halted(self) -> bool:
         return self.supervisor is not None and self.supervisor.is_halted
+
+    def snapshot(self) -> EngineSnapshot:
+        """The engine's state as a frozen copy (``core.engine.snapshot``): what readers outside it may see."""
+        ts_ns = self.clock.now_ns()
+        running = self.started.is_set() and not self.stopped.is_set()
+        supervisor, ctx, execution = self.supervisor, self.ctx, self.execution
+        halt = None
+        trips: tuple[tuple[int, str, str], ...] = ()
+        resets: tuple[tuple[int, str, str], ...] = ()
+        if supervisor is not None:
+            machine = supervisor.halt
+            halt = HaltView(state=machine.state, first_trip=machine.first_trip, last_reset=machine.last_reset)
+            trips, resets = tuple(supervisor.trip_log), tuple(supervisor.reset_log)
+        if ctx is None:
+            return EngineSnapshot(ts_ns=ts_ns, running=running, ready=False, halt=halt, trip_log=trips,
+                                  reset_log=resets)
+        state, ledger = ctx.state, ctx.state.ledger
+        return EngineSnapshot(
+            ts_ns=ts_ns, running=running, ready=supervisor is not None and execution is not None, halt=halt,
+            has_book=True,
+            session_date=state.session_date, positions=tuple(ledger.snapshot()),
+            holdings=tuple(ledger.positions().items()), cash_usd=ledger.cash_usd, equity_usd=ledger.equity_usd(),
+            realized_pl_usd=ledger.realized_pl_usd, gross_exposure_usd=ledger.gross_exposure_usd(),
+            start_of_day_equity=state.start_of_day_equity, start_of_week_equity=state.start_of_week_equity,
+            equity_curve=tuple(state.equity_curve),
+            open_orders=len(execution.open_orders()) if execution is not None else 0,
+            open_order_value_usd=execution.open_order_value_usd() if execution is not None else Decimal(0),
+            counters=dataclasses.replace(state.counters), trip_log=trips, reset_log=resets,
+        )
 
     async def kill(self, reason: str, source: str = "operator") -> None:
         assert self._supervisor_send is not None, "engine not running"
