@@ -38,6 +38,7 @@ from adapters.ids import SeededIds
 from adapters.policy.decision import load_decision_model
 from adapters.rundir import RunLayout, claim, run_layout
 from adapters.state_store import FileStateStore
+from core.engine.policy import DecisionModel
 from core.engine.system import Engine
 from core.halt_fsm import persisted_halted
 from core.model import NS_PER_S as NS
@@ -164,7 +165,8 @@ class World:
         self.audit_dir = self.layout.audit_dir
         self.state_path = self.layout.state_path
         self.link = BrokerLink.in_process(self.front, SIM_KEY, BASE_URL)
-        self.model = load_decision_model(config.policy.kind, config.policy.model, config.policy.precision)
+        self.model: DecisionModel = load_decision_model(config.policy.kind, config.policy.model,
+                                                        config.policy.precision)
         self.engine: Engine | None = None
         self._engine_scope: trio.CancelScope | None = None
         self.total_sim_s = int((self.sessions[-1][2] - start_ns) / NS) + SETTLE_AFTER_CLOSE_S

