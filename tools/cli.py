@@ -24,6 +24,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "tools.cmd_preflight",
     "tools.cmd_compliance",
     "tools.cmd_drill",
+    "tools.cmd_fsm",
 )
 
 
