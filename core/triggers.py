@@ -98,6 +98,7 @@ class ReconciliationChecked(msgspec.Struct, frozen=True, kw_only=True):
     ts_s: float
     mismatched: bool
     detail: str = ""
+    after_resync: bool = False  # the first check since a REST resync was applied (a failed one does not count)
 
 
 MonitorEvent = (
@@ -234,7 +235,7 @@ class KillSwitchMonitor:
         if not event.mismatched:
             st.resync_pending = False
             return None
-        if st.resync_pending:
+        if st.resync_pending and event.after_resync:
             st.resync_pending = False
             return Trip(
                 trigger=HaltTrigger.RECONCILIATION_MISMATCH,

@@ -21,6 +21,7 @@ from core.engine.context import EngineContext
 from core.engine.messages import (
     CancelRequested,
     ResyncRequested,
+    ResyncWaiter,
     SubmitApproved,
     SubmitFinished,
     TradeUpdateReceived,
@@ -95,7 +96,7 @@ class ExecutionActor:
         self.halted_since_ns = halted_since_ns  # when the current halt latched (None while trading)
         self.on_fill = on_fill  # (fill, realised P&L of a closed round trip, closed?) -> supervisor
         self.machines: dict[str, Order] = {}
-        self.resync_waiters: list[trio.Event] = []
+        self.resync_waiters: list[ResyncWaiter] = []
         self.nursery: trio.Nursery | None = None
         e = ctx.config.execution
         self.plan_config = PlanConfig(
@@ -541,8 +542,14 @@ class ExecutionActor:
                 activities = await ctx.broker.get_activities(after_ts_ns=ctx.session_start_ns)
         except (BrokerError, trio.TooSlowError) as exc:
             log.warning("resync (%s) failed: %s", reason, exc)
+            self._release_resync_waiters(ok=False)  # nothing was learned: whoever waits must not think otherwise
             return
         await self.self_send.send(ResyncData(orders=orders, activities=activities, reason=reason))
+
+    def _release_resync_waiters(self, *, ok: bool) -> None:
+        for waiter in self.resync_waiters:
+            waiter.release(ok)
+        self.resync_waiters.clear()
 
     def on_resync(self, message: ResyncData) -> None:
         ctx = self.ctx
@@ -574,9 +581,7 @@ class ExecutionActor:
             self._apply_status(known, broker_order)
             self._snapshot(known)
         ctx.persist()
-        for waiter in self.resync_waiters:
-            waiter.set()
-        self.resync_waiters.clear()
+        self._release_resync_waiters(ok=True)
 
     # --- helpers ---------------------------------------------------------------------------------------------
 

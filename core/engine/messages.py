@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import msgspec
+import trio
 
 from core.model import Bar, Quote, Signal, TradeUpdate
 
@@ -58,6 +59,20 @@ class SubmitFinished(msgspec.Struct, frozen=True, kw_only=True):
 
 class ResyncRequested(msgspec.Struct, frozen=True, kw_only=True):
     reason: str
+
+
+class ResyncWaiter:
+    """Someone waiting for the next REST resync: released when one is applied (``ok``) or one failed."""
+
+    __slots__ = ("done", "ok")
+
+    def __init__(self) -> None:
+        self.done = trio.Event()
+        self.ok = False
+
+    def release(self, ok: bool) -> None:
+        self.ok = ok
+        self.done.set()
 
 
 class TripRequested(msgspec.Struct, frozen=True, kw_only=True):

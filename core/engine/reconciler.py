@@ -1,7 +1,10 @@
 """Reconciler actor: every 60 s the stream-derived book is compared with the venue's REST snapshot (spec 1.3).
 
 A material mismatch first asks execution for a REST resync and checks again; one that survives the resync trips
-the kill switch (the trigger logic lives in core.triggers). After such a trip the engine adopts the venue's
+the kill switch (the trigger logic lives in core.triggers). A resync that failed (REST trouble) is no resync: the
+reconciler checks again at the next interval and asks again, so a mismatch a resync would explain does not halt
+on a blip; after ``RESYNC_FAILURES_BEFORE_JUDGING`` failed resyncs in a row a persisting mismatch is judged on
+what the checks see (when in doubt, halt). After such a trip the engine adopts the venue's
 positions, audited, so the book it halts with is the one the broker holds.
 """
 
@@ -14,7 +17,7 @@ from decimal import Decimal
 import trio
 
 from core.engine.context import EngineContext
-from core.engine.messages import ResyncRequested
+from core.engine.messages import ResyncRequested, ResyncWaiter
 from core.order_fsm import OPEN
 from core.ports import BrokerError
 from core.reconcile import ReconcileReport, reconcile
@@ -22,6 +25,8 @@ from core.triggers import ReconciliationChecked, RequestResync
 
 log = logging.getLogger("ttlive.reconciler")
 OPEN_STATUSES = frozenset(s.value for s in OPEN)
+RESYNC_WAIT_S = 120.0  # how long a check waits for execution to apply a resync it asked for
+RESYNC_FAILURES_BEFORE_JUDGING = 3  # consecutive failed resyncs after which a mismatch counts as surviving one
 
 
 class Reconciler:
@@ -33,7 +38,7 @@ class Reconciler:
         execution: trio.MemorySendChannel[object],
         supervisor: trio.MemorySendChannel[object],
         open_venue_ids: Callable[[], set[str]],
-        register_waiter: Callable[[trio.Event], None],
+        register_waiter: Callable[[ResyncWaiter], None],
         is_halted: Callable[[], bool],
     ) -> None:
         self.ctx = ctx
@@ -48,6 +53,8 @@ class Reconciler:
         self.reports: list[tuple[int, bool]] = []  # (ts_ns, in agreement)
         self.last_venue_positions: dict[str, Decimal] = {}
         self.mismatch_streak = 0  # consecutive mismatched checks; a fill in flight explains the first one
+        self.resynced = False  # a resync was applied since the last check that saw the venue
+        self.failed_resyncs = 0  # consecutive resyncs that failed or timed out
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
@@ -60,16 +67,25 @@ class Reconciler:
                     except trio.EndOfChannel:
                         return
                 if request is not None:
-                    await self.resync(request.reason)
+                    if await self.resync(request.reason):
+                        self.failed_resyncs = 0
+                        self.resynced = True
+                    else:
+                        self.failed_resyncs += 1
+                        if self.failed_resyncs < RESYNC_FAILURES_BEFORE_JUDGING:
+                            continue  # no evidence either way: check (and ask again) at the next interval
+                        self.resynced = True  # when in doubt, halt: judge the mismatch on what the checks see
                 await self.check()
 
-    async def resync(self, reason: str) -> None:
-        """Ask the execution actor to pull orders and activities from REST, and wait until it applied them."""
-        done = trio.Event()
-        self.register_waiter(done)
+    async def resync(self, reason: str) -> bool:
+        """Ask the execution actor to pull orders and activities from REST; True once it applied them, False if the
+        pull failed or did not finish within ``RESYNC_WAIT_S``."""
+        waiter = ResyncWaiter()
+        self.register_waiter(waiter)
         await self.execution.send(ResyncRequested(reason=reason))
-        with trio.move_on_after(120):
-            await done.wait()
+        with trio.move_on_after(RESYNC_WAIT_S):
+            await waiter.done.wait()
+        return waiter.done.is_set() and waiter.ok
 
     async def snapshot(self) -> tuple[dict[str, Decimal], dict[str, Decimal], set[str]] | None:
         try:
@@ -106,9 +122,12 @@ class Reconciler:
         report = reconcile(engine, venue, prices, set(), venue_open - self.open_venue_ids(),
                            tolerance_fraction=self.tolerance)
         ctx.state.counters.reconciliations += 1
+        after_resync, self.resynced = self.resynced, False
         agreed = not report.material
         self.reports.append((ctx.now_ns(), agreed))
         self.mismatch_streak = 0 if agreed else self.mismatch_streak + 1
+        if agreed:
+            self.failed_resyncs = 0
         if not agreed:
             ctx.state.counters.reconcile_mismatches += 1
             detail = "; ".join(
@@ -122,7 +141,7 @@ class Reconciler:
             if self.is_halted():
                 self.adopt_venue(venue, reason=f"halted with mismatch: {detail}")
         await self.supervisor.send(
-            ReconciliationChecked(ts_s=ctx.now_s(), mismatched=not agreed,
+            ReconciliationChecked(ts_s=ctx.now_s(), mismatched=not agreed, after_resync=after_resync,
                                   detail="" if agreed else "positions differ from the venue")
         )
         return report

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-import pytest
 import trio
 
 from adapters.fake.faults import FaultPlan
@@ -216,10 +215,6 @@ BLIND_FAULTS = FaultPlan(events=(event("rest_slow", 0.0, latency_ms=1000, durati
                                  event("rest_outage", 31.9, duration_s=28.1)))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: a resync that failed counts as one that ran. Reconciler.serve checks again after Reconciler.resync "
-    "whatever became of it, and KillSwitchMonitor trips on that check ('survived a resync'): a transient REST "
-    "failure during the resync turns a mismatch the resync would explain into a reconciliation_mismatch halt"))
 async def test_a_failed_resync_is_not_a_resync_the_mismatch_survived(autojump_clock: Any) -> None:
     async with reconciler_slice(faults=BLIND_FAULTS, stream=False) as s:
         await s.buy("sig-failed-resync", 100)
@@ -230,9 +225,6 @@ async def test_a_failed_resync_is_not_a_resync_the_mismatch_survived(autojump_cl
     assert s.engine_qty() == s.venue_qty() == Decimal(100)  # booked by a resync once REST was back
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: when execution's REST resync fails, Reconciler.resync still waits its full 120 s for a waiter that "
-    "ExecutionActor._fetch_resync never releases: no reconciliation for ~4 intervals during REST trouble"))
 async def test_a_failed_resync_does_not_blind_the_reconciler(autojump_clock: Any) -> None:
     async with reconciler_slice(faults=BLIND_FAULTS, stream=False) as s:
         await s.buy("sig-blind", 100)

@@ -154,7 +154,18 @@ def test_first_mismatch_asks_for_resync_the_second_trips() -> None:
     m = KillSwitchMonitor()
     first = m.handle(ReconciliationChecked(ts_s=60.0, mismatched=True, detail="AAA engine 10 venue 12"))
     assert isinstance(first, RequestResync) and "AAA" in first.reason
-    trip = m.handle(ReconciliationChecked(ts_s=61.0, mismatched=True, detail="AAA engine 10 venue 12"))
+    trip = m.handle(ReconciliationChecked(ts_s=61.0, mismatched=True, detail="AAA engine 10 venue 12",
+                                          after_resync=True))
+    assert isinstance(trip, Trip) and trip.trigger is HaltTrigger.RECONCILIATION_MISMATCH
+
+
+def test_a_mismatch_without_a_resync_in_between_asks_again_instead_of_tripping() -> None:
+    """The resync failed (REST trouble): the next check saw no resync, so it is no evidence that one was survived."""
+    m = KillSwitchMonitor()
+    assert isinstance(m.handle(ReconciliationChecked(ts_s=60.0, mismatched=True)), RequestResync)
+    again = m.handle(ReconciliationChecked(ts_s=120.0, mismatched=True))
+    assert isinstance(again, RequestResync) and m.state.resync_pending
+    trip = m.handle(ReconciliationChecked(ts_s=121.0, mismatched=True, after_resync=True))
     assert isinstance(trip, Trip) and trip.trigger is HaltTrigger.RECONCILIATION_MISMATCH
 
 
