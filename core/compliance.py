@@ -14,7 +14,7 @@ from typing import Any, Final
 
 import msgspec
 
-from core.audit import AuditRecord, ts_ns_from_iso
+from core.audit import AuditRecord, record_date, ts_ns_from_iso
 from core.engine.execution import fill_from_activity
 from core.ledger import Ledger
 from core.model import NS_PER_S as NS
@@ -49,10 +49,6 @@ class AuditTrail:
 
 
 # --- reading records ----------------------------------------------------------------------------------------
-
-
-def record_date(record: AuditRecord) -> dt.date:
-    return dt.date.fromisoformat(record.timestamp[:10])
 
 
 def utc_date(ts_ns: int) -> dt.date:

@@ -22,16 +22,8 @@ from typing import Any, Final
 import msgspec
 
 from adapters.audit_jsonl import iter_lines
-from core.audit import STREAM_FILLS, STREAM_HEALTH, STREAM_ORDERS, STREAM_RISK, decode_line
-from core.compliance import (
-    AuditTrail,
-    BrokerRecords,
-    ComplianceResult,
-    extra_str,
-    history_points,
-    record_date,
-    utc_date,
-)
+from core.audit import STREAM_FILLS, STREAM_HEALTH, STREAM_ORDERS, STREAM_RISK, decode_line, record_date
+from core.compliance import AuditTrail, BrokerRecords, ComplianceResult, extra_str, history_points, utc_date
 from core.model import NS_PER_S as NS
 from core.ports import BrokerRest
 
