@@ -21,8 +21,8 @@ from typing import Any, Final
 
 import msgspec
 
-from adapters.audit_jsonl import iter_lines
-from core.audit import STREAM_FILLS, STREAM_HEALTH, STREAM_ORDERS, STREAM_RISK, decode_line, record_date
+from adapters.audit_jsonl import iter_records
+from core.audit import STREAM_FILLS, STREAM_HEALTH, STREAM_ORDERS, STREAM_RISK, Location, record_date
 from core.compliance import AuditTrail, BrokerRecords, ComplianceResult, extra_str, history_points, utc_date
 from core.model import NS_PER_S as NS
 from core.ports import BrokerRest
@@ -72,15 +72,12 @@ def load_audit(audit_dir: Path) -> AuditTrail:
         STREAM_RISK: trail.risk,
         STREAM_HEALTH: trail.health,
     }
+
+    def unreadable(location: Location, why: str) -> None:  # a damaged line is a finding, not a crash
+        trail.unreadable.append(f"{location.file}:{location.line} ({why})")
+
     for stream, out in targets.items():
-        for location, line, _day, terminated in iter_lines(audit_dir, stream):
-            if not terminated:
-                trail.unreadable.append(f"{location.file}:{location.line} (unterminated)")
-                continue
-            try:
-                out.append(decode_line(line))
-            except Exception as exc:  # a damaged line is a finding, not a crash
-                trail.unreadable.append(f"{location.file}:{location.line} ({type(exc).__name__})")
+        out.extend(iter_records(audit_dir, stream, unreadable=unreadable))
     return trail
 
 
