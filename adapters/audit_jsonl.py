@@ -496,6 +496,28 @@ def iter_lines(root: Path, stream: str) -> Iterator[tuple[Location, bytes, date,
             yield Location(name, len(lines) + 1), tail, day, False
 
 
+def iter_records(
+    root: Path | str, stream: str, *, unreadable: Callable[[Location, str], None] | None = None
+) -> Iterator[AuditRecord]:
+    """Every record of a stream, decoded and typed, files oldest first: the one reader of audit lines.
+
+    A line that cannot be a record (unterminated: a torn tail; or it does not decode) goes to ``unreadable``
+    with why ("unterminated", or the error's type name) and is skipped; without ``unreadable`` it raises
+    AuditSchemaError naming where. Integrity (the chain, anchors) is ``verify_dir``'s business, not this.
+    """
+    for location, line, _day, terminated in iter_lines(Path(root), stream):
+        try:
+            if not terminated:
+                raise AuditSchemaError("unterminated")
+            record = decode_line(line)
+        except AuditSchemaError as exc:
+            if unreadable is None:
+                raise AuditSchemaError(f"{location}: {exc}") from exc
+            unreadable(location, "unterminated" if not terminated else type(exc).__name__)
+            continue
+        yield record
+
+
 @dataclass(frozen=True, slots=True)
 class DirReport:
     streams: tuple[StreamReport, ...]
@@ -677,13 +699,7 @@ def _writer_holds(root: Path) -> bool:
 
 def read_latch(root: Path | str) -> TrailLatch:
     """The latch view of a trail's health stream (undecodable lines are verify's business, skipped here)."""
-
-    def entries() -> Iterator[AuditRecord]:
-        for _location, line, _day, terminated in iter_lines(Path(root), STREAM_HEALTH):
-            with contextlib.suppress(AuditSchemaError):
-                if terminated:
-                    yield decode_line(line)
-    return fold_trail(entries())
+    return fold_trail(iter_records(root, STREAM_HEALTH, unreadable=lambda _location, _why: None))
 
 
 def tail_lines(root: Path | str, stream: str, count: int) -> list[bytes]:

@@ -33,7 +33,7 @@ from typing import Any, Protocol
 
 from adapters.fake.calendar import NyseCalendar, et_from_ns
 from adapters.fake.faults import CLOSE_CODES, EVENT_KINDS, PROBABILITY_KEYS, STREAMS
-from tools.cmd_sim import _ignore_sigint, failed_run, init_ray, run_one
+from sim.sweep import failed_run, ignore_sigint, init_ray, run_one
 
 # --- the world generator --------------------------------------------------------------------------------------
 
@@ -345,7 +345,7 @@ class RunWorld(Protocol):
 
 def simulate(world: str, out: str, options: Mapping[str, Any]) -> dict[str, Any]:
     """The real thing: ``ttlive sim`` in this process, its log in ``out/run.log``."""
-    return run_one(world, None, out, progress=False, log_to_file=True, world_options=options)
+    return run_one(world, None, out, log_to_file=True, world_options=options)
 
 
 BREAKAGES = {"halt_gate": {"break_halt_gate": True}}  # --break NAME: a deliberately broken engine, for tests
@@ -604,7 +604,7 @@ class LocalPool:
     """A process pool (as ``ttlive sim --seeds``): workers ignore Ctrl-C, the parent decides."""
 
     def __init__(self, workers: int) -> None:
-        self._pool = concurrent.futures.ProcessPoolExecutor(max_workers=workers, initializer=_ignore_sigint)
+        self._pool = concurrent.futures.ProcessPoolExecutor(max_workers=workers, initializer=ignore_sigint)
 
     def submit(self, job: Job) -> Any:
         return self._pool.submit(execute, job)

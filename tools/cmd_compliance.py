@@ -118,7 +118,8 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from tools.compliance import check, encode_result, load_audit, weekly_report_html
+    from core.compliance import check
+    from tools.compliance import encode_result, load_audit, weekly_report_html
 
     try:
         records, audit_dir, run_dir = _records(args)

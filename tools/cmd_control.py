@@ -123,71 +123,23 @@ def _post(args: argparse.Namespace, path: str, body: dict[str, str]) -> int:
     raise ControlError(f"the runner answered HTTP {response.status_code}: {detail}", code)
 
 
-def change_latch(
-    data: dict[str, Any], kind: str, *, operator: str, reason: str, source: str, route: str, now_ns: int
-) -> tuple[Any, str]:
-    """Kill or reset the halt latch of a persisted engine state (``data`` is changed in place).
-
-    Returns the audit record to write *before* saving ``data``, and the latch's new state. Raises
-    ``ControlError`` when refused. Shared by this command and a runner whose engine is not running.
-    """
-    from core.audit import system_record
-    from core.fsm_errors import IllegalTransition
-    from core.halt_fsm import CorruptHaltState, HaltMachine, HaltState, HaltTrigger, InvalidReset
-    from core.triggers import KillSwitchMonitor
-
-    try:
-        halt = HaltMachine.from_state(data["halt"]) if data.get("halt") else HaltMachine()
-    except CorruptHaltState as exc:
-        if kind == "reset":
-            raise ControlError(
-                f"the persisted halt latch is unreadable ({exc}); refusing to reset", EXIT_FAILED
-            ) from None
-        halt = HaltMachine()  # fail closed: a fresh latch, tripped below
-    before = halt.state
-    extra: dict[str, object] = {"source": source, "route": route, "from_state": before.value}
-    if kind == "kill":
-        halt.trip(HaltTrigger.MANUAL, f"{source}: {reason}", now_ns)
-        record = system_record(
-            "halt",
-            ts_ns=now_ns,
-            reason=reason,
-            operator=operator,
-            extra={**extra, "trigger": "manual", "state": halt.state.value},
-        )
-    else:
-        if before is HaltState.ACTIVE:
-            raise ControlError("not halted: nothing to reset", EXIT_FAILED)
-        if before is HaltState.HALTING:
-            halt.halt_complete(now_ns)  # why: halted while down; the restart's resync settles open orders
-        try:
-            halt.manual_reset(operator, reason, now_ns)
-        except (InvalidReset, IllegalTransition) as exc:
-            raise ControlError(str(exc), EXIT_USAGE) from None
-        if data.get("triggers"):
-            monitor = KillSwitchMonitor.from_dict(data["triggers"])
-            monitor.rearm()  # as the engine's own reset does
-            data["triggers"] = monitor.to_dict()
-        record = system_record("reset", ts_ns=now_ns, reason=reason, operator=operator, extra=extra)
-    data["halt"] = halt.to_state()
-    return record, halt.state.value
-
-
 def latch_target(store: Any, kind: str, state_path: Path) -> dict[str, Any]:
     """The persisted state to change. A kill never needs one (fail closed: it latches a runner that has not run
-    here yet, or whose state is unreadable, which is moved aside, not lost); a reset does."""
+    here yet, or whose state is unreadable, which is moved aside, not lost); a reset does. Raises
+    ``LatchRefused``, as ``core.latch.change_latch`` does."""
     from adapters.state_store import StateFileError
+    from core.latch import LatchRefused, LatchRequestInvalid
 
     try:
         data = store.load()
     except StateFileError as exc:
         if kind == "reset":
-            raise ControlError(f"{exc}; refusing to reset", EXIT_FAILED) from None
+            raise LatchRefused(f"{exc}; refusing to reset") from None
         aside = store.set_aside()
         print(f"warning: {exc}; moved to {aside}: latching a fresh state", file=sys.stderr)
         return {}
     if data is None and kind == "reset":
-        raise ControlError(f"no engine state at {state_path}: nothing to reset (give --state or --config)", EXIT_USAGE)
+        raise LatchRequestInvalid(f"no engine state at {state_path}: nothing to reset (give --state or --config)")
     return data or {}
 
 
@@ -196,6 +148,7 @@ def _edit_state(args: argparse.Namespace, kind: str, operator: str, reason: str)
     from adapters.audit_jsonl import AuditLockedError, JsonlAuditSink, append_anchor, verify_dir
     from adapters.rundir import record_mode
     from adapters.state_store import FileStateStore
+    from core.latch import change_latch
 
     state_path, audit_dir = _paths(args)
     try:
@@ -274,12 +227,16 @@ def _dispatch(args: argparse.Namespace, kind: str, operator: str, reason: str) -
 def _run(command: str, args: argparse.Namespace, kind: str, operator: str, reason: str) -> int:
     """Dispatch with every refusal as an exit code: bad config (2), refused (1), not authorised (2)."""
     from core.config import ConfigError
+    from core.latch import LatchRefused, LatchRequestInvalid
 
     try:
         return _dispatch(args, kind, operator, reason)
     except ConfigError as exc:
         print(f"ttlive {command}: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except LatchRefused as exc:
+        print(f"ttlive {command}: {exc}", file=sys.stderr)
+        return EXIT_USAGE if isinstance(exc, LatchRequestInvalid) else EXIT_FAILED
     except ControlError as exc:
         print(f"ttlive {command}: {exc}", file=sys.stderr)
         return exc.code

@@ -284,7 +284,8 @@ def check_dashboard(config: EngineConfig) -> CheckResult:
 
 def check_paper_history(directory: Path) -> CheckResult:
     """Distinct dates on which a paper runner started (its audited ``runner_started`` health record)."""
-    from tools.compliance import load_audit, record_date
+    from core.audit import record_date
+    from tools.compliance import load_audit
 
     name = f"Paper trading completed ({PAPER_DAYS_MIN} sessions minimum)"
     if not directory.is_dir():

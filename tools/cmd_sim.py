@@ -7,19 +7,16 @@ Exit status: 0 every invariant and expectation held, 1 one failed (the replay co
 from __future__ import annotations
 
 import argparse
-import concurrent.futures
-import contextlib
-import logging
 import os
 import re
-import signal
 import sys
-from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from core.config import ConfigError
 from tools.exitcodes import EXIT_INTERRUPTED
+
+INTERRUPTED_MESSAGE = "interrupted: finishing the runs in flight, dropping the queued ones"
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -76,56 +73,19 @@ def _load(path: str) -> Any:
     return load_scenario(path)
 
 
-@contextlib.contextmanager
-def _log_to(path: Path) -> Iterator[None]:
-    """Route this process's log records to ``path`` for the duration (a sweep's runs would interleave on the
-    terminal); the previous handlers come back afterwards."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(path, mode="w", encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
-    root = logging.getLogger()
-    saved_handlers, saved_level = root.handlers[:], root.level
-    root.handlers[:] = [handler]
-    root.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        handler.close()
-        root.handlers[:] = saved_handlers
-        root.setLevel(saved_level)
+def _run_with_bar(path: str, seed: int | None, out: str) -> dict[str, Any]:
+    """One run in this process with a transient progress bar on the terminal."""
+    from rich.progress import Progress
 
+    from sim.sweep import run_one
 
-def run_one(path: str, seed: int | None, out: str, progress: bool, log_to_file: bool = False,
-            world_options: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """One run in this process; returns the report as a dict (picklable for the pool). ``log_to_file``: the
-    run's errors go to ``OUT/run.log`` instead of the terminal. ``world_options``: ``WorldOptions`` keywords
-    (a swarm's deliberately broken engine)."""
-    if log_to_file:
-        with _log_to(Path(out) / "run.log"):
-            return run_one(path, seed, out, progress, world_options=world_options)
-    import msgspec
+    with Progress(transient=True) as bar:
+        task = bar.add_task(f"{_load(path).name}", total=1)
 
-    from sim.world import WorldOptions, run_scenario
+        def tick(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
 
-    logging.basicConfig(level=logging.ERROR, format="%(name)s %(levelname)s %(message)s")
-    scenario = _load(path)
-    options = WorldOptions(**(world_options or {}))
-    if progress:
-        from rich.progress import Progress
-
-        with Progress(transient=True) as bar:
-            task = bar.add_task(f"{scenario.name}", total=1)
-
-            def tick(done: int, total: int) -> None:
-                bar.update(task, completed=done, total=total)
-
-            options.progress = tick
-            report = run_scenario(scenario, seed=seed, out_dir=out, scenario_file=path, options=options)
-    else:
-        report = run_scenario(scenario, seed=seed, out_dir=out, scenario_file=path, options=options)
-    data: dict[str, Any] = msgspec.to_builtins(report)
-    data["ok"] = report.ok
-    return data
+        return run_one(path, seed, out, progress=tick)
 
 
 def print_summary(report: dict[str, Any], out: str) -> None:
@@ -166,36 +126,27 @@ def run(args: argparse.Namespace) -> int:
         if len(args.scenarios) != 1:
             print("ttlive sim: give one scenario, or use --seeds for a sweep over several", file=sys.stderr)
             return 2
-        report = run_one(args.scenarios[0], args.seed, args.out, progress=not args.quiet and sys.stderr.isatty())
+        from sim.sweep import run_one
+
+        path = args.scenarios[0]
+        show = not args.quiet and sys.stderr.isatty()
+        report = _run_with_bar(path, args.seed, args.out) if show else run_one(path, args.seed, args.out)
         print_summary(report, args.out)
         return 0 if report["ok"] else 1
     return sweep(args)
 
 
-def failed_run(path: str, seed: int, exc: BaseException) -> dict[str, Any]:
-    return {"scenario": Path(path).stem, "seed": seed, "ok": False, "halted": False, "fills": 0,
-            "wall_seconds": 0.0, "invariant_violations": [f"run raised {exc!r}"], "expectation_failures": [],
-            "replay_command": f"ttlive sim {path} --seed {seed}"}
-
-
-SUMMARY_KEYS = ("scenario", "seed", "ok", "halted", "kill_trigger", "fills", "orders_submitted", "wall_seconds",
-                "invariant_violations", "expectation_failures", "replay_command")
-
-
 def sweep(args: argparse.Namespace) -> int:
     """Every (scenario, seed) on a process pool (or Ray); a failure is printed with its replay command as soon
     as it is seen; at the end a table per scenario and ``OUT/sweep.json`` with every run's outcome."""
-    import json
-
     from rich.console import Console
+    from rich.progress import Progress
     from rich.table import Table
 
+    from sim.sweep import summarize, sweep_jobs, sweep_locally, sweep_on_ray, write_summary
+
     console = Console(stderr=False)
-    jobs = [(path, seed) for path in args.scenarios for seed in args.seeds]
-
-    def out_dir(path: str, seed: int) -> str:
-        return str(Path(args.out) / Path(path).stem / f"seed-{seed}")
-
+    jobs = sweep_jobs(args.scenarios, args.seeds)
     results: list[dict[str, Any]] = []
 
     def seen(result: dict[str, Any]) -> None:
@@ -209,15 +160,17 @@ def sweep(args: argparse.Namespace) -> int:
     interrupted = False
     if args.backend == "ray":
         try:
-            ray = init_ray(args.workers)
+            sweep_on_ray(jobs, args.out, workers=args.workers, seen=seen)
         except ImportError as exc:
             print(f"ttlive sim: {exc}", file=sys.stderr)
             return 2
-        remote = ray.remote(run_one)
-        for result in ray.get([remote.remote(p, s, out_dir(p, s), False, True) for p, s in jobs]):
-            seen(result)
     else:
-        interrupted = _sweep_locally(args, jobs, out_dir, seen, console)
+        with Progress(console=console, disable=args.quiet or not console.is_terminal) as bar:
+            task = bar.add_task(f"sweep ({args.workers} workers)", total=len(jobs))
+            interrupted = sweep_locally(
+                jobs, args.out, workers=args.workers, seen=seen, advanced=lambda: bar.advance(task),
+                interrupting=lambda: console.print(INTERRUPTED_MESSAGE),
+            )
     results.sort(key=lambda r: (r["scenario"], r["seed"]))
     done = f"{len(results)} of {len(jobs)}" if interrupted else f"{len(jobs)}"
     table = Table(title=f"sweep: {done} runs, seeds {args.seeds[0]}..{args.seeds[-1]}")
@@ -226,82 +179,15 @@ def sweep(args: argparse.Namespace) -> int:
     by_scenario: dict[str, list[dict[str, Any]]] = {}
     for r in results:
         by_scenario.setdefault(r["scenario"], []).append(r)
-    failed_total = 0
     for name, rs in sorted(by_scenario.items()):
         failed = [r for r in rs if not r["ok"]]
-        failed_total += len(failed)
         table.add_row(name, str(len(rs)), str(len(failed)), str(sum(len(r["invariant_violations"]) for r in rs)),
                       str(sum(1 for r in rs if r["halted"])), f"{sum(r['fills'] for r in rs) / len(rs):.1f}",
                       f"{sum(r['wall_seconds'] for r in rs) / len(rs):.2f}")
     console.print(table)
-    summary = {
-        "interrupted": interrupted,
-        "jobs": len(jobs),
-        "runs": len(results),
-        "failed": failed_total,
-        "invariant_violations": sum(len(r["invariant_violations"]) for r in results),
-        "results": [{k: r.get(k) for k in SUMMARY_KEYS} for r in results],
-    }
-    summary_path = Path(args.out) / "sweep.json"
-    summary_path.parent.mkdir(parents=True, exist_ok=True)
-    summary_path.write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
-    console.print(f"{len(results)} runs, {failed_total} failed; summary: {summary_path}", soft_wrap=True)
+    summary = summarize(results, jobs=len(jobs), interrupted=interrupted)
+    summary_path = write_summary(args.out, summary)
+    console.print(f"{len(results)} runs, {summary['failed']} failed; summary: {summary_path}", soft_wrap=True)
     if interrupted:
         return EXIT_INTERRUPTED
-    return 1 if failed_total else 0
-
-
-def init_ray(workers: int) -> Any:
-    """Ray, initialised: the cluster named by $RAY_ADDRESS (``ray://host:10001`` or ``auto``) when it is set, else a
-    local instance with ``workers`` CPUs. Raises ImportError with an install hint without the ``ray`` extra."""
-    try:
-        import ray  # type: ignore[import-not-found]
-    except ImportError:
-        raise ImportError("--backend ray needs the 'ray' extra: pip install 'ttlive[ray]'") from None
-    address = os.environ.get("RAY_ADDRESS")
-    if address:
-        ray.init(address=address, ignore_reinit_error=True)
-    else:
-        # a local instance serves this machine only: it listens on loopback
-        ray.init(num_cpus=workers, ignore_reinit_error=True, include_dashboard=False, _node_ip_address="127.0.0.1")
-    return ray
-
-
-def _ignore_sigint() -> None:
-    """Pool workers leave Ctrl-C to the parent, which lets the runs in flight finish and drops the rest."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-def _sweep_locally(args: argparse.Namespace, jobs: list[tuple[str, int]], out_dir: Callable[[str, int], str],
-                   seen: Callable[[dict[str, Any]], None], console: Any) -> bool:
-    """Run ``jobs`` on a process pool, handing each result to ``seen`` as it completes. Ctrl-C stops the sweep:
-    queued runs are dropped, runs in flight finish and are reported. Returns whether it was interrupted."""
-    from rich.progress import Progress
-
-    interrupted = False
-    collected: set[concurrent.futures.Future[dict[str, Any]]] = set()
-
-    def collect(future: concurrent.futures.Future[dict[str, Any]], job: tuple[str, int]) -> None:
-        collected.add(future)
-        try:
-            seen(future.result())
-        except Exception as exc:  # one broken run must not hide the other results
-            seen(failed_run(*job, exc))
-
-    with Progress(console=console, disable=args.quiet or not console.is_terminal) as bar:
-        task = bar.add_task(f"sweep ({args.workers} workers)", total=len(jobs))
-        pool = concurrent.futures.ProcessPoolExecutor(max_workers=args.workers, initializer=_ignore_sigint)
-        futures = {pool.submit(run_one, p, s, out_dir(p, s), False, True): (p, s) for p, s in jobs}
-        try:
-            for future in concurrent.futures.as_completed(futures):
-                collect(future, futures[future])
-                bar.advance(task)
-        except KeyboardInterrupt:
-            interrupted = True
-            console.print("interrupted: finishing the runs in flight, dropping the queued ones")
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
-    for future, job in futures.items():
-        if future not in collected and future.done() and not future.cancelled():
-            collect(future, job)
-    return interrupted
+    return 1 if summary["failed"] else 0

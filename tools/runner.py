@@ -653,7 +653,9 @@ def idle_latch(store: Any, audit: Any, clock: Any, kind: str, actor: str, reason
     """A dashboard kill/reset while the engine is not running: the persisted latch, audited, as
     ``ttlive kill``/``reset`` would (the runner holds the audit trail, so it writes the record)."""
     from adapters.dashboard.source import CommandRejected
-    from tools.cmd_control import ControlError, change_latch, latch_target
+    from core.latch import LatchRefused as ControlError  # the name the lines below catch
+    from core.latch import change_latch
+    from tools.cmd_control import latch_target
 
     try:
         data = latch_target(store, kind, store.path)  # as `ttlive kill`: no state (or a corrupt one) still latches

@@ -24,10 +24,10 @@ def shipped_scenarios() -> list[str]:
 
 
 def _run(job: tuple[str, int, str]) -> list[object]:
-    from tools.cmd_sim import run_one
+    from sim.sweep import run_one
 
     path, seed, out = job
-    report = run_one(str(ROOT / path), seed, str(Path(out) / path.replace("/", "_")), progress=False, log_to_file=True)
+    report = run_one(str(ROOT / path), seed, str(Path(out) / path.replace("/", "_")), log_to_file=True)
     return [path, report["trace_sha256"], report["audit_sha256"], report["ok"]]
 
 

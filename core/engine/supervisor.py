@@ -170,15 +170,15 @@ class Supervisor:
     async def reset(self, operator: str, reason: str) -> None:
         from core.fsm_errors import IllegalTransition
         from core.halt_fsm import InvalidReset
+        from core.latch import reset_latch
 
         ctx = self.ctx
         try:
-            commands = self.halt.manual_reset(operator, reason, ctx.now_ns())
+            commands = reset_latch(self.halt, self.monitor, operator=operator, reason=reason, now_ns=ctx.now_ns())
         except (InvalidReset, IllegalTransition) as exc:
             log.warning("manual reset refused: %s", exc)
             ctx.system("health", reason=f"manual reset refused: {exc}", operator=operator)
             return
-        self.monitor.rearm()
         self.reset_log.append((ctx.now_ns(), operator, reason))
         self._save()
         await self.execute(commands)

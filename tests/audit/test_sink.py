@@ -21,6 +21,7 @@ from adapters.audit_jsonl import (
     AuditSecretLeak,
     AuditWriteError,
     JsonlAuditSink,
+    iter_records,
     verify_dir,
 )
 from core.audit import (
@@ -383,3 +384,20 @@ def test_recovered_head_is_the_last_good_line(tmp_path: Path) -> None:
     (tmp_path / "risk" / DAY2).write_bytes(b"")  # an empty newer file (crash right after creating it)
     with JsonlAuditSink(tmp_path) as sink:
         assert sink.head("risk").seq == last.seq and sink.head("risk").sha256 == last.sha256
+
+
+def test_the_typed_reader_yields_records_and_reports_damaged_lines(tmp_path: Path) -> None:
+    with JsonlAuditSink(tmp_path) as sink:
+        write_all(sink, session(3))
+    path = tmp_path / "fills" / DAY1
+    fills = list(iter_records(tmp_path, "fills"))
+    assert fills == [decode_line(line) for line in path.read_bytes().splitlines()]
+    assert [r.seq for r in fills] == [1, 2, 3]
+    lines = path.read_bytes().splitlines(keepends=True)
+    path.write_bytes(lines[0] + b"{not json}\n" + lines[1] + b'{"torn')
+    damaged: list[tuple[str, str]] = []
+    kept = list(iter_records(tmp_path, "fills", unreadable=lambda where, why: damaged.append((str(where), why))))
+    assert [r.seq for r in kept] == [1, 2]
+    assert damaged == [(f"fills/{DAY1}:2", "AuditSchemaError"), (f"fills/{DAY1}:4", "unterminated")]
+    with pytest.raises(AuditSchemaError, match=f"fills/{DAY1}:2"):
+        list(iter_records(tmp_path, "fills"))

@@ -18,9 +18,9 @@ SEEDS = (1, 2)
 
 
 def _run(path: str, seed: int | None, out: str) -> dict[str, Any]:
-    from tools.cmd_sim import run_one
+    from sim.sweep import run_one
 
-    return run_one(path, seed, out, progress=False)
+    return run_one(path, seed, out)
 
 
 @pytest.fixture(scope="session")

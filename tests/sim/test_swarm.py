@@ -19,8 +19,8 @@ from core.config import RiskSection
 from sim import swarm
 from sim.scenario import load_scenario, parse_scenario
 from sim.swarm import SwarmSpec, derive_seed, dumps_toml, generate_world, run_swarm, shrink, world_toml
+from sim.sweep import run_one
 from tools.cli import main
-from tools.cmd_sim import run_one
 from tools.exitcodes import EXIT_INTERRUPTED
 
 UUID = "e38569db-418e-5b6b-884b-9aaa40dd0c6e"
@@ -298,5 +298,5 @@ def test_a_tiny_swarm_end_to_end_replays_exactly(tmp_path: Path, capsys: pytest.
     first = summary["results"][0]
     assert len(first["trace_sha256"]) == len(first["audit_sha256"]) == 64
     # `ttlive sim OUT/worlds/<name>.toml` replays the run: same bytes on the wire and in the audit trail
-    replayed = run_one(first["world"], None, str(tmp_path / "replay"), progress=False)
+    replayed = run_one(first["world"], None, str(tmp_path / "replay"))
     assert (replayed["trace_sha256"], replayed["audit_sha256"]) == (first["trace_sha256"], first["audit_sha256"])

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from sim import sweep
 from tests.sim.conftest import ROOT
 from tools import cmd_sim
 from tools.cli import main
@@ -56,13 +57,13 @@ def test_a_sweep_reports_the_failing_run_and_how_to_replay_it(
 def test_ctrl_c_stops_a_sweep_and_keeps_what_finished(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    real_as_completed = cmd_sim.concurrent.futures.as_completed
+    real_as_completed = sweep.concurrent.futures.as_completed
 
     def interrupted_after_the_first(futures: Any) -> Iterator[Any]:
         yield next(iter(real_as_completed(futures)))
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cmd_sim.concurrent.futures, "as_completed", interrupted_after_the_first)
+    monkeypatch.setattr(sweep.concurrent.futures, "as_completed", interrupted_after_the_first)
     out = tmp_path / "sweep"
     scenario = str(ROOT / "scenarios" / "clean_day.toml")
     status = main(["sim", "--seeds", "1..6", scenario, "--workers", "1", "--quiet", "--out", str(out)])
