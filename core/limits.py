@@ -109,6 +109,8 @@ RECONCILE_TOLERANCE_RANGE_PCT: Final = (Decimal("0"), Decimal("100"))  # % of po
 DASHBOARD_PORT_RANGE: Final = (0, 65_535)  # 0 = any free port
 # Scenario worlds (sim only, but a NaN there still crashes a run instead of failing at load):
 ACCOUNT_CASH_RANGE_USD: Final = (Decimal("1"), Decimal("1e9"))
+STARTING_POSITION_QTY_RANGE: Final = (Decimal("-1e7"), Decimal("1e7"))  # shares, signed (short < 0)
+STARTING_POSITION_PRICE_RANGE_USD: Final = (Decimal("0.0001"), Decimal("1e6"))  # average entry per share
 MARKET_DRIFT_RANGE_BPS_PER_DAY: Final = (-10_000.0, 10_000.0)
 MARKET_VOL_RANGE_PCT_PER_DAY: Final = (0.0, 100.0)
 MARKET_CORRELATION_RANGE: Final = (-1.0, 1.0)

@@ -6,12 +6,14 @@ always material. Pure: the reconciler actor fetches, this decides.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 
 import msgspec
 
+from core.ledger import Ledger
 from core.limits import RECONCILE_TOLERANCE_FRACTION
+from core.model import Position
 
 ZERO = Decimal(0)
 
@@ -90,3 +92,32 @@ def reconcile(
         ),
         orders=compare_open_orders(engine_open_orders, venue_open_orders),
     )
+
+
+class Adoption(msgspec.Struct, frozen=True, kw_only=True):
+    """A position taken from the broker into the ledger (audited by the caller)."""
+
+    symbol: str
+    before: Decimal
+    after: Decimal
+    avg_entry_price: Decimal
+
+
+def adopt_positions(ledger: Ledger, positions: Sequence[Position]) -> list[Adoption]:
+    """Make the ledger hold exactly the broker's positions (quantity and average entry), marking each at the
+    broker's current price: the start-up rule for an account that already holds a book, or whose book changed
+    while the engine was down. Symbols the ledger holds and the broker does not go to zero. Cash is not touched."""
+    held = {p.symbol: p for p in positions if p.qty != 0}
+    adopted: list[Adoption] = []
+    for symbol in sorted(set(held) | set(ledger.positions())):
+        position = held.get(symbol)
+        if position is not None and position.current_price is not None and position.current_price > 0:
+            ledger.mark(symbol, position.current_price)
+        qty = position.qty if position is not None else ZERO
+        before = ledger.position_qty(symbol)
+        if before == qty:
+            continue
+        entry = position.avg_entry_price if position is not None else ZERO
+        ledger.adopt_venue_position(symbol, qty, entry)
+        adopted.append(Adoption(symbol=symbol, before=before, after=qty, avg_entry_price=entry))
+    return adopted

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import re
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
@@ -40,10 +41,22 @@ class SessionSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     bar_interval_s: int = 60
 
 
+class PositionSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A position the account already holds when the session starts (a real account's book)."""
+
+    symbol: str
+    qty: str  # signed decimal string: negative is a short (margin accounts only)
+    avg_entry_price: str
+
+
 class AccountSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     type: Literal["cash", "margin_initial", "margin_experienced"] = "margin_initial"
     cash_usd: str = "100000"
     pattern_day_trader: bool = False
+    positions: list[PositionSpec] = msgspec.field(default_factory=list)
+
+    def starting_book(self) -> tuple[tuple[str, Decimal, Decimal], ...]:
+        return tuple((p.symbol, Decimal(p.qty), Decimal(p.avg_entry_price)) for p in self.positions)
 
 
 class RegimeSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -153,6 +166,7 @@ def validate_scenario(s: Scenario, *, source: str, text: str = "") -> None:
     check.decimal("account.cash_usd", s.account.cash_usd, limits.ACCOUNT_CASH_RANGE_USD)
     if not s.instruments:
         check.fail("instruments", "[[instruments]] must list at least one symbol")
+    _check_positions(check, s)
     validate_config(s.engine_config(), source=source, text=text)
     check_policy_model(check, s.policy)
     _check_market(check, s, start)
@@ -222,6 +236,24 @@ def market_span(path: str) -> tuple[dt.date, dt.date]:
         return tuple(dt.date.fromisoformat(line.split(b",", 1)[0].decode()) for line in (first_line, last_line))  # type: ignore[return-value]
     except (ValueError, UnicodeDecodeError):
         raise ConfigError(f"{path}: not a market file (no YYYY-MM-DD in its first column)") from None
+
+
+def _check_positions(check: Checker, s: Scenario) -> None:
+    symbols = {i.symbol for i in s.instruments}
+    seen: set[str] = set()
+    for position in s.account.positions:
+        key = f"account.positions.{position.symbol}"
+        if position.symbol not in symbols:
+            check.fail(key, f"{position.symbol!r} is not in [[instruments]] (the fake venue only prices those)")
+        if position.symbol in seen:
+            check.fail(key, "listed twice")
+        seen.add(position.symbol)
+        qty = check.decimal(f"{key}.qty", position.qty, limits.STARTING_POSITION_QTY_RANGE)
+        if qty == 0:
+            check.fail(f"{key}.qty", "must not be 0 (leave the position out)")
+        if qty < 0 and s.account.type == "cash":
+            check.fail(f"{key}.qty", "a cash account cannot hold a short position")
+        check.decimal(f"{key}.avg_entry_price", position.avg_entry_price, limits.STARTING_POSITION_PRICE_RANGE_USD)
 
 
 def _check_faults(check: Checker, s: Scenario) -> None:

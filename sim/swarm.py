@@ -28,11 +28,13 @@ import tomllib
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Protocol
 
 from adapters.fake.calendar import NyseCalendar, et_from_ns
 from adapters.fake.faults import CLOSE_CODES, EVENT_KINDS, PROBABILITY_KEYS, STREAMS
+from adapters.fake.market import last_close_before, market_data_dir
 from sim.sweep import failed_run, ignore_sigint, init_ray, run_one
 
 # --- the world generator --------------------------------------------------------------------------------------
@@ -42,6 +44,7 @@ LAST_DATE = "2014-12-15"  # and sessions after it, for two-day worlds (NVDA/ORCL
 REPLAY_FILES = {"NVDA": "nvda-1999-2014.txt", "ORCL": "orcl-1995-2014.txt", "YHOO": "yhoo-1996-2015.txt"}
 GENERATED_SYMBOLS = ("SWA", "SWB", "SWC", "SWD", "SWE", "SWF")
 SECTORS = ("semiconductors", "software", "internet", "banks", "energy")
+GENERATOR_START_PRICE = 100.0  # adapters.fake.market.GeneratorSource opens every symbol here
 FEATURE_P = 0.25  # each fault key / event kind is on in about a quarter of the worlds
 DEFAULT_RISK_P = 0.6  # most worlds run the shipped limits
 TRIGGER_LIMITS = {  # the risk key that makes each limit-driven kill-switch trigger easier to reach
@@ -87,7 +90,7 @@ def generate_world(seed: int) -> dict[str, Any]:
         "description": f"Swarm world of seed {seed} (ttlive swarm): judged by the always-on invariants only.",
         "seed": seed,
         "session": {"start": sessions[first][0], "days": days, "bar_interval_s": 60},
-        "account": _account(rng),
+        "account": _account(rng),  # the starting book is added below, from its own random stream
         "instruments": instruments,
         "market": market,
         "policy": _policy(rng),
@@ -98,7 +101,33 @@ def generate_world(seed: int) -> dict[str, Any]:
         "faults": _faults(rng, windows, symbols),
         "expect": {},
     }
+    book = _starting_book(seed, world["account"], market, symbols, sessions[first][0])
+    if book:
+        world["account"]["positions"] = book
     return {key: value for key, value in world.items() if value != {} or key == "expect"}
+
+
+def _starting_book(seed: int, account: dict[str, Any], market: dict[str, Any], symbols: list[str],
+                   start: str) -> list[dict[str, str]]:
+    """About a quarter of the worlds start on a real account's book: positions of 2-15 % of the cash each, shorts
+    too on margin accounts, bought earlier at +-20 % of the eve's close. Drawn from a stream of its own, so the
+    rest of every world stays what it was before books existed."""
+    rng = random.Random(f"ttlive-swarm-book:{seed}")
+    if rng.random() >= FEATURE_P:
+        return []
+    files: dict[str, str] = market.get("files", {})
+    cash = Decimal(account["cash_usd"])
+    book = []
+    for symbol in sorted(rng.sample(symbols, rng.randint(1, len(symbols)))):
+        eve = last_close_before(str(market_data_dir() / files[symbol]), start) if files else GENERATOR_START_PRICE
+        if not eve:
+            continue
+        qty = max(1, int(cash * Decimal(str(round(rng.uniform(0.02, 0.15), 4))) / Decimal(str(eve))))
+        if account["type"] != "cash" and rng.random() < 0.3:
+            qty = -qty
+        entry = Decimal(str(eve)) * Decimal(str(round(rng.uniform(0.8, 1.2), 4)))
+        book.append({"symbol": symbol, "qty": str(qty), "avg_entry_price": str(entry.quantize(Decimal("0.01")))})
+    return book
 
 
 def _trading_window(open_ns: int, close_ns: int) -> tuple[int, int]:
@@ -449,6 +478,11 @@ def world_features(world: Mapping[str, Any]) -> list[str]:
         features |= {f"{section}.{key}" for key in world.get(section, {})}
     features |= {f"market.{world['market']['source']}", f"policy.{world['policy']['kind']}",
                  f"account.{world['account']['type']}", f"days.{world['session']['days']}"}
+    positions = world["account"].get("positions", [])
+    if positions:
+        features.add("account.starting_book")
+    if any(p["qty"].startswith("-") for p in positions):
+        features.add("account.starting_short")
     return sorted(features)
 
 
@@ -518,7 +552,25 @@ def _drop_symbol(world: dict[str, Any], i: int) -> dict[str, Any] | None:
     del out["instruments"][i]
     out["market"].get("files", {}).pop(symbol, None)
     _set_events(out, [e for e in _events(out) if e.get("symbol") != symbol])
+    _set_positions(out, [p for p in out["account"].get("positions", []) if p["symbol"] != symbol])
     return out
+
+
+def _drop_position(world: dict[str, Any], i: int) -> dict[str, Any] | None:
+    """Without starting position ``i`` (the account starts a little flatter)."""
+    positions = world["account"].get("positions", [])
+    if i >= len(positions):
+        return None
+    out = copy.deepcopy(world)
+    _set_positions(out, positions[:i] + positions[i + 1:])
+    return out
+
+
+def _set_positions(world: dict[str, Any], positions: list[dict[str, Any]]) -> None:
+    if positions:
+        world["account"]["positions"] = positions
+    else:
+        world["account"].pop("positions", None)
 
 
 def _default_setting(world: dict[str, Any], i: int) -> dict[str, Any] | None:
@@ -544,7 +596,7 @@ def _drop_regime(world: dict[str, Any], i: int) -> dict[str, Any] | None:
 
 
 REDUCTIONS: tuple[Reduction, ...] = (_fewer_days, _drop_event, _drop_probability, _drop_symbol, _default_setting,
-                                     _drop_regime)
+                                     _drop_regime, _drop_position)
 
 
 def _events(world: Mapping[str, Any]) -> list[dict[str, Any]]:

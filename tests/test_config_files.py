@@ -62,6 +62,19 @@ def test_minimal_scenario_parses() -> None:
         ('[[faults.events]]\nat = "10:00:00"\nkind = "manual_reset"\n', "needs operator and reason"),
         ('[session]\nstart = "yesterday"\n', "session.start must be YYYY-MM-DD"),
         ("[expect]\nhalted = 3\n", "bad value for 'expect.halted'"),
+        ('[[account.positions]]\nsymbol = "ORCL"\nqty = "10"\navg_entry_price = "40"\n',
+         "account.positions.ORCL 'ORCL' is not in [[instruments]]"),
+        ('[[account.positions]]\nsymbol = "NVDA"\nqty = "0"\navg_entry_price = "40"\n',
+         "account.positions.NVDA.qty must not be 0"),
+        ('[[account.positions]]\nsymbol = "NVDA"\nqty = "ten"\navg_entry_price = "40"\n',
+         "account.positions.NVDA.qty must be a decimal string"),
+        ('[[account.positions]]\nsymbol = "NVDA"\nqty = "10"\navg_entry_price = "-4"\n',
+         "account.positions.NVDA.avg_entry_price must be a finite number"),
+        ('[account]\ntype = "cash"\n[[account.positions]]\nsymbol = "NVDA"\nqty = "-10"\navg_entry_price = "4"\n',
+         "a cash account cannot hold a short position"),
+        ('[[account.positions]]\nsymbol = "NVDA"\nqty = "1"\navg_entry_price = "4"\n'
+         '[[account.positions]]\nsymbol = "NVDA"\nqty = "2"\navg_entry_price = "4"\n', "listed twice"),
+        ('[[account.positions]]\nsymbol = "NVDA"\nqty = "1"\n', "account.positions"),
     ],
 )
 def test_bad_scenario_names_key(extra: str, needle: str) -> None:

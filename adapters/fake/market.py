@@ -562,6 +562,13 @@ def _read_daily(path: str) -> dict[str, tuple[float, float, float, float, int]]:
     return out
 
 
+def last_close_before(path: str, date: str) -> float | None:
+    """The close of the last trading day before ``date`` (YYYY-MM-DD) in a daily market file: what an account
+    that already held the symbol marked it at on the eve of a session."""
+    days = [d for d in _read_daily(path) if d < date]
+    return _read_daily(path)[max(days)][3] if days else None
+
+
 @functools.cache
 def _read_minutes(path: str) -> dict[str, list[tuple[str, float, float, float, float, int]]]:
     """date -> [(HH:MM:SS bar end, o, h, l, c, volume)] in file order."""

@@ -26,6 +26,7 @@ from adapters.fake.accounts import (
     Account,
     AccountFigures,
     FillActivity,
+    PositionState,
     default_multiplier,
 )
 from adapters.fake.faults import FaultEvent, FaultInjector, FaultPlan
@@ -59,6 +60,7 @@ _ZERO: Final = Decimal(0)
 _FRACTION_QUANTUM: Final = Decimal("0.000000001")
 FAULT_RESOLVE_HORIZON_DAYS: Final = 400  # how far ahead `day = N` fault events may point
 _DAY_NS: Final = 86_400 * NS_PER_S
+LAST_DAY_ROLL_AFTER_CLOSE_NS: Final = 4 * 3600 * NS_PER_S  # last_equity rolls overnight (after extended hours)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -76,6 +78,8 @@ class VenueConfig:
     passive_fill_probability: float = 0.3  # per bar, for a passive limit at or inside the touch
     non_shortable: frozenset[str] = frozenset()
     request_timeout_s: float = ORDER_SUBMIT_TIMEOUT_S  # what a lost response costs the client
+    # The book the account already holds when the venue starts: (symbol, signed qty, average entry price).
+    positions: tuple[tuple[str, Decimal, Decimal], ...] = ()
 
     def __post_init__(self) -> None:
         if self.account_type not in ACCOUNT_TYPES:
@@ -150,6 +154,10 @@ class Venue:
             pattern_day_trader=config.pattern_day_trader,
             last_equity=config.cash_usd,
         )
+        for symbol, qty, entry in config.positions:
+            if symbol not in market.symbols or qty == 0 or entry <= 0:
+                raise ValueError(f"starting position {symbol} {qty} @ {entry}: a market symbol, qty != 0, price > 0")
+            self.account.positions[symbol] = PositionState(symbol=symbol, qty=qty, avg_entry_price=entry)
         unknown = sorted({e.symbol for e in config.faults.events if e.symbol} - set(market.symbols))
         if unknown:
             raise ValueError(f"fault plan names symbols the market does not have: {', '.join(unknown)}")
@@ -164,7 +172,8 @@ class Venue:
         self._quotes: dict[str, FakeQuote | None] = {}  # per clock instant; cleared on every step/request
         self._open_now: bool | None = None  # calendar.is_open(now), same lifetime
         self._lastday: dict[str, Decimal] = {}
-        self._close_snapshot: tuple[dict[str, Decimal], Decimal, Decimal] | None = None
+        # (close ns, marks, equity, maintenance margin) of the last close, booked as "last day" overnight
+        self._close_snapshot: tuple[int, dict[str, Decimal], Decimal, Decimal] | None = None
         self._session_dates: list[str] = [et_date(start_ns)] if calendar.is_open(start_ns) else []
         self._day_trade_orders: set[str] = set()
         self._trading_sessions: list[TradingStreamSession] = []
@@ -178,6 +187,10 @@ class Venue:
         self.event_log: list[TradeUpdateRecord] = []
         self.internal_errors: list[str] = []
         self.skipped_faults: list[tuple[int, FaultEvent, str]] = []  # faults that could not be carried out
+        if config.positions:  # the book was held at yesterday's close: that is the account's last_equity
+            marks = self._current_marks(self.account.positions)
+            self._lastday.update(marks)
+            self.account.last_equity = self.account.equity(marks)
 
     # --- clock ---------------------------------------------------------------------------------------------
 
@@ -211,6 +224,8 @@ class Venue:
     def _step(self, ts_ns: int) -> None:
         prev_ns, self._now_ns = self._now_ns, ts_ns
         self._forget_instant()
+        if self._close_snapshot is not None and ts_ns >= self._close_snapshot[0] + LAST_DAY_ROLL_AFTER_CLOSE_NS:
+            self._roll_last_day()
         for event in self.faults.pop_due(ts_ns):
             self._apply_fault(event)
         self._forget_instant()
@@ -260,14 +275,19 @@ class Venue:
         if not self._session_dates or self._session_dates[-1] != session_date:
             self._session_dates.append(session_date)
         if self._close_snapshot is not None:
-            marks, equity, maintenance = self._close_snapshot
-            self._lastday.update(marks)
-            self.account.last_equity = equity
-            self.account.last_maintenance_margin = maintenance
-            self._close_snapshot = None
+            self._roll_last_day()
         for order in [o for o in self._open.values() if o.status in m.QUEUED]:
             if order.status in m.QUEUED:  # an earlier routing may have canceled it (OCO)
                 self._route(order)
+
+    def _roll_last_day(self) -> None:
+        """Overnight, as Alpaca does: last_equity, last_maintenance_margin and lastday_price become the close's."""
+        assert self._close_snapshot is not None
+        _close_ns, marks, equity, maintenance = self._close_snapshot
+        self._lastday.update(marks)
+        self.account.last_equity = equity
+        self.account.last_maintenance_margin = maintenance
+        self._close_snapshot = None
 
     def _on_close(self, close_ns: int) -> None:
         """Day orders live for the session they were submitted for: expire them at its close."""
@@ -283,7 +303,7 @@ class Venue:
                 if order.status in (m.WORKING | m.QUEUED):
                     self._finish(order, "expired")
         marks = self._current_marks(self.market.symbols)
-        self._close_snapshot = (marks, self.account.equity(marks), self.account.maintenance_margin(marks))
+        self._close_snapshot = (close_ns, marks, self.account.equity(marks), self.account.maintenance_margin(marks))
 
     def _record_equity(self) -> None:
         points = self.account.equity_points

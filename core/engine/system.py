@@ -44,7 +44,7 @@ from core.halt_fsm import HaltMachine, HaltState
 from core.ledger import Ledger
 from core.limits import ACTOR_CHANNEL_CAPACITY, INITIAL_MAX_MARGIN_MULTIPLIER
 from core.model import NS_PER_S as NS
-from core.model import AccountConfig, AccountType, Bar, Fill, Quote, Signal, TradeUpdate
+from core.model import AccountConfig, AccountType, Bar, Fill, Position, Quote, Signal, TradeUpdate
 from core.order_fsm import Order
 from core.orderplan import client_order_id
 from core.ports import (
@@ -59,6 +59,7 @@ from core.ports import (
     NullMonitor,
     StateStore,
 )
+from core.reconcile import adopt_positions
 from core.recovery import ENGINE_STARTED_REASON, LatchSource, StateUnreadable, TrailLatch, decide_start
 from core.risk import rolling_correlations
 from core.triggers import TradeClosed
@@ -127,6 +128,7 @@ class Engine:
         self.monitor_actor: MonitorActor | None = None
         self.correlations: dict[str, dict[str, float]] = {}
         self.buying_power = Decimal(0)
+        self.broker_last_equity = Decimal(0)
         self.pattern_day_trader = False
         self.started = trio.Event()
         self.stopped = trio.Event()
@@ -253,8 +255,10 @@ class Engine:
 
     async def load_state(self) -> EngineState:
         account = await self.startup_call("GET /v2/account", self.broker.get_account)
+        positions = await self.startup_call("GET /v2/positions", self.broker.get_positions)
         self.buying_power = account.buying_power
         self.pattern_day_trader = account.pattern_day_trader
+        self.broker_last_equity = account.last_equity  # the previous close, as the broker books it
         try:
             saved, unreadable = self.store.load(), ""
         except StateUnreadable as exc:
@@ -272,8 +276,26 @@ class Engine:
             )
             if saved is not None:
                 state.halt = dict(saved.get("halt") or {})
+        self.adopt_book(state, positions, fresh=saved is None or latch_only)
         await self.recover_latch(state, saved_present=saved is not None, unreadable=unreadable)
         return state
+
+    def adopt_book(self, state: EngineState, positions: list[Position], *, fresh: bool) -> None:
+        """Start on the broker's book: every position the account holds (long or short, ours or not) enters the
+        ledger with its quantity, average entry and price, so equity and exposure are right from the first
+        second. A resumed ledger that disagrees (trades made while the engine was down, a lost fill) takes the
+        broker's quantities; each adoption is audited."""
+        adopted = adopt_positions(state.ledger, positions)
+        for change in adopted:
+            self.audit.write(A.system_record(
+                "reconcile", ts_ns=self.clock.now_ns(), symbol=change.symbol,
+                reason="start-up: the broker's position" + ("" if fresh else " differs from the saved ledger"),
+                extra={"adopted_qty": str(change.after), "delta": str(change.after - change.before),
+                       "avg_entry_price": str(change.avg_entry_price)},
+            ))
+        if adopted and not fresh:
+            log.warning("start-up: adopted the broker's positions for %s (the saved ledger disagreed)",
+                        ", ".join(a.symbol for a in adopted))
 
     async def recover_latch(self, state: EngineState, *, saved_present: bool, unreadable: str) -> None:
         """Fail closed when the state and the audit trail disagree about the halt, or the state is lost."""
@@ -365,7 +387,9 @@ class Engine:
         self.supervisor = supervisor
         if new_session:
             # last_equity from the broker is the previous close: the day's P&L is measured against it.
-            if state.ledger.holdings:
+            if self.broker_last_equity > 0:
+                state.start_of_day_equity = self.broker_last_equity
+            elif state.ledger.holdings:
                 state.start_of_day_equity = state.ledger.equity_usd()
             week_changed = not previous or (
                 dt.date.fromisoformat(session_date).isocalendar()[:2]

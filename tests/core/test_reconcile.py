@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from core.reconcile import compare_positions, reconcile
+from core.ledger import Ledger
+from core.model import Position
+from core.reconcile import adopt_positions, compare_positions, reconcile
 
 D = Decimal
 
@@ -32,3 +34,32 @@ def test_open_order_sets_are_compared() -> None:
     report = reconcile({}, {}, {}, {"x", "y"}, {"y", "z"})
     assert [o.order_id for o in report.orders] == ["x", "z"]
     assert report.material
+
+
+# --- adopting the broker's book at start-up ------------------------------------------------------------------
+
+
+def _position(symbol: str, qty: str, entry: str, price: str | None = None) -> Position:
+    return Position(symbol=symbol, qty=Decimal(qty), avg_entry_price=Decimal(entry),
+                    current_price=Decimal(price) if price else None)
+
+
+def test_a_fresh_ledger_takes_the_whole_book_and_equity_is_the_brokers() -> None:
+    ledger = Ledger(cash_usd=Decimal("90000"))
+    adopted = adopt_positions(ledger, [_position("NVDA", "400", "18.25", "19.00"),
+                                       _position("ORCL", "-120", "42.80", "41.50")])
+    assert [(a.symbol, a.before, a.after) for a in adopted] == [("NVDA", 0, 400), ("ORCL", 0, -120)]
+    assert ledger.positions() == {"NVDA": Decimal(400), "ORCL": Decimal(-120)}
+    assert ledger.holdings["ORCL"].avg_entry_price == Decimal("42.80")
+    assert ledger.equity_usd() == Decimal("90000") + 400 * Decimal("19.00") - 120 * Decimal("41.50")
+    assert ledger.cash_usd == Decimal("90000")  # cash is the broker's, untouched
+
+
+def test_a_resumed_ledger_converges_and_what_agrees_is_not_adopted() -> None:
+    ledger = Ledger(cash_usd=Decimal("1000"))
+    adopt_positions(ledger, [_position("NVDA", "10", "18"), _position("YHOO", "5", "30")])
+    adopted = adopt_positions(ledger, [_position("NVDA", "10", "18", "20"), _position("ORCL", "3", "40")])
+    assert [(a.symbol, a.before, a.after) for a in adopted] == [("ORCL", 0, 3), ("YHOO", 5, 0)]
+    assert ledger.positions() == {"NVDA": Decimal(10), "ORCL": Decimal(3)}
+    assert ledger.marks["NVDA"] == Decimal("20")  # marked at the broker's price even where nothing changed
+    assert adopt_positions(ledger, [_position("NVDA", "10", "18"), _position("ORCL", "3", "40")]) == []

@@ -70,13 +70,15 @@ def test_cash_account_buying_power_is_cash() -> None:
     assert body["buying_power"] == body["cash"] and body["multiplier"] == "1" and not body["shorting_enabled"]
 
 
-def test_last_equity_rolls_at_the_next_open() -> None:
+def test_last_equity_rolls_overnight_before_the_next_pre_open() -> None:
     venue, market = make_venue()
     submit(venue, qty="100")
     market.set_quote("AAPL", "110.00", "110.02", from_ns=START_NS + MINUTE_NS)
     venue.advance_to(CLOSE_NS + MINUTE_NS)
     closed_equity = Decimal(ok(venue, "GET", "/v2/account")["equity"])
-    assert ok(venue, "GET", "/v2/account")["last_equity"] == "100000"
+    assert ok(venue, "GET", "/v2/account")["last_equity"] == "100000"  # the session just closed: still yesterday's
+    venue.advance_to(NEXT_OPEN_NS - 5 * MINUTE_NS)  # an engine's pre-open start sees the close it is measured from
+    assert Decimal(ok(venue, "GET", "/v2/account")["last_equity"]) == closed_equity
     venue.advance_to(NEXT_OPEN_NS)
     assert Decimal(ok(venue, "GET", "/v2/account")["last_equity"]) == closed_equity
     position = ok(venue, "GET", "/v2/positions/AAPL")
@@ -326,3 +328,22 @@ def test_portfolio_history_includes_the_live_point_before_any_bar_closes() -> No
     body = ok(venue, "GET", "/v2/account/portfolio/history", query={"period": "1D", "timeframe": "1Min"})
     assert body["timestamp"] == [START_NS // 10**9]
     assert body["equity"] == [float(ok(venue, "GET", "/v2/account")["equity"])]
+
+
+def test_a_starting_book_is_held_from_the_first_request() -> None:
+    venue, _ = make_venue(positions=(("AAPL", Decimal(300), Decimal("90.00")), ("MSFT", Decimal(-100), Decimal("52"))))
+    positions = {p["symbol"]: p for p in ok(venue, "GET", "/v2/positions")}
+    assert positions["AAPL"]["qty"] == "300" and positions["AAPL"]["avg_entry_price"] == "90"
+    assert positions["MSFT"]["qty"] == "-100" and positions["MSFT"]["side"] == "short"
+    account = ok(venue, "GET", "/v2/account")
+    marks = {"AAPL": Decimal("100.01"), "MSFT": Decimal("50.005")}
+    expected = Decimal(100_000) + 300 * marks["AAPL"] - 100 * marks["MSFT"]
+    assert Decimal(account["equity"]) == expected
+    assert Decimal(account["last_equity"]) == expected  # held at the eve's close: no P&L on the first morning
+
+
+def test_a_starting_position_must_be_priced_and_non_zero() -> None:
+    with pytest.raises(ValueError, match="starting position"):
+        make_venue(positions=(("TSLA", Decimal(1), Decimal(1)),))
+    with pytest.raises(ValueError, match="starting position"):
+        make_venue(positions=(("AAPL", Decimal(0), Decimal(1)),))

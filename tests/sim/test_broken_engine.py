@@ -11,6 +11,7 @@ from sim.swarm import SwarmSpec, run_swarm
 from sim.world import WorldOptions, run_scenario
 
 ROOT = Path(__file__).resolve().parents[2]
+BROKEN_GATE_SEEDS = (3, 5, 8, 1, 6, 9, 10, 11)  # tried after the world's own seed until the broken gate leaks
 
 
 def test_switching_off_idempotent_retries_is_caught(tmp_path: Path) -> None:
@@ -39,14 +40,24 @@ def test_the_same_scenario_passes_with_the_real_engine(tmp_path: Path) -> None:
 
 def test_retrying_a_post_after_the_latch_is_caught_on_the_venues_request_log(tmp_path: Path) -> None:
     """Issue 15: an adapter whose retry loop ignores the order gate re-sends a 429'd POST after the kill switch
-    latched. The venue's request log convicts it (and the order it accepted while halted)."""
+    latched. The venue's request log convicts it (and the order it accepted while halted). Whether a retry is in
+    flight at the latch depends on timing, so the world is tried at its own seed and then a few more until one
+    convicts (any behaviour change moves timings; the bound keeps the test able to fail)."""
     scenario = load_scenario(ROOT / "scenarios" / "regressions" / "halt_during_429_retries.toml")
-    report = run_scenario(scenario, out_dir=tmp_path, options=WorldOptions(break_halt_gate=True))
-    after_latch = [v for v in report.invariant_violations if "after the kill switch latched" in v]
-    assert after_latch, report.invariant_violations
+    tried = []
+    for seed in dict.fromkeys((scenario.seed, *BROKEN_GATE_SEEDS)):
+        report = run_scenario(scenario, seed=seed, out_dir=tmp_path / f"broken-{seed}",
+                              options=WorldOptions(break_halt_gate=True))
+        after_latch = [v for v in report.invariant_violations if "after the kill switch latched" in v]
+        tried.append((seed, report.invariant_violations[:2]))
+        if after_latch and report.counters["post_halt_fills"] >= 1:
+            break
+    else:
+        raise AssertionError(f"the broken gate was never caught: {tried}")
     assert any("while halted" in v for v in report.invariant_violations)
-    assert report.counters["post_halt_fills"] >= 1  # what leaked also filled: booked, audited, alerted
-    assert report.alerts.get("halt.post_halt_fill", 0) >= 1
+    assert report.alerts.get("halt.post_halt_fill", 0) >= 1  # what leaked also filled: booked, audited, alerted
+    control = run_scenario(scenario, seed=seed, out_dir=tmp_path / f"gated-{seed}")
+    assert control.ok, control.invariant_violations + control.expectation_failures
 
 
 def test_the_gated_engine_settles_what_was_in_flight_at_the_latch(tmp_path: Path) -> None:
