@@ -437,6 +437,7 @@ def coverage(world: World, counters: dict[str, Any]) -> dict[str, int]:
         "ambiguous_resolved": int(counters.get("ambiguous_resolved", 0)),
         "halt_inflight_resolved": int(counters.get("halt_inflight_resolved", 0)),
         "post_halt_fills": int(counters.get("post_halt_fills", 0)),
+        "reconcile_adoptions": int(counters.get("reconcile_adoptions", 0)),
         "rate_limited_429": sum(1 for r in requests if r.status == 429),
         "server_errors_5xx": sum(1 for r in requests if r.status >= 500),
         "reconnects": record.reconnects,

@@ -40,6 +40,7 @@ class Reconciler:
         open_venue_ids: Callable[[], set[str]],
         register_waiter: Callable[[ResyncWaiter], None],
         is_halted: Callable[[], bool],
+        working_symbols: Callable[[], set[str]] = set,
     ) -> None:
         self.ctx = ctx
         self.requests = requests
@@ -48,6 +49,10 @@ class Reconciler:
         self.open_venue_ids = open_venue_ids
         self.register_waiter = register_waiter
         self.is_halted = is_halted
+        self.working_symbols = working_symbols
+        # Differences below the alert threshold, (engine qty, venue qty) per symbol, as the last check saw them:
+        # the same one twice with nothing working on the symbol is not a fill in flight, it is the broker's truth.
+        self.small_drifts: dict[str, tuple[Decimal, Decimal]] = {}
         self.interval_s = ctx.config.reconcile.interval_s
         self.tolerance = Decimal(ctx.config.reconcile.tolerance_pct) / 100
         self.reports: list[tuple[int, bool]] = []  # (ts_ns, in agreement)
@@ -122,6 +127,7 @@ class Reconciler:
         report = reconcile(engine, venue, prices, set(), venue_open - self.open_venue_ids(),
                            tolerance_fraction=self.tolerance)
         ctx.state.counters.reconciliations += 1
+        self.converge(report)
         after_resync, self.resynced = self.resynced, False
         agreed = not report.material
         self.reports.append((ctx.now_ns(), agreed))
@@ -145,6 +151,29 @@ class Reconciler:
                                   detail="" if agreed else "positions differ from the venue")
         )
         return report
+
+    def converge(self, report: ReconcileReport) -> None:
+        """Adopt a position difference below the alert threshold once it is seen in two checks in a row, unchanged,
+        with no order of ours working on the symbol (a trade made outside the engine, a rounding at the broker):
+        the ledger converges on the broker instead of staying wrong to the close. Cash moves as if the difference
+        had traded at the mark; audited. Material differences stay with the kill-switch path (resync, then trip)."""
+        working = self.working_symbols()
+        seen = {d.symbol: (d.engine_qty, d.venue_qty) for d in report.positions if not d.material}
+        ledger = self.ctx.state.ledger
+        for symbol, (engine_qty, venue_qty) in sorted(seen.items()):
+            if symbol in working or self.small_drifts.get(symbol) != (engine_qty, venue_qty):
+                continue
+            if ledger.position_qty(symbol) != engine_qty:
+                continue  # a fill arrived since the snapshot
+            price = self.ctx.state.mark(symbol) or ledger.holdings[symbol].avg_entry_price
+            delta = ledger.adopt_venue_position(symbol, venue_qty, ledger.holdings[symbol].avg_entry_price)
+            ledger.cash_usd -= delta * price
+            del seen[symbol]
+            self.ctx.state.counters.reconcile_adoptions += 1
+            self.ctx.system("reconcile", symbol=symbol,
+                            reason="converged on the broker's position (a difference below the alert threshold)",
+                            extra={"adopted_qty": str(venue_qty), "delta": str(delta), "price": str(price)})
+        self.small_drifts = seen
 
     def adopt_venue(self, venue: dict[str, Decimal], *, reason: str) -> None:
         """Take the broker's positions as truth (audited). Used once trading is halted."""

@@ -83,6 +83,7 @@ class Counters:
     skipped_while_halted: int = 0
     halt_inflight_resolved: int = 0  # submissions whose fate was settled after the latch (withdrawn/pulled/booked)
     post_halt_fills: int = 0  # executions the venue made after the latch (audited and alerted)
+    reconcile_adoptions: int = 0  # small differences the reconciler converged on (core.engine.reconciler)
 
     def to_dict(self) -> dict[str, int]:
         return {name: getattr(self, name) for name in self.__slots__}  # type: ignore[attr-defined]

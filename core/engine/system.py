@@ -426,7 +426,8 @@ class Engine:
         reconciler = Reconciler(ctx, requests=rs_recv, execution=ex_send, supervisor=sup_send,
                                 open_venue_ids=execution.venue_open_ids,
                                 register_waiter=execution.resync_waiters.append,
-                                is_halted=lambda: supervisor.is_halted)
+                                is_halted=lambda: supervisor.is_halted,
+                                working_symbols=lambda: {t.symbol for t, _ in execution.open_orders()})
         self.reconciler = reconciler
         monitor_actor = MonitorActor(ctx, latency_p95_ms=self.latency_p95_ms)
         self.monitor_actor = monitor_actor
