@@ -58,6 +58,30 @@ def test_infer_refuses_wrong_inputs() -> None:
         policy.infer(np.zeros((0, N), np.float32))
     with pytest.raises(ValueError, match="precision"):
         OnnxPolicy(precision="int4")
+    with pytest.raises(ValueError, match="float32"):
+        policy.infer(features(2).astype(np.float32).view(np.dtype(np.float32).newbyteorder()))
+
+
+@pytest.mark.parametrize("precision", ["int8", "fp32"])
+def test_any_float32_layout_gives_the_same_actions(precision: str) -> None:
+    """The hot path passes C-contiguous float32 straight through; other layouts are copied, same answer."""
+    policy = OnnxPolicy(precision=precision)
+    rows = features(64, seed=3)
+    expected = policy.infer(rows)
+    assert np.array_equal(policy.infer(np.asfortranarray(rows)), expected)
+    assert np.array_equal(policy.infer(rows[::2]), policy.infer(np.ascontiguousarray(rows[::2])))
+
+
+def test_fp32_rows_do_not_depend_on_the_batch_but_int8_rows_can() -> None:
+    """INT8 is dynamically quantised: activations share one scale per batch, so a row's action can change with
+    the other rows in its batch (the engine batches the symbols whose bars close within 100 ms). FP32 logits
+    are the same bits whatever the batch; this is one reason FP32 is the default (model_card.md)."""
+    rows = features(256, seed=4)
+    fp32, int8 = OnnxPolicy(precision="fp32"), OnnxPolicy(precision="int8")
+    one_by_one = np.concatenate([fp32.logits(rows[i : i + 1]) for i in range(len(rows))])
+    assert np.array_equal(fp32.logits(rows), one_by_one)
+    int8_one = np.concatenate([int8.logits(rows[i : i + 1]) for i in range(len(rows))])
+    assert not np.array_equal(int8.logits(rows), int8_one)
 
 
 def test_model_card_records_the_real_inputs_and_results(meta: dict) -> None:
