@@ -1,4 +1,7 @@
-"""ONNX Runtime policy behind core.ports.PolicyModel: the shipped TensorTrade-trained model, INT8 in production.
+"""ONNX Runtime policy behind core.ports.PolicyModel: the shipped TensorTrade-trained model, FP32 by default.
+
+INT8 stays available (``precision="int8"``): at batch 1 it is slower here and its actions depend on the batch
+(models/default/model_card.md, "Precision").
 
 It refuses to start when the model was trained on a different feature schema or action space than this build
 computes, because a silently misaligned input vector trades on garbage.
@@ -92,7 +95,7 @@ class OnnxPolicy:
     def __init__(
         self,
         model_dir: str | Path = DEFAULT_MODEL_DIR,
-        precision: str = "int8",
+        precision: str = "fp32",
         *,
         device_id: int = 0,
         spec: FeatureSpec = DEFAULT_SPEC,

@@ -154,8 +154,20 @@ def test_tampered_model_file_is_refused(tmp_path: Path) -> None:
     path = model_dir / "policy_int8.onnx"
     path.write_bytes(path.read_bytes() + b"\0")
     with pytest.raises(ModelMismatch, match="sha256"):
-        OnnxPolicy(model_dir)
-    assert OnnxPolicy(model_dir, precision="fp32").model_id  # the untouched file still loads
+        OnnxPolicy(model_dir, precision="int8")
+    assert OnnxPolicy(model_dir).model_id  # the untouched file (FP32, the default) still loads
+
+
+def test_fp32_is_the_default_precision_everywhere() -> None:
+    """model_card.md "Precision": the config, the runtime and the loader agree on one default."""
+    import inspect
+
+    from adapters.policy.decision import load_decision_model
+    from core.config import PolicySection
+
+    assert PolicySection().precision == "fp32" == OnnxPolicy().precision
+    assert inspect.signature(load_decision_model).parameters["precision"].default == "fp32"
+    assert "## Precision: FP32 is the default" in (DEFAULT_MODEL_DIR / "model_card.md").read_text()
 
 
 def test_graph_with_a_different_input_width_is_refused(tmp_path: Path) -> None:
@@ -183,7 +195,7 @@ def test_graph_with_a_different_input_width_is_refused(tmp_path: Path) -> None:
     meta["files"]["int8"]["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
     (model_dir / "model.json").write_text(json.dumps(meta))
     with pytest.raises(ModelMismatch, match=re.escape("graph input width 10, core.features produces 135")):
-        OnnxPolicy(model_dir)
+        OnnxPolicy(model_dir, precision="int8")
 
 
 def test_missing_model_is_refused(tmp_path: Path) -> None:
