@@ -219,7 +219,10 @@ def _validated_tail(bars: OhlcvWindow, spec: FeatureSpec) -> tuple[OhlcvWindow, 
     tail = bars if n_bars == spec.lookback_bars else bars.tail(spec.lookback_bars)
     if tail.block is not None:  # one reduction per statistic for all five columns
         o_sum, h_sum, l_sum, c_sum, v_sum = _sum(tail.block, axis=1).tolist()
-        o_min, _, l_min, c_min, v_min = _min(tail.block, axis=1).tolist()
+        if float(_min(tail.block, axis=None)) > 0.0:  # the usual case: every price and volume positive, so all pass
+            o_min = l_min = c_min = v_min = 1.0
+        else:
+            o_min, _, l_min, c_min, v_min = _min(tail.block, axis=1).tolist()
     else:
         o_sum, h_sum, l_sum, c_sum, v_sum = (
             float(_sum(column)) for column in (tail.open, tail.high, tail.low, tail.close, tail.volume)
@@ -331,14 +334,14 @@ def _market_into(out: Vector, bars: OhlcvWindow, spec: FeatureSpec) -> None:
     last_close = close_list[-1]
     close_in_range = 2.0 * (last_close - low_w) / (high_w - low_w) - 1.0 if high_w - low_w > _EPS else 0.0
     momentum_z = float(np.log(last_close / close_list[0])) / (scale * math.sqrt(n))
-    out[4 * n : 4 * n + len(INDICATOR_FEATURES)] = (
-        _rsi(closes, spec.rsi_period),
-        _clip(ema_gap, -clip, clip),
-        min(vol_annual, clip),
-        _clip(vol_ratio, -clip, clip),
-        _clip(close_in_range, -1.0, 1.0),
-        _clip(momentum_z, -clip, clip),
-    )
+    first = 4 * n  # one element at a time: cheaper than numpy converting a tuple
+    out[first] = _rsi(closes, spec.rsi_period)
+    out[first + 1] = _clip(ema_gap, -clip, clip)
+    out[first + 2] = min(vol_annual, clip)
+    out[first + 3] = _clip(vol_ratio, -clip, clip)
+    out[first + 4] = _clip(close_in_range, -1.0, 1.0)
+    out[first + 5] = _clip(momentum_z, -clip, clip)
+    assert len(INDICATOR_FEATURES) == 6
 
 
 def compute_market_features(bars: OhlcvWindow, spec: FeatureSpec = DEFAULT_SPEC) -> Vector:
