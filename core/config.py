@@ -62,7 +62,7 @@ class ExecutionSection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
 class PolicySection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     kind: str = "onnx"  # onnx | rule
     model: str = "default"  # "default" = the shipped model; else a directory
-    precision: str = "int8"  # int8 (production, spec 3.1) | fp32
+    precision: str = "fp32"  # fp32 (default: faster at batch 1, batch-independent; see the model card) | int8
     decision_interval_s: float = 60.0
     model_id: str = ""
 

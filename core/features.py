@@ -6,6 +6,9 @@ no look-ahead), so a vector depends on nothing but the bars it was given and the
 
 from __future__ import annotations
 
+import math
+import operator
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
@@ -65,30 +68,125 @@ DEFAULT_SPEC: Final = FeatureSpec()
 
 @dataclass(frozen=True, slots=True)
 class OhlcvWindow:
-    """Five float64 arrays of equal length, oldest bar first."""
+    """Five float64 arrays of equal length, oldest bar first.
+
+    ``block``, when set, is the (5, n) array whose rows the five arrays are (``window_from_bars`` and
+    ``RollingWindow`` build one), so validation can reduce all five columns in one numpy call.
+    """
 
     open: FloatArray
     high: FloatArray
     low: FloatArray
     close: FloatArray
     volume: FloatArray
+    block: FloatArray | None = None
 
     def __len__(self) -> int:
         return int(self.close.shape[0])
 
     def tail(self, n_bars: int) -> OhlcvWindow:
+        if self.block is not None:
+            return _window_of(self.block[:, -n_bars:])
         return OhlcvWindow(
             self.open[-n_bars:], self.high[-n_bars:], self.low[-n_bars:], self.close[-n_bars:], self.volume[-n_bars:]
         )
 
 
+_COLUMNS: Final = 5  # open, high, low, close, volume: the rows of a window's block
+
+
+def _window_of(block: FloatArray) -> OhlcvWindow:
+    """The rows of a (5, n) block whose rows are contiguous: five arrays sharing one allocation."""
+    assert block.shape[0] == _COLUMNS and (block.shape[1] <= 1 or block.strides[1] == block.itemsize)
+    return OhlcvWindow(block[0], block[1], block[2], block[3], block[4], block)
+
+
 def window_from_bars(bars: Sequence[Bar]) -> OhlcvWindow:
-    """Live path: Decimal bars -> float64 arrays (features are statistics, not money; float is fine here)."""
+    """Live path: Decimal bars -> float64 arrays (features are statistics, not money; float is fine here).
 
-    def column(name: str) -> FloatArray:
-        return np.array([float(getattr(bar, name)) for bar in bars], dtype=np.float64)
+    Converts every bar of the window; the engine keeps a ``RollingWindow`` per symbol, which converts a bar once.
+    """
+    block = np.empty((_COLUMNS, len(bars)), dtype=np.float64)
+    block[0] = [float(bar.open) for bar in bars]
+    block[1] = [float(bar.high) for bar in bars]
+    block[2] = [float(bar.low) for bar in bars]
+    block[3] = [float(bar.close) for bar in bars]
+    block[4] = [float(bar.volume) for bar in bars]
+    return _window_of(block)
 
-    return OhlcvWindow(column("open"), column("high"), column("low"), column("close"), column("volume"))
+
+class RollingWindow:
+    """One symbol's newest ``capacity`` bars as float64 rows, each bar converted from Decimal once.
+
+    ``sync(bars)`` equals ``window_from_bars(list(bars)[-capacity:])`` for any sequence of bars: it remembers the
+    bar objects it converted and, when the sequence's tail is its own tail plus k newer bars (the engine's
+    append-only deque), converts only those k; anything else (a restart, a replaced bar) rebuilds it.
+    """
+
+    __slots__ = ("_block", "_end", "_held", "capacity")
+
+    def __init__(self, capacity: int = DEFAULT_SPEC.lookback_bars) -> None:
+        assert capacity >= 1
+        self.capacity = capacity
+        self._block: FloatArray = np.empty((_COLUMNS, 2 * capacity), dtype=np.float64)  # shifts left when full
+        self._end = 0  # the live columns are _block[:, _end - len(_held) : _end]
+        self._held: deque[Bar] = deque(maxlen=capacity)  # the bars behind the live columns, oldest first
+
+    def __len__(self) -> int:
+        return len(self._held)
+
+    def push(self, bar: Bar) -> None:
+        if self._end == self._block.shape[1]:
+            keep = self.capacity - 1
+            self._block[:, :keep] = self._block[:, self._end - keep : self._end]
+            self._end = keep
+        self._block[:, self._end] = (
+            float(bar.open), float(bar.high), float(bar.low), float(bar.close), float(bar.volume)
+        )
+        self._end += 1
+        self._held.append(bar)
+
+    def clear(self) -> None:
+        self._end = 0
+        self._held.clear()
+
+    def window(self) -> OhlcvWindow:
+        """A copy of the live columns (later pushes do not change it)."""
+        return _window_of(self._block[:, self._end - len(self._held) : self._end].copy())
+
+    def sync(self, bars: Sequence[Bar]) -> OhlcvWindow:
+        """The window over the newest ``capacity`` bars of ``bars``, converting only bars it has not seen."""
+        total = len(bars)
+        wanted = min(total, self.capacity)
+        if isinstance(bars, list):
+            tail = bars[total - wanted :]
+        else:
+            tail = [bars[i] for i in range(total - wanted, total)]  # a deque indexes near its ends in O(1)
+        new = self._new_bars(tail)
+        if new is None:
+            self.clear()
+            new = wanted
+        for bar in tail[wanted - new :]:
+            self.push(bar)
+        assert len(self._held) == wanted
+        return self.window()
+
+    def _new_bars(self, tail: list[Bar]) -> int | None:
+        """How many bars at the end of ``tail`` come after ours, or None when ``tail`` does not extend ours."""
+        held = self._held
+        if not held:
+            return None
+        last = held[-1]
+        new = next((k for k, bar in enumerate(reversed(tail)) if bar is last), None)
+        if new is None:
+            return None
+        overlap = len(tail) - new  # tail[:overlap] must be our newest `overlap` bars, object for object
+        if overlap > len(held) or (overlap < len(held) and len(tail) < self.capacity):
+            return None  # ours reach further back than the sequence does: it is not an extension of ours
+        ours = list(held)[len(held) - overlap :]
+        if not all(map(operator.is_, tail[:overlap], ours)):
+            return None
+        return new
 
 
 def feature_names(spec: FeatureSpec = DEFAULT_SPEC) -> list[str]:
@@ -102,52 +200,66 @@ def feature_names(spec: FeatureSpec = DEFAULT_SPEC) -> list[str]:
     return names
 
 
-def _validated_tail(bars: OhlcvWindow, spec: FeatureSpec) -> OhlcvWindow:
-    lengths = {len(bars.open), len(bars.high), len(bars.low), len(bars.close), len(bars.volume)}
-    if len(lengths) != 1:
+# The arithmetic below is schema v1 exactly as first written (tests/policy/reference_features.py keeps that
+# version and the tests compare bytes): the same float64 expressions in the same order, minus temporaries and
+# numpy's Python-level wrappers (np.clip, np.mean, ndarray.sum), which cost more than the arithmetic here.
+_sum = np.add.reduce
+_min = np.minimum.reduce
+_max = np.maximum.reduce
+
+
+def _validated_tail(bars: OhlcvWindow, spec: FeatureSpec) -> tuple[OhlcvWindow, FloatArray]:
+    """The last ``lookback_bars`` bars, checked, and their high - low spans."""
+    n_bars = len(bars.close)
+    if not len(bars.open) == len(bars.high) == len(bars.low) == len(bars.volume) == n_bars:
+        lengths = {len(bars.open), len(bars.high), len(bars.low), n_bars, len(bars.volume)}
         raise FeatureError(f"OHLCV arrays differ in length: {sorted(lengths)}")
-    if len(bars) < spec.lookback_bars:
-        raise FeatureError(f"need {spec.lookback_bars} bars, got {len(bars)}")
-    tail = bars.tail(spec.lookback_bars)
-    lowest_price = min(float(tail.open.min()), float(tail.low.min()), float(tail.close.min()))
-    total = float(tail.open.sum() + tail.high.sum() + tail.low.sum() + tail.close.sum() + tail.volume.sum())
-    if not np.isfinite(total):
+    if n_bars < spec.lookback_bars:
+        raise FeatureError(f"need {spec.lookback_bars} bars, got {n_bars}")
+    tail = bars if n_bars == spec.lookback_bars else bars.tail(spec.lookback_bars)
+    if tail.block is not None:  # one reduction per statistic for all five columns
+        o_sum, h_sum, l_sum, c_sum, v_sum = _sum(tail.block, axis=1).tolist()
+        if float(_min(tail.block, axis=None)) > 0.0:  # the usual case: every price and volume positive, so all pass
+            o_min = l_min = c_min = v_min = 1.0
+        else:
+            o_min, _, l_min, c_min, v_min = _min(tail.block, axis=1).tolist()
+    else:
+        o_sum, h_sum, l_sum, c_sum, v_sum = (
+            float(_sum(column)) for column in (tail.open, tail.high, tail.low, tail.close, tail.volume)
+        )
+        o_min, l_min, c_min, v_min = (float(_min(column)) for column in (tail.open, tail.low, tail.close, tail.volume))
+    if not math.isfinite(o_sum + h_sum + l_sum + c_sum + v_sum):
         raise FeatureError("bars contain NaN or infinity")
-    if not lowest_price > 0.0 or float(tail.volume.min()) < 0.0:
+    if not min(o_min, l_min, c_min) > 0.0 or v_min < 0.0:
         raise FeatureError("prices must be > 0 and volume >= 0")
-    if bool((tail.high < tail.low).any()):
+    spans = tail.high - tail.low
+    if float(_min(spans)) < 0.0:  # all finite here, so high - low < 0 exactly where high < low
         raise FeatureError("a bar has high < low")
-    return tail
+    return tail, spans
+
+
+def _mean_std(values: FloatArray) -> tuple[float, float]:
+    """Mean and population standard deviation (ddof 0), without np.std's per-call overhead."""
+    n = values.shape[0]
+    mean = float(_sum(values)) / n
+    deviations = values - mean
+    return mean, math.sqrt(float(deviations.dot(deviations)) / n)
 
 
 def _std(values: FloatArray) -> float:
-    """Population standard deviation (ddof 0), without np.std's per-call overhead on short windows."""
-    deviations = values - values.sum() / values.shape[0]
-    return float(np.sqrt(deviations.dot(deviations) / values.shape[0]))
-
-
-def _zscore(values: FloatArray, clip: float) -> FloatArray:
-    std = _std(values)
-    if std < _EPS:
-        return np.zeros_like(values)
-    scores: FloatArray = np.clip((values - values.sum() / values.shape[0]) / std, -clip, clip)
-    return scores
-
-
-def _ema(values: FloatArray, span_bars: int) -> float:
-    """Exponential moving average seeded with the window's first value (so it depends on the window only)."""
-    alpha = 2.0 / (span_bars + 1.0)
-    ema = float(values[0])
-    for value in values[1:]:
-        ema = alpha * float(value) + (1.0 - alpha) * ema
-    return ema
+    return _mean_std(values)[1]
 
 
 def _rsi(closes: FloatArray, period: int) -> float:
     """Cutler's RSI (simple means of the last ``period`` changes), scaled to [-1, 1]."""
-    changes = np.diff(closes[-(period + 1) :])
-    gain = float(np.mean(np.maximum(changes, 0.0)))
-    loss = float(np.mean(np.maximum(-changes, 0.0)))
+    recent = closes[-(period + 1) :]
+    changes = recent[1:] - recent[:-1]  # np.diff
+    moves = np.empty((2, period), dtype=np.float64)
+    np.maximum(changes, 0.0, out=moves[0])
+    np.negative(changes, out=moves[1])
+    np.maximum(moves[1], 0.0, out=moves[1])
+    gain_sum, loss_sum = _sum(moves, axis=1).tolist()
+    gain, loss = gain_sum / period, loss_sum / period
     if loss < _EPS:
         rsi = 100.0 if gain >= _EPS else 50.0
     else:
@@ -155,54 +267,102 @@ def _rsi(closes: FloatArray, period: int) -> float:
     return (rsi - 50.0) / 50.0
 
 
+def _clip(value: float, low: float, high: float) -> float:
+    """``float(np.clip(value, low, high))`` for one value (NaN passes through, as np.clip lets it)."""
+    return low if value < low else (high if value > high else value)
+
+
+_SQRT_TRADING_DAYS: Final = math.sqrt(_TRADING_DAYS_PER_YEAR)
+
+
+def _market_into(out: Vector, bars: OhlcvWindow, spec: FeatureSpec) -> None:
+    """Write the market features into ``out[: n_features - 1]``: the per-bar blocks, then the indicators."""
+    tail, all_spans = _validated_tail(bars, spec)
+    clip = spec.clip
+    n = spec.window_bars
+    closes = tail.close
+    # float64 scratch in the order ret_z | range_rel | volume_z | body, so one clip covers the first three
+    scratch = np.empty(4 * n, dtype=np.float64)
+    log_returns, ranges, volumes, body = scratch[:n], scratch[n : 2 * n], scratch[2 * n : 3 * n], scratch[3 * n :]
+    log_closes = np.log(closes)
+    np.subtract(log_closes[1:], log_closes[:-1], out=log_returns)  # np.diff(np.log(closes))
+    _, sigma = _mean_std(log_returns)
+    scale = sigma if sigma >= _EPS else 1.0
+    vol_annual = _std(log_returns[-spec.vol_bars :]) * _SQRT_TRADING_DAYS
+    short_vol = _std(log_returns[-spec.short_vol_bars :])
+    log_returns /= scale  # ret_z before clipping
+
+    highs, lows = tail.high[1:], tail.low[1:]
+    np.divide(highs, lows, out=ranges)
+    np.log(ranges, out=ranges)
+    mean_range = float(_sum(ranges)) / n
+    if mean_range >= _EPS:
+        ranges /= mean_range
+        ranges -= 1.0
+    else:
+        ranges[:] = 0.0
+    np.log1p(tail.volume[1:], out=volumes)
+    volume_mean, volume_std = _mean_std(volumes)
+    if volume_std < _EPS:
+        volumes[:] = 0.0
+    else:
+        volumes -= volume_mean
+        volumes /= volume_std
+    z_scores = scratch[: 3 * n]
+    np.maximum(z_scores, -clip, out=z_scores)  # np.clip(., -clip, clip) is exactly min(max(., -clip), clip)
+    np.minimum(z_scores, clip, out=z_scores)
+    spans = all_spans[1:]
+    if float(_min(spans)) > _EPS:
+        np.divide(closes[1:] - tail.open[1:], spans, out=body)
+    else:  # a bar without range has no body
+        body[:] = 0.0
+        np.divide(closes[1:] - tail.open[1:], spans, out=body, where=spans > _EPS)
+    out[: 2 * n] = scratch[: 2 * n]
+    out[2 * n : 3 * n] = body
+    out[3 * n : 4 * n] = volumes
+
+    close_list = closes.tolist()
+    fast_alpha, slow_alpha = 2.0 / (spec.ema_fast_bars + 1.0), 2.0 / (spec.ema_slow_bars + 1.0)
+    fast_keep, slow_keep = 1.0 - fast_alpha, 1.0 - slow_alpha
+    fast = slow = close_list[0]  # EMAs seeded with the window's first close (so they depend on the window only)
+    for value in close_list[1:]:
+        fast = fast_alpha * value + fast_keep * fast
+        slow = slow_alpha * value + slow_keep * slow
+    ema_gap = float(np.log(fast / slow)) / scale
+    vol_ratio = short_vol / sigma - 1.0 if sigma >= _EPS else 0.0
+    low_w, high_w = float(_min(lows)), float(_max(highs))
+    last_close = close_list[-1]
+    close_in_range = 2.0 * (last_close - low_w) / (high_w - low_w) - 1.0 if high_w - low_w > _EPS else 0.0
+    momentum_z = float(np.log(last_close / close_list[0])) / (scale * math.sqrt(n))
+    first = 4 * n  # one element at a time: cheaper than numpy converting a tuple
+    out[first] = _rsi(closes, spec.rsi_period)
+    out[first + 1] = _clip(ema_gap, -clip, clip)
+    out[first + 2] = min(vol_annual, clip)
+    out[first + 3] = _clip(vol_ratio, -clip, clip)
+    out[first + 4] = _clip(close_in_range, -1.0, 1.0)
+    out[first + 5] = _clip(momentum_z, -clip, clip)
+    assert len(INDICATOR_FEATURES) == 6
+
+
 def compute_market_features(bars: OhlcvWindow, spec: FeatureSpec = DEFAULT_SPEC) -> Vector:
     """Everything but the position inputs: the part that depends only on bars (and so can be cached)."""
-    tail = _validated_tail(bars, spec)
-    clip = spec.clip
-    closes = tail.close
-    log_returns = np.diff(np.log(closes))  # window_bars values, oldest first
-    sigma = _std(log_returns)
-    scale = sigma if sigma >= _EPS else 1.0
-
-    opens, highs, lows, volumes = tail.open[1:], tail.high[1:], tail.low[1:], tail.volume[1:]
-    window_closes = closes[1:]
-    ret_z = np.clip(log_returns / scale, -clip, clip)
-    ranges = np.log(highs / lows)
-    mean_range = float(ranges.sum()) / ranges.shape[0]
-    range_rel = np.clip(ranges / mean_range - 1.0, -clip, clip) if mean_range >= _EPS else np.zeros_like(ranges)
-    spans = highs - lows
-    body = np.divide(window_closes - opens, spans, out=np.zeros_like(spans), where=spans > _EPS)
-    volume_z = _zscore(np.log1p(volumes), clip)
-
-    ema_gap = np.log(_ema(closes, spec.ema_fast_bars) / _ema(closes, spec.ema_slow_bars)) / scale
-    vol_annual = _std(log_returns[-spec.vol_bars :]) * float(np.sqrt(_TRADING_DAYS_PER_YEAR))
-    short_vol = _std(log_returns[-spec.short_vol_bars :])
-    vol_ratio = short_vol / sigma - 1.0 if sigma >= _EPS else 0.0
-    low_w, high_w = float(np.min(lows)), float(np.max(highs))
-    close_in_range = 2.0 * (float(closes[-1]) - low_w) / (high_w - low_w) - 1.0 if high_w - low_w > _EPS else 0.0
-    momentum_z = float(np.log(closes[-1] / closes[0])) / (scale * float(np.sqrt(spec.window_bars)))
-    indicators = np.array(
-        [
-            _rsi(closes, spec.rsi_period),
-            float(np.clip(ema_gap, -clip, clip)),
-            min(vol_annual, clip),
-            float(np.clip(vol_ratio, -clip, clip)),
-            float(np.clip(close_in_range, -1.0, 1.0)),
-            float(np.clip(momentum_z, -clip, clip)),
-        ],
-        dtype=np.float64,
-    )
-    market: Vector = np.concatenate([ret_z, range_rel, body, volume_z, indicators]).astype(np.float32)
+    market: Vector = np.empty(spec.n_features - len(POSITION_FEATURES), dtype=np.float32)
+    _market_into(market, bars, spec)
     return market
+
+
+def _position_input(position_fraction: float) -> float:
+    if not math.isfinite(position_fraction):
+        raise FeatureError(f"position_fraction must be finite, got {position_fraction}")
+    return min(max(position_fraction, -1.0), 1.0)
 
 
 def with_position(market: Vector, position_fraction: float) -> Vector:
     """Append the position inputs. ``position_fraction``: signed position value / allowed value, in [-1, 1]."""
-    if not np.isfinite(position_fraction):
-        raise FeatureError(f"position_fraction must be finite, got {position_fraction}")
+    position = _position_input(position_fraction)
     vector: Vector = np.empty(market.shape[0] + 1, dtype=np.float32)
     vector[:-1] = market
-    vector[-1] = np.float32(min(max(position_fraction, -1.0), 1.0))
+    vector[-1] = position
     return vector
 
 
@@ -210,7 +370,10 @@ def compute_features(
     bars: OhlcvWindow, position_fraction: float = 0.0, spec: FeatureSpec = DEFAULT_SPEC
 ) -> Vector:
     """The policy input: float32 of shape (spec.n_features,), from the last ``spec.lookback_bars`` bars."""
-    vector = with_position(compute_market_features(bars, spec), position_fraction)
+    position = _position_input(position_fraction)
+    vector: Vector = np.empty(spec.n_features, dtype=np.float32)
+    _market_into(vector, bars, spec)
+    vector[-1] = position
     assert vector.shape == (spec.n_features,) and vector.dtype == np.float32
     return vector
 

@@ -42,10 +42,11 @@ which is therefore the largest whole-share quantity every rule allows.
 
 from __future__ import annotations
 
+import decimal
 import enum
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from decimal import ROUND_FLOOR, Decimal
-from typing import ClassVar, Protocol
+from typing import ClassVar, Final, Protocol
 
 import msgspec
 import numpy as np
@@ -260,6 +261,7 @@ class Candidate:
 
     __slots__ = (
         "_aggregated",
+        "_memo",
         "bases",
         "config",
         "corr_others_usd",
@@ -276,7 +278,9 @@ class Candidate:
         "view",
     )
 
-    def __init__(self, signal: Signal, view: PortfolioView, config: RiskConfig) -> None:
+    def __init__(
+        self, signal: Signal, view: PortfolioView, config: RiskConfig, memo: BookMemo | None = None
+    ) -> None:
         self.signal = signal
         self.view = view
         self.config = config
@@ -297,6 +301,7 @@ class Candidate:
         self.price = price if price is not None and price > 0 else None
         self.sector = config.sectors.get(signal.symbol)
         self._aggregated = False
+        self._memo = memo
         self.gross_others_usd = _ZERO
         self.sector_others_usd = _ZERO
         self.corr_others_usd = _ZERO
@@ -324,11 +329,21 @@ class Candidate:
         return _floor(max(best, _ZERO))
 
     def aggregate(self) -> None:
-        """One pass over the book: worst-case exposures of the other symbols and pending open costs."""
+        """One pass over the book: worst-case exposures of the other symbols and pending open costs.
+
+        The pass depends only on (view, symbol) under a fixed config, so with a memo (``RiskGuard`` keeps one
+        per view) a second candidate in the same symbol reuses the first one's sums: the same Decimals."""
         if self._aggregated:
             return
         self._aggregated = True
-        view, symbol, sector = self.view, self.signal.symbol, self.sector
+        symbol = self.signal.symbol
+        memo = self._memo
+        if memo is not None:
+            known = memo.aggregates.get(symbol)
+            if known is not None:
+                self.gross_others_usd, self.sector_others_usd, self.corr_others_usd, self.pending_open_cost_usd = known
+                return
+        view, sector = self.view, self.sector
         sectors, prices = self.config.sectors, view.prices
         corr_row = view.correlations.get(symbol, _NO_CORRELATIONS)
         threshold = self.config.correlation_threshold
@@ -350,6 +365,36 @@ class Candidate:
         self.sector_others_usd = sector_sum
         self.corr_others_usd = corr_sum
         self.pending_open_cost_usd = pending_cost
+        if memo is not None:
+            memo.store_aggregates(symbol, (gross, sector_sum, corr_sum, pending_cost))
+
+
+RISK_MEMO_MAX_ENTRIES: Final = 4_096  # per view and kind; far more than any instrument list x 2 sides x rules
+
+
+class BookMemo:
+    """What the guard has worked out about one view: it depends on (view, config, symbol, side) only.
+
+    ``aggregates``: (gross others, sector others, correlated others, pending open cost) USD per candidate
+    symbol. ``results``: the (cap, reason) of every rule marked ``memoisable`` by (rule index, symbol, sign).
+    Entries are the very objects the first computation returned, so a memoised decision is the same decision.
+    """
+
+    __slots__ = ("aggregates", "results")
+
+    def __init__(self) -> None:
+        self.aggregates: dict[str, tuple[Decimal, Decimal, Decimal, Decimal]] = {}
+        self.results: dict[tuple[int, str, int], RuleResult] = {}
+
+    def store_aggregates(self, symbol: str, sums: tuple[Decimal, Decimal, Decimal, Decimal]) -> None:
+        if len(self.aggregates) >= RISK_MEMO_MAX_ENTRIES:
+            self.aggregates.clear()
+        self.aggregates[symbol] = sums
+
+    def store_result(self, key: tuple[int, str, int], result: RuleResult) -> None:
+        if len(self.results) >= RISK_MEMO_MAX_ENTRIES:
+            self.results.clear()
+        self.results[key] = result
 
 
 _NO_CORRELATIONS: Mapping[str, float] = {}
@@ -385,6 +430,9 @@ RuleResult = tuple[Decimal | None, str]  # (max order qty allowed or None = no c
 
 
 class Rule(Protocol):
+    """``memoisable`` (optional, default False): the result depends only on the view, the config, the symbol
+    and the candidate's sign (order side), never on the requested quantity, so the guard may reuse it."""
+
     id: ClassVar[str]
 
     def check(self, c: Candidate) -> RuleResult: ...
@@ -455,6 +503,7 @@ class PdtRule:
 
 class PositionLimitRule:
     id: ClassVar[str] = RULE_POSITION_LIMIT
+    memoisable: ClassVar[bool] = True
 
     def check(self, c: Candidate) -> RuleResult:
         assert c.price is not None
@@ -470,6 +519,7 @@ class _GroupExposureRule:
     """A cap on the post-trade gross exposure of a group of symbols that contains the candidate."""
 
     id: ClassVar[str] = ""
+    memoisable: ClassVar[bool] = True
 
     def group(self, c: Candidate) -> tuple[Decimal, Decimal, str]:
         """(limit USD, worst-case exposure of the group's other symbols USD, group name)."""
@@ -514,6 +564,7 @@ class LeverageRule(_GroupExposureRule):
 
 class BuyingPowerRule:
     id: ClassVar[str] = RULE_BUYING_POWER
+    memoisable: ClassVar[bool] = True
 
     def check(self, c: Candidate) -> RuleResult:
         assert c.price is not None
@@ -540,11 +591,28 @@ _HALT_RULES = frozenset({RULE_HALTED, RULE_DAILY_LOSS})
 
 
 class RiskGuard:
-    """Evaluates signals against the rules in order. Stateless between calls: the view carries the book."""
+    """Evaluates signals against the rules in order. The view carries the book; the guard only memoises.
+
+    A ``PortfolioView`` is a snapshot: the guard memoises per-symbol book sums for the last view it saw (by
+    identity), so a caller builds a new view when the book changes and never mutates one's dicts in place.
+    """
 
     def __init__(self, config: RiskConfig | None = None, rules: Sequence[Rule] = DEFAULT_RULES) -> None:
         self.config = config if config is not None else RiskConfig()
         self.rules = tuple(rules)
+        self._memoisable = tuple(bool(getattr(rule, "memoisable", False)) for rule in self.rules)
+        self._memo_key: tuple[PortfolioView, int, str] | None = None
+        self._memo = BookMemo()
+
+    def _memo_for(self, view: PortfolioView) -> BookMemo:
+        """The aggregate memo of ``view`` (a Decimal context change also starts a new one: sums may round)."""
+        context = decimal.getcontext()
+        key = (view, context.prec, context.rounding)
+        last = self._memo_key
+        if last is None or last[0] is not view or last[1:] != key[1:]:
+            self._memo_key = key
+            self._memo = BookMemo()
+        return self._memo
 
     def evaluate_signal(self, signal: Signal, view: PortfolioView) -> Decision:
         q = signal.quantity
@@ -563,13 +631,23 @@ class RiskGuard:
                 reasons={},
                 action_taken=ActionTaken.PASS,
             )
-        candidate = Candidate(signal, view, self.config)
+        memo = self._memo_for(view)
+        candidate = Candidate(signal, view, self.config, memo)
         allowed = q
         binding: str | None = None
         evaluated: list[str] = []
         reasons: dict[str, str] = {}
-        for rule in self.rules:
-            cap, reason = rule.check(candidate)
+        results, symbol, sign = memo.results, signal.symbol, candidate.sign
+        for index, (rule, memoisable) in enumerate(zip(self.rules, self._memoisable, strict=True)):
+            if memoisable:
+                key = (index, symbol, sign)
+                result = results.get(key)
+                if result is None:
+                    result = rule.check(candidate)
+                    memo.store_result(key, result)
+                cap, reason = result
+            else:
+                cap, reason = rule.check(candidate)
             evaluated.append(rule.id)
             reasons[rule.id] = reason
             if cap is not None and (cap < allowed or (cap <= 0 and binding is None)):

@@ -31,7 +31,7 @@ class PolicyDecisionModel:
                            working_fraction=working_fraction)
 
 
-def load_decision_model(kind: str, model: str = "default", precision: str = "int8") -> PolicyDecisionModel:
+def load_decision_model(kind: str, model: str = "default", precision: str = "fp32") -> PolicyDecisionModel:
     """``kind`` onnx: the shipped (or given) model at ``precision``; ``rule``: the deterministic baseline."""
     if kind == "rule":
         from adapters.policy.rule_policy import RulePolicy

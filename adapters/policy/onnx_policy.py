@@ -1,4 +1,7 @@
-"""ONNX Runtime policy behind core.ports.PolicyModel: the shipped TensorTrade-trained model, INT8 in production.
+"""ONNX Runtime policy behind core.ports.PolicyModel: the shipped TensorTrade-trained model, FP32 by default.
+
+INT8 stays available (``precision="int8"``): at batch 1 it is slower here and its actions depend on the batch
+(models/default/model_card.md, "Precision").
 
 It refuses to start when the model was trained on a different feature schema or action space than this build
 computes, because a silently misaligned input vector trades on garbage.
@@ -23,6 +26,9 @@ DEFAULT_MODEL_DIR: Final = Path(__file__).resolve().parent / "models" / "default
 PRECISIONS: Final = ("int8", "fp32")
 MAX_INFERENCE_BATCH: Final = 1_024  # rows per call; the batcher releases far fewer (one per symbol)
 WARM_UP_BATCH_SIZES: Final = (1, 8, 32)
+_FLOAT32: Final = np.dtype(np.float32)
+_INT64: Final = np.dtype(np.int64)
+_ACTION_OUTPUT: Final = ["action"]
 
 
 class ModelMismatch(RuntimeError):
@@ -89,7 +95,7 @@ class OnnxPolicy:
     def __init__(
         self,
         model_dir: str | Path = DEFAULT_MODEL_DIR,
-        precision: str = "int8",
+        precision: str = "fp32",
         *,
         device_id: int = 0,
         spec: FeatureSpec = DEFAULT_SPEC,
@@ -140,14 +146,16 @@ class OnnxPolicy:
             raise ModelMismatch(f"{self.model_id}: {n_logits} logits for {len(ACTION_TABLE)} actions")
 
     def _checked(self, features: Any) -> NDArray[Any]:
-        batch = np.asarray(features)
-        if batch.ndim != 2 or batch.shape[1] != self.n_features:
-            raise ValueError(f"features must be (batch, {self.n_features}), got {batch.shape}")
-        if not 0 < batch.shape[0] <= MAX_INFERENCE_BATCH:
-            raise ValueError(f"batch of {batch.shape[0]} rows outside 1..{MAX_INFERENCE_BATCH}")
-        if batch.dtype != np.float32:
+        """The batch as ONNX Runtime takes it; cheap on the hot path (a C-contiguous float32 array passes as is)."""
+        batch = features if type(features) is np.ndarray else np.asarray(features)
+        shape = batch.shape
+        if len(shape) != 2 or shape[1] != self.n_features:
+            raise ValueError(f"features must be (batch, {self.n_features}), got {shape}")
+        if not 0 < shape[0] <= MAX_INFERENCE_BATCH:
+            raise ValueError(f"batch of {shape[0]} rows outside 1..{MAX_INFERENCE_BATCH}")
+        if batch.dtype is not _FLOAT32 and batch.dtype != _FLOAT32:
             raise ValueError(f"features must be float32 (core.features output), got {batch.dtype}")
-        return np.ascontiguousarray(batch)
+        return batch if batch.flags.c_contiguous else np.ascontiguousarray(batch)
 
     def warm_up(self, batch_sizes: tuple[int, ...] = WARM_UP_BATCH_SIZES, rounds: int = 3) -> None:
         """Spec 3.1 "pre-load model at market open": run dummy batches so the first real call is not the first."""
@@ -158,8 +166,8 @@ class OnnxPolicy:
 
     def infer(self, features: Any) -> NDArray[Any]:
         """(batch, n_features) float32 -> (batch,) int64 action ids (the deterministic argmax)."""
-        (actions,) = self.session.run(["action"], {self.input_name: self._checked(features)})
-        return np.asarray(actions, dtype=np.int64)
+        (actions,) = self.session.run(_ACTION_OUTPUT, {self.input_name: self._checked(features)})
+        return actions if actions.dtype is _INT64 else np.asarray(actions, dtype=np.int64)
 
     def logits(self, features: Any) -> NDArray[Any]:
         (logits,) = self.session.run(["logits"], {self.input_name: self._checked(features)})

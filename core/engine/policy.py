@@ -17,7 +17,7 @@ import trio
 from core.engine.context import EngineContext
 from core.engine.messages import DecisionDue, SignalRaised
 from core.engine.state import deterministic_uuid
-from core.features import DEFAULT_SPEC, FeatureCache, FeatureError, window_from_bars
+from core.features import DEFAULT_SPEC, FeatureCache, FeatureError, RollingWindow
 from core.halt_fsm import persisted_halted
 from core.limits import BATCH_WINDOW_S
 from core.model import Direction, ExecutionAction, Signal
@@ -67,6 +67,7 @@ class PolicyActor:
         self.pending_qty = pending_qty
         self.target_weight = target_weight
         self.cache = FeatureCache()
+        self.windows: dict[str, RollingWindow] = {}  # per traded symbol: floats kept as bars arrive
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         self.model.warm_up()  # spec 3.1: the first real inference is not the first inference
@@ -107,7 +108,10 @@ class PolicyActor:
                 position = ctx.state.ledger.position_qty(symbol)
                 pos_fraction = float(position * price / allowed)
                 work_fraction = float(pending.get(symbol, ZERO) * price / allowed)
-                window = window_from_bars(list(bars)[-DEFAULT_SPEC.lookback_bars:])
+                rolling = self.windows.get(symbol)
+                if rolling is None:
+                    rolling = self.windows[symbol] = RollingWindow(DEFAULT_SPEC.lookback_bars)
+                window = rolling.sync(bars)  # == window_from_bars(list(bars)[-lookback_bars:])
                 try:
                     row = self.cache.features(symbol, bars[-1].ts_ns, window, pos_fraction, ctx.now_s())
                 except FeatureError as exc:

@@ -58,6 +58,30 @@ def test_infer_refuses_wrong_inputs() -> None:
         policy.infer(np.zeros((0, N), np.float32))
     with pytest.raises(ValueError, match="precision"):
         OnnxPolicy(precision="int4")
+    with pytest.raises(ValueError, match="float32"):
+        policy.infer(features(2).astype(np.float32).view(np.dtype(np.float32).newbyteorder()))
+
+
+@pytest.mark.parametrize("precision", ["int8", "fp32"])
+def test_any_float32_layout_gives_the_same_actions(precision: str) -> None:
+    """The hot path passes C-contiguous float32 straight through; other layouts are copied, same answer."""
+    policy = OnnxPolicy(precision=precision)
+    rows = features(64, seed=3)
+    expected = policy.infer(rows)
+    assert np.array_equal(policy.infer(np.asfortranarray(rows)), expected)
+    assert np.array_equal(policy.infer(rows[::2]), policy.infer(np.ascontiguousarray(rows[::2])))
+
+
+def test_fp32_rows_do_not_depend_on_the_batch_but_int8_rows_can() -> None:
+    """INT8 is dynamically quantised: activations share one scale per batch, so a row's action can change with
+    the other rows in its batch (the engine batches the symbols whose bars close within 100 ms). FP32 logits
+    are the same bits whatever the batch; this is one reason FP32 is the default (model_card.md)."""
+    rows = features(256, seed=4)
+    fp32, int8 = OnnxPolicy(precision="fp32"), OnnxPolicy(precision="int8")
+    one_by_one = np.concatenate([fp32.logits(rows[i : i + 1]) for i in range(len(rows))])
+    assert np.array_equal(fp32.logits(rows), one_by_one)
+    int8_one = np.concatenate([int8.logits(rows[i : i + 1]) for i in range(len(rows))])
+    assert not np.array_equal(int8.logits(rows), int8_one)
 
 
 def test_model_card_records_the_real_inputs_and_results(meta: dict) -> None:
@@ -130,8 +154,20 @@ def test_tampered_model_file_is_refused(tmp_path: Path) -> None:
     path = model_dir / "policy_int8.onnx"
     path.write_bytes(path.read_bytes() + b"\0")
     with pytest.raises(ModelMismatch, match="sha256"):
-        OnnxPolicy(model_dir)
-    assert OnnxPolicy(model_dir, precision="fp32").model_id  # the untouched file still loads
+        OnnxPolicy(model_dir, precision="int8")
+    assert OnnxPolicy(model_dir).model_id  # the untouched file (FP32, the default) still loads
+
+
+def test_fp32_is_the_default_precision_everywhere() -> None:
+    """model_card.md "Precision": the config, the runtime and the loader agree on one default."""
+    import inspect
+
+    from adapters.policy.decision import load_decision_model
+    from core.config import PolicySection
+
+    assert PolicySection().precision == "fp32" == OnnxPolicy().precision
+    assert inspect.signature(load_decision_model).parameters["precision"].default == "fp32"
+    assert "## Precision: FP32 is the default" in (DEFAULT_MODEL_DIR / "model_card.md").read_text()
 
 
 def test_graph_with_a_different_input_width_is_refused(tmp_path: Path) -> None:
@@ -159,7 +195,7 @@ def test_graph_with_a_different_input_width_is_refused(tmp_path: Path) -> None:
     meta["files"]["int8"]["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
     (model_dir / "model.json").write_text(json.dumps(meta))
     with pytest.raises(ModelMismatch, match=re.escape("graph input width 10, core.features produces 135")):
-        OnnxPolicy(model_dir)
+        OnnxPolicy(model_dir, precision="int8")
 
 
 def test_missing_model_is_refused(tmp_path: Path) -> None:

@@ -1,7 +1,8 @@
 """Issue 11 §1: the spec 3.1 latency budget table, from HDR histograms over at least 10,000 signals per stage.
 
 Stages are timed alone (features, inference FP32/INT8 at batch 1 and 32, risk check) and together in one
-chain from a closed bar to the order request reaching the httpx transport (the real adapter, the fake venue).
+chain from a closed bar to the order request reaching the httpx transport (the real adapter, the fake venue),
+at the configured default precision.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ import trio
 
 from adapters.policy.actions import decode_action, plan_target
 from adapters.policy.onnx_policy import OnnxPolicy
-from core.features import DEFAULT_SPEC, compute_features, window_from_bars
+from core.config import PolicySection
+from core.features import DEFAULT_SPEC, RollingWindow, compute_features, window_from_bars
 from core.limits import (
     BUDGET_FEATURE_MS,
     BUDGET_INFERENCE_MS,
@@ -136,31 +138,91 @@ def bar_windows(days: int, limit: int, seed: int) -> list[list[Bar]]:
 # --- isolated stages ----------------------------------------------------------------------------------------
 
 
-def bench_features(windows: list[list[Bar]]) -> tuple[LatencyStats, LatencyStats, LatencyStats]:
-    """The engine's path per decision: Decimal bars -> float arrays -> the feature vector (a cache miss).
+@dataclass(frozen=True, slots=True)
+class FeatureStats:
+    whole: LatencyStats  # the engine's path per decision: the new bar into the rolling window, then features
+    sync: LatencyStats  # RollingWindow.sync alone (one Decimal bar -> floats, the window copied out)
+    arithmetic: LatencyStats  # compute_features alone
+    convert: LatencyStats  # window_from_bars alone: a whole window converted (cold start, restart)
 
-    Returns (whole path, the Decimal -> float conversion alone, the numpy arithmetic alone)."""
 
-    def extract(window: list[Bar]) -> object:
-        return compute_features(window_from_bars(window), 0.0)
+def bench_features(windows: list[list[Bar]]) -> FeatureStats:
+    """The engine's path per decision (a cache miss): ``PolicyActor`` keeps one ``RollingWindow`` per symbol,
+    so a decision converts the one new Decimal bar to floats and computes the vector from the rolling window.
+
+    The windows slide one bar at a time per symbol, as the engine's bar deques do."""
+
+    def timed_sync(stage: str) -> LatencyStats:
+        rolling: dict[str, RollingWindow] = {}
+
+        def step(window: list[Bar]) -> object:
+            symbol = window[-1].symbol
+            live = rolling.get(symbol)
+            if live is None:
+                live = rolling[symbol] = RollingWindow(DEFAULT_SPEC.lookback_bars)
+            if stage == "whole":
+                return compute_features(live.sync(window), 0.0)
+            return live.sync(window)
+
+        return time_each(step, windows, warmup=warmup)
 
     warmup = min(100, len(windows) // 10)
-    whole = time_each(extract, windows, warmup=warmup)
-    convert = time_each(window_from_bars, windows, warmup=warmup)
+    whole = timed_sync("whole")
+    sync = timed_sync("sync")
     arrays = [window_from_bars(w) for w in windows]
     arithmetic = time_each(lambda a: compute_features(a, 0.0), arrays, warmup=warmup)
-    return whole, convert, arithmetic
+    convert = time_each(window_from_bars, windows, warmup=warmup)
+    return FeatureStats(whole=whole, sync=sync, arithmetic=arithmetic, convert=convert)
 
 
 def bench_inference(
-    policy: OnnxPolicy, rows: npt.NDArray[np.float32], batch: int, calls: int
-) -> LatencyStats:
+    policies: dict[str, OnnxPolicy], rows: npt.NDArray[np.float32], batch: int, calls: int
+) -> dict[str, LatencyStats]:
+    """Every precision on the same batches, interleaved call by call (the order alternating), so a noisy
+    neighbour slows both alike: FP32 vs INT8 is compared within the same microseconds, not minutes apart."""
     n_rows = rows.shape[0]
     batches = [
         np.ascontiguousarray(rows[(i * batch) % (n_rows - batch) : (i * batch) % (n_rows - batch) + batch])
         for i in range(calls)
     ]
-    return time_each(policy.infer, batches, warmup=min(100, calls // 10))
+    recorders = {precision: LatencyRecorder() for precision in policies}
+    order = list(policies.items())
+    clock = time.perf_counter_ns
+    warmup = min(100, calls // 10)
+    for i, features in enumerate(batches):
+        for precision, policy in order if i % 2 == 0 else order[::-1]:
+            start = clock()
+            policy.infer(features)
+            elapsed = clock() - start
+            if i >= warmup:
+                recorders[precision].record_ns(elapsed)
+    return {precision: recorder.stats() for precision, recorder in recorders.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class Agreement:
+    rows: int
+    fp32_vs_int8_differ: int  # rows whose action differs between the precisions (batch 1)
+    int8_batch_differ: int  # rows whose INT8 action at batch 32 differs from its batch-1 action
+    fp32_batch_differ: int  # the same for FP32
+
+
+def action_agreement(policies: dict[str, OnnxPolicy], rows: npt.NDArray[np.float32]) -> Agreement:
+    """Do the precisions choose the same actions on the benchmark's windows, and does a row's action depend on
+    the other rows of its batch (the engine batches the symbols whose bars close within 100 ms)?"""
+    n = rows.shape[0] - rows.shape[0] % 32
+
+    def actions(policy: OnnxPolicy, batch: int) -> npt.NDArray[np.int64]:
+        return np.concatenate([policy.infer(rows[i : i + batch]) for i in range(0, n, batch)])
+
+    one = {precision: actions(policy, 1) for precision, policy in policies.items()}
+    batched = {precision: actions(policy, 32) for precision, policy in policies.items()}
+    return Agreement(
+        rows=n,
+        fp32_vs_int8_differ=int(np.sum(one["fp32"] != one["int8"])),
+        int8_batch_differ=int(np.sum(batched["int8"] != one["int8"])),
+        fp32_batch_differ=int(np.sum(batched["fp32"] != one["fp32"])),
+    )
 
 
 def bench_risk(book: Book, signals: list[Signal]) -> tuple[LatencyStats, dict[str, int]]:
@@ -180,6 +242,7 @@ def bench_risk(book: Book, signals: list[Signal]) -> tuple[LatencyStats, dict[st
 @dataclass(slots=True)
 class ChainStats:
     chain: LatencyStats
+    decide: LatencyStats  # inside the chain: bar -> features -> inference -> signal -> risk (before planning)
     handoff: LatencyStats
     round_trip: LatencyStats
     forced: int  # iterations where the model's action planned no order and a 1-share buy stood in
@@ -190,6 +253,7 @@ class ChainStats:
 @dataclass(slots=True)
 class _ChainTally:
     chain: LatencyRecorder
+    decide: LatencyRecorder
     handoff: LatencyRecorder
     round_trip: LatencyRecorder
     forced: int = 0
@@ -197,10 +261,13 @@ class _ChainTally:
     orders: int = 0
 
 
-def _signal_for(i: int, window: list[Bar], policy: OnnxPolicy, book: Book, tally: _ChainTally) -> Signal:
-    """Features -> INT8 inference -> the target-exposure intent -> a Signal (a 1-share buy if it holds)."""
+def _signal_for(
+    i: int, window: list[Bar], rolling: RollingWindow, policy: OnnxPolicy, book: Book, tally: _ChainTally
+) -> Signal:
+    """Features (the symbol's rolling window takes the new bar, as in PolicyActor) -> inference -> the
+    target-exposure intent -> a Signal (a 1-share buy if it holds)."""
     symbol = window[-1].symbol
-    row = compute_features(window_from_bars(window), 0.0)
+    row = compute_features(rolling.sync(window), 0.0)
     action_id = int(policy.infer(row[None, :])[0])
     intent = plan_target(decode_action(action_id), position_fraction=0.0, working_fraction=0.0)
     qty, execution = Decimal(0), ExecutionAction.MARKET
@@ -229,15 +296,16 @@ async def _chain(
     guard = RiskGuard(book.config)
     # Simple orders: with bracket legs open, the next buy of the symbol is a wash trade at the venue (422).
     plan_config = PlanConfig(brackets=False)
-    tally = _ChainTally(LatencyRecorder(), LatencyRecorder(), LatencyRecorder())
+    tally = _ChainTally(LatencyRecorder(), LatencyRecorder(), LatencyRecorder(), LatencyRecorder())
     clock = time.perf_counter_ns
     warmup = min(100, len(windows) // 10)
+    rolling = {symbol: RollingWindow(DEFAULT_SPEC.lookback_bars) for symbol in {w[-1].symbol for w in windows}}
     for block in venue_blocks(len(windows)):
         async with venue_world(seed=seed) as world:
             for i in block:
                 window, quote = windows[i], quotes[i]
                 t0 = clock()
-                signal = _signal_for(i, window, policy, book, tally)
+                signal = _signal_for(i, window, rolling[window[-1].symbol], policy, book, tally)
                 decision = guard.evaluate_signal(signal, book.view)
                 if decision.outcome is Outcome.RESIZE:
                     tally.resized += 1
@@ -268,11 +336,13 @@ async def _chain(
                 if i >= warmup:
                     arrived = world.transport.last_arrival_ns
                     tally.chain.record_ns(arrived - t0)
+                    tally.decide.record_ns(t_plan - t0)
                     tally.handoff.record_ns(arrived - t_plan)
                     tally.round_trip.record_ns(t_done - t_plan)
             tally.orders += world.transport.requests
     return ChainStats(
         chain=tally.chain.stats(),
+        decide=tally.decide.stats(),
         handoff=tally.handoff.stats(),
         round_trip=tally.round_trip.stats(),
         forced=tally.forced,
@@ -296,24 +366,27 @@ def run(options: Options) -> Section:
     days = 10 if not options.quick else 1
     rng = random.Random(options.seed)
     windows = bar_windows(days, n, options.seed)
-    features, convert, arithmetic = bench_features(windows)
+    features = bench_features(windows)
     rows = np.stack([compute_features(window_from_bars(w), 0.0) for w in windows[: max(64, min(n, 2_048))]])
     inference: dict[tuple[str, int], LatencyStats] = {}
-    policies: dict[str, OnnxPolicy] = {}
-    for precision in ("int8", "fp32"):
-        policy = OnnxPolicy("default", precision)
+    policies = {precision: OnnxPolicy("default", precision) for precision in ("int8", "fp32")}
+    for policy in policies.values():
         policy.warm_up()
-        policies[precision] = policy
-        for batch in BATCH_SIZES:
-            inference[(precision, batch)] = bench_inference(policy, rows, batch, n)
+    for batch in BATCH_SIZES:
+        for precision, stats in bench_inference(policies, rows, batch, n).items():
+            inference[(precision, batch)] = stats
+    every_row = np.stack([compute_features(window_from_bars(w), 0.0) for w in windows])
+    agreement = action_agreement(policies, every_row)  # every benchmark window
+    default_precision = PolicySection().precision
     book = fifty_position_book(rng)
     risk, outcomes = bench_risk(book, random_signals(rng, book.universe, n))
-    chain = bench_chain(windows, policies["int8"], book, options.seed)
+    chain = bench_chain(windows, policies[default_precision], book, options.seed)
 
     results = [
-        latency_result("feature_extraction_us", features),
-        latency_result("feature_window_from_bars_us", convert),
-        latency_result("feature_compute_us", arithmetic),
+        latency_result("feature_extraction_us", features.whole),
+        latency_result("feature_rolling_sync_us", features.sync),
+        latency_result("feature_compute_us", features.arithmetic),
+        latency_result("feature_window_from_bars_us", features.convert),
         latency_result("inference_int8_b1_us", inference[("int8", 1)]),
         latency_result("inference_fp32_b1_us", inference[("fp32", 1)]),
         latency_result("inference_int8_b32_us", inference[("int8", 32)]),
@@ -322,16 +395,20 @@ def run(options: Options) -> Section:
         latency_result("order_handoff_us", chain.handoff),
         latency_result("order_round_trip_inprocess_us", chain.round_trip),
         latency_result("signal_to_order_us", chain.chain),
+        latency_result("signal_to_order_decide_us", chain.decide),
     ]
     budget_rows: list[tuple[str, LatencyStats, float | None, str]] = [
         (
-            "feature extraction (`window_from_bars` + `compute_features`, cache miss)",
-            features,
+            "feature extraction (`RollingWindow.sync` + `compute_features`, cache miss)",
+            features.whole,
             BUDGET_FEATURE_MS,
             "< 10 ms",
         ),
-        ("  of which Decimal bars -> float arrays (`window_from_bars`, timed alone)", convert, None, ""),
-        ("  of which the numpy arithmetic (`compute_features`, timed alone)", arithmetic, None, ""),
+        ("  of which the new Decimal bar -> the rolling float window (`RollingWindow.sync`, alone)", features.sync,
+         None, ""),
+        ("  of which the numpy arithmetic (`compute_features`, timed alone)", features.arithmetic, None, ""),
+        ("  for reference: a whole window of Decimal bars -> floats (`window_from_bars`: cold start)",
+         features.convert, None, ""),
         ("inference INT8, batch 1", inference[("int8", 1)], BUDGET_INFERENCE_MS, "< 20 ms"),
         ("inference FP32, batch 1", inference[("fp32", 1)], BUDGET_INFERENCE_MS, "< 20 ms"),
         ("inference INT8, batch 32 (whole batch)", inference[("int8", 32)], BUDGET_INFERENCE_MS, "< 20 ms"),
@@ -349,10 +426,18 @@ def run(options: Options) -> Section:
             "< 100 ms (submission)",
         ),
         (
-            "**total signal-to-order** (bar -> features -> INT8 b1 -> risk -> plan -> transport)",
+            f"**total signal-to-order** (bar -> features -> {default_precision.upper()} b1 -> risk -> plan -> "
+            "transport)",
             chain.chain,
             BUDGET_SIGNAL_TO_ORDER_MS,
             "< 150 ms",
+        ),
+        (
+            "  of which bar -> features -> inference -> risk, inside the chain (slower than the same stages "
+            "timed alone: between two orders the adapter and the in-process venue run, likely leaving caches cold)",
+            chain.decide,
+            None,
+            "",
         ),
         (
             "for reference: submit round trip incl. the in-process fake venue and response decoding",
@@ -382,9 +467,17 @@ def run(options: Options) -> Section:
         int8_note = f"INT8 is {100 * (1 - b1_int8 / b1_fp32):.0f} % faster than FP32 at batch 1 (p50)."
     else:
         int8_note = (
-            "INT8 is not faster than FP32 here: on a model this small the per-call overhead, not the "
-            "arithmetic, dominates (the feasibility notes saw the same)."
+            f"INT8 is not faster than FP32 here (batch 1 p50: {100 * (b1_int8 / b1_fp32 - 1):.0f} % slower): on a "
+            "model this small the per-call overhead and INT8's dynamic quantisation of the input, not the "
+            "arithmetic, dominate."
         )
+    agreement_note = (
+        f"Same windows, batch 1: FP32 and INT8 choose different actions on {agreement.fp32_vs_int8_differ:,} of "
+        f"{agreement.rows:,} rows; batched by 32 instead of one by one, {agreement.int8_batch_differ:,} INT8 rows "
+        f"and {agreement.fp32_batch_differ:,} FP32 rows change action (INT8 quantises activations with one scale "
+        f"per batch). The engine and the chain below run the configured default, {default_precision.upper()} "
+        "(`core.config.PolicySection`; adapters/policy/models/default/model_card.md says why)."
+    )
     model = policies["int8"].meta
     md = [
         table(("stage", "samples", "p50 µs", "p99 µs", "max µs", "spec 3.1 budget", "p99 / budget"), rows_md),
@@ -392,7 +485,9 @@ def run(options: Options) -> Section:
         f"Model: `{model['model_id']}` (shipped default, MLP {model['n_features']} inputs -> 13 actions), "
         f"ONNX Runtime {version_of('onnxruntime')}, provider `{policies['int8'].provider}`, one intra-op "
         f"thread. Per row at batch 32 (p50): INT8 {b32_int8:.2f} µs, FP32 {b32_fp32:.2f} µs; batch 1: "
-        f"INT8 {b1_int8:.2f} µs, FP32 {b1_fp32:.2f} µs. {int8_note}",
+        f"INT8 {b1_int8:.2f} µs, FP32 {b1_fp32:.2f} µs (the two timed interleaved, call by call). {int8_note}",
+        "",
+        agreement_note,
         "",
         f"Data: the fake venue's one-minute bars for {', '.join(REPLAY_SYMBOLS)} from {START_DATE} "
         f"({days} session(s); real daily OHLC files bridged to minutes with seed {options.seed}), sliding "
