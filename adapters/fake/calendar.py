@@ -122,43 +122,46 @@ class ArraySessionCalendar:
         self._dates = dates
         self._opens = opens_ns
         self._closes = closes_ns
+        # Python-int copies: bisect on a list answers one instant ~10x faster than np.searchsorted on a scalar.
+        self._open_list: list[int] = opens_ns.tolist()
+        self._close_list: list[int] = closes_ns.tolist()
         self._index = {d: i for i, d in enumerate(dates)}
 
     # --- SessionCalendar -------------------------------------------------------------------------
     def is_open(self, ts_ns: int) -> bool:
-        i = int(np.searchsorted(self._opens, ts_ns, side="right")) - 1
-        return i >= 0 and ts_ns < int(self._closes[i])
+        i = bisect.bisect_right(self._open_list, ts_ns) - 1
+        return i >= 0 and ts_ns < self._close_list[i]
 
     def next_open_ns(self, ts_ns: int) -> int:
         """The first open strictly after ts_ns (while open, that is the next session's)."""
-        i = int(np.searchsorted(self._opens, ts_ns, side="right"))
-        if i >= len(self._opens):
+        i = bisect.bisect_right(self._open_list, ts_ns)
+        if i >= len(self._open_list):
             raise ValueError(f"calendar ends before {ts_ns}")
-        return int(self._opens[i])
+        return self._open_list[i]
 
     def next_close_ns(self, ts_ns: int) -> int:
-        i = int(np.searchsorted(self._closes, ts_ns, side="right"))
-        if i >= len(self._closes):
+        i = bisect.bisect_right(self._close_list, ts_ns)
+        if i >= len(self._close_list):
             raise ValueError(f"calendar ends before {ts_ns}")
-        return int(self._closes[i])
+        return self._close_list[i]
 
     def sessions_between(self, start_ns: int, end_ns: int) -> list[tuple[str, int, int]]:
         """Sessions that overlap [start_ns, end_ns]: close > start_ns and open <= end_ns."""
-        lo = int(np.searchsorted(self._closes, start_ns, side="right"))
-        hi = int(np.searchsorted(self._opens, end_ns, side="right"))
-        return [(self._dates[i], int(self._opens[i]), int(self._closes[i])) for i in range(lo, hi)]
+        lo = bisect.bisect_right(self._close_list, start_ns)
+        hi = bisect.bisect_right(self._open_list, end_ns)
+        return [(self._dates[i], self._open_list[i], self._close_list[i]) for i in range(lo, hi)]
 
     # --- extras used by the market sources and front-ends ------------------------------------------
     def session_index(self, date: str) -> int | None:
         return self._index.get(date)
 
     def session(self, index: int) -> tuple[str, int, int]:
-        return self._dates[index], int(self._opens[index]), int(self._closes[index])
+        return self._dates[index], self._open_list[index], self._close_list[index]
 
     def session_containing(self, ts_ns: int) -> int | None:
         """Index of the session open at ts_ns (open <= ts < close), else None."""
-        i = int(np.searchsorted(self._opens, ts_ns, side="right")) - 1
-        if i >= 0 and ts_ns < int(self._closes[i]):
+        i = bisect.bisect_right(self._open_list, ts_ns) - 1
+        if i >= 0 and ts_ns < self._close_list[i]:
             return i
         return None
 
