@@ -91,6 +91,9 @@ class TradeGapTracker:
 
     def __init__(self) -> None:
         self._orders: OrderedDict[str, OrderTrack] = OrderedDict()
+        # Tracks not yet seen terminal, in tracking order: terminal is absorbing here (``_record_snapshot`` and
+        # ``synthesize`` never roll a terminal order back), so the silent-order scan drops them for good.
+        self._unfinished: dict[str, OrderTrack] = {}
         self._status_keys: OrderedDict[tuple[str, str, int, Decimal], None] = OrderedDict()
         self.suspects: set[str] = set()  # order ids with unresolved gaps
         self.counters: dict[str, int] = {}
@@ -101,7 +104,7 @@ class TradeGapTracker:
     def track(self, order: BrokerOrder, *, now_ns: int = 0) -> OrderTrack:
         t = self._orders.get(order.id)
         if t is None:
-            t = self._orders[order.id] = OrderTrack(order=order, last_update_ns=now_ns)
+            t = self._orders[order.id] = self._unfinished[order.id] = OrderTrack(order=order, last_update_ns=now_ns)
             self._evict()
         return t
 
@@ -111,6 +114,7 @@ class TradeGapTracker:
             if victim is None:
                 victim = next(iter(self._orders))
             del self._orders[victim]
+            self._unfinished.pop(victim, None)
 
     def get(self, order_id: str) -> OrderTrack | None:
         return self._orders.get(order_id)
@@ -235,12 +239,19 @@ class TradeGapTracker:
         often, so a quiet book cannot eat the rate limit.
         """
         out = []
-        for oid, t in self._orders.items():
-            if t.terminal or t.order.type is not OrderType.MARKET:
+        silence_ns = int(silence_s * 1e9)
+        finished = []
+        for oid, t in self._unfinished.items():
+            if t.terminal:
+                finished.append(oid)
                 continue
-            wait_ns = int(silence_s * 1e9) * 2 ** min(t.silence_checks, SILENCE_BACKOFF_MAX_DOUBLINGS)
+            if t.order.type is not OrderType.MARKET:
+                continue
+            wait_ns = silence_ns * 2 ** min(t.silence_checks, SILENCE_BACKOFF_MAX_DOUBLINGS)
             if now_ns - max(t.last_update_ns, t.last_check_ns) > wait_ns:
                 out.append(oid)
+        for oid in finished:
+            del self._unfinished[oid]
         return sorted(out)
 
     def note_checked(self, order_id: str, now_ns: int) -> None:
