@@ -135,6 +135,7 @@ class AlpacaHttp:
         # answer from the API (None while it answers). 4xx/429 count as answers: the API is there.
         self.unreachable_since_s: float | None = None
         self.last_failure_s: float | None = None
+        self._reachability_listeners: list[Callable[[], None]] = []
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -157,6 +158,11 @@ class AlpacaHttp:
             return client.build_request(method, url, json=json)
         return httpx.Request(method, url, headers=client.headers, json=json,
                              extensions={"timeout": client.timeout.as_dict()})
+
+    def on_change(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` (synchronously) whenever a failure or a first answer after failures may have
+        changed what ``unreachable`` says (the connectivity loop sleeps until then)."""
+        self._reachability_listeners.append(callback)
 
     def unreachable(self, *, evidence_window_s: float = 10.0) -> bool:
         """Is the API failing now? Only on fresh evidence: a failure followed by silence (no call made)
@@ -233,8 +239,12 @@ class AlpacaHttp:
                 if self.unreachable_since_s is None:
                     self.unreachable_since_s = start_s
                 self.last_failure_s = trio.current_time()
-            else:
+                for listener in self._reachability_listeners:
+                    listener()
+            elif self.unreachable_since_s is not None:
                 self.unreachable_since_s = None
+                for listener in self._reachability_listeners:
+                    listener()
             if response is not None:
                 self._observe_rate_headers(response)
                 if 200 <= response.status_code < 300:

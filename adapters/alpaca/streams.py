@@ -168,6 +168,7 @@ class _StreamShell(Generic[T]):
         self._poll_running = False
         self._ready = trio.Event()
         self.process_lock = trio.Lock()  # consumer vs resync/poll: updates are delivered one unit at a time
+        self._state_listeners: list[Callable[[], None]] = []
         # records, for tests and metrics
         self.connects = 0
         self.decode_errors = 0
@@ -177,6 +178,10 @@ class _StreamShell(Generic[T]):
     @property
     def live(self) -> bool:
         return self.machine.state is fsm.ConnState.LIVE
+
+    def on_change(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` (synchronously, no await) whenever the connection machine changes state."""
+        self._state_listeners.append(callback)
 
     # --- hooks -------------------------------------------------------------------------------------
 
@@ -248,6 +253,8 @@ class _StreamShell(Generic[T]):
                 continue
             if self.machine.state is not before:
                 _record(self.states_log, self.machine.state.value)
+                for listener in self._state_listeners:
+                    listener()
                 log.info("%s: %s -> %s on %s", self.name, before.value, self.machine.state.value,
                          type(event).__name__)
             for command in commands:
