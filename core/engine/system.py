@@ -357,7 +357,7 @@ class Engine:
         self.execution = execution
         market = MarketActor(state=state, symbols=self.config.symbols,
                              decision_interval_s=self.config.policy.decision_interval_s, inbox=md_recv,
-                             decisions=dec_send, now_ns=ctx.now_ns)
+                             decisions=dec_send, now_ns=ctx.now_ns, on_mark=ctx.book_changed)
         self.market = market
         await self.warm_up(ctx)
         policy = PolicyActor(ctx, model=self.model, inbox=dec_recv, signals=sig_send,
