@@ -23,6 +23,7 @@ from adapters.alpaca import decoders
 from adapters.alpaca.config import Credentials
 from adapters.alpaca.gapfill import MARKET_ORDER_SILENCE_S, BarGapFiller, QuoteCarry, TradeGapTracker
 from core import connection_fsm as fsm
+from core.engine.alarm import GridAlarm
 from core.fsm_errors import IllegalTransition
 from core.limits import (
     HEARTBEAT_INTERVAL_S,
@@ -454,6 +455,8 @@ class TradingStream(_StreamShell[TradeUpdate]):
         super().__init__(url=url, credentials=credentials, clock=clock, **kwargs)
         self.rest = rest
         self.tracker = TradeGapTracker()
+        self._silence_alarm = GridAlarm()
+        self.tracker.on_change = self._silence_alarm.ring
         self._on_resync = on_resync
         self._heard_ns = clock.now_ns()  # the stream is trusted up to here; resyncs re-read from before it
         self.resyncs = 0
@@ -546,9 +549,16 @@ class TradingStream(_StreamShell[TradeUpdate]):
         await self._refresh(deliver)
 
     async def background(self, deliver: Callable[[TradeUpdate], Awaitable[None]]) -> None:
-        """Open market orders that stay silent are checked over REST (their updates may be lost)."""
+        """Open market orders that stay silent are checked over REST (their updates may be lost).
+
+        Checked every MARKET_ORDER_SILENCE_S while an open market order is tracked; with none, the check could
+        only come back empty, so it sleeps until the tracker changes (then resumes on the same 10 s grid)."""
+        alarm = self._silence_alarm
+        rung = alarm.rings - 1  # the first check is on time
         while True:
-            await trio.sleep(MARKET_ORDER_SILENCE_S)
+            await alarm.sleep(MARKET_ORDER_SILENCE_S,
+                              due=alarm.rings != rung or self.tracker.has_open_market_orders())
+            rung = alarm.rings
             silent = self.tracker.silent_orders(self.clock.now_ns())
             if not silent:
                 continue
