@@ -114,6 +114,10 @@ class DropOldestBuffer(Generic[T]):
         self.high_water = max(self.high_water, len(self._items))
         self._lot.unpark()
 
+    def get_nowait(self) -> T:
+        """The oldest item; the caller checked ``len``. (IndexError when empty.)"""
+        return self._items.popleft()
+
     async def get(self) -> T:
         while not self._items:
             await self._lot.park()
@@ -394,6 +398,10 @@ class _StreamShell(Generic[T]):
             item = await self.buffer.get()
             async with self.process_lock:
                 await self.process(item, deliver)
+                # What was already buffered (a frame carries many), under the same hold of the lock: each item
+                # is still processed whole and in order, a resync waits at most for this batch.
+                for _ in range(len(self.buffer)):
+                    await self.process(self.buffer.get_nowait(), deliver)
 
     async def _resync_task(self, conn_id: int) -> None:
         assert self._deliver is not None

@@ -132,12 +132,23 @@ class MarketActor:
         task_status.started()
         async with self.inbox:
             async for message in self.inbox:
-                if isinstance(message, QuoteUpdated):
-                    self.on_quote(message.quote)
-                    continue
-                for decision_bar in self.on_bar(message.bar):
-                    self.state.bars(decision_bar.symbol).append(decision_bar)
-                await self._maybe_decide(message.bar.ts_ns)
+                await self.handle(message)
+                while True:  # what is already queued, without a scheduler pass per message
+                    try:
+                        message = self.inbox.receive_nowait()
+                    except trio.WouldBlock:
+                        break
+                    except trio.EndOfChannel:
+                        return
+                    await self.handle(message)
+
+    async def handle(self, message: BarClosed | QuoteUpdated) -> None:
+        if isinstance(message, QuoteUpdated):
+            self.on_quote(message.quote)
+            return
+        for decision_bar in self.on_bar(message.bar):
+            self.state.bars(decision_bar.symbol).append(decision_bar)
+        await self._maybe_decide(message.bar.ts_ns)
 
     async def _maybe_decide(self, bar_ts_ns: int) -> None:
         """A bar from a new bucket means the previous bucket ended for everyone: decide once per bucket."""

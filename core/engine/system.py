@@ -380,10 +380,17 @@ class Engine:
             await ex_send.send(TradeUpdateReceived(update=update))
 
         async def deliver_market(item: Bar | Quote) -> None:
+            message: BarClosed | QuoteUpdated
             if isinstance(item, Bar):
-                await md_send.send(BarClosed(bar=item))
+                message = BarClosed(bar=item)
             elif isinstance(item, Quote):
-                await md_send.send(QuoteUpdated(quote=item))
+                message = QuoteUpdated(quote=item)
+            else:
+                return
+            try:  # no scheduler pass per bar/quote while the market actor keeps up; backpressure when it does not
+                md_send.send_nowait(message)
+            except trio.WouldBlock:
+                await md_send.send(message)
 
         ctx.system("health", reason=ENGINE_STARTED_REASON,
                    extra={"resumed": bool(state.orders), "halt": state.halt.get("state", HaltState.ACTIVE.value),
