@@ -237,35 +237,49 @@ class _StreamShell(Generic[T]):
             task_status.started()
 
     async def _post(self, conn_id: int, event: fsm.ConnEvent) -> None:
-        await self._events_send.send((conn_id, event))
+        try:  # no scheduler pass per machine event while the queue has room (heartbeats: two per tick)
+            self._events_send.send_nowait((conn_id, event))
+        except trio.WouldBlock:
+            await self._events_send.send((conn_id, event))
 
     async def _machine_loop(self) -> None:
         async for conn_id, event in self._events_recv:
-            if conn_id and conn_id != self._conn_id:
-                continue  # a late report from a connection we already left
-            if isinstance(event, fsm.MessageReceived) and (self.machine.state, fsm.MessageReceived) not in (
-                fsm.TRANSITIONS
-            ):
-                continue  # proof of life from a socket the machine has already given up on
-            if isinstance(event, fsm.Resynced | fsm.ResyncFailed) and self.machine.state is not fsm.ConnState.RESYNCING:
-                continue  # a resync that outlived its connection: the next connection resyncs again
-            before = self.machine.state
-            try:
-                commands = self.machine.handle(event)
-            except IllegalTransition as exc:
-                log.error("%s: %s", self.name, exc)
-                self.monitor.incr(f"alpaca.stream.{self.name}.illegal_event")
-                continue
-            if self.machine.state is not before:
-                _record(self.states_log, self.machine.state.value)
-                for listener in self._state_listeners:
-                    listener()
-                log.info("%s: %s -> %s on %s", self.name, before.value, self.machine.state.value,
-                         type(event).__name__)
-            for command in commands:
-                await self._execute(command)
-            if self.machine.state is fsm.ConnState.FAILED:
-                raise StreamFailed(f"{self.name}: connection failed for good (see alerts)")
+            await self._on_event(conn_id, event)
+            while True:  # what is already queued, in order, without a scheduler pass per event
+                try:
+                    conn_id, event = self._events_recv.receive_nowait()
+                except trio.WouldBlock:
+                    break
+                except trio.EndOfChannel:
+                    return
+                await self._on_event(conn_id, event)
+
+    async def _on_event(self, conn_id: int, event: fsm.ConnEvent) -> None:
+        if conn_id and conn_id != self._conn_id:
+            return  # a late report from a connection we already left
+        if isinstance(event, fsm.MessageReceived) and (self.machine.state, fsm.MessageReceived) not in (
+            fsm.TRANSITIONS
+        ):
+            return  # proof of life from a socket the machine has already given up on
+        if isinstance(event, fsm.Resynced | fsm.ResyncFailed) and self.machine.state is not fsm.ConnState.RESYNCING:
+            return  # a resync that outlived its connection: the next connection resyncs again
+        before = self.machine.state
+        try:
+            commands = self.machine.handle(event)
+        except IllegalTransition as exc:
+            log.error("%s: %s", self.name, exc)
+            self.monitor.incr(f"alpaca.stream.{self.name}.illegal_event")
+            return
+        if self.machine.state is not before:
+            _record(self.states_log, self.machine.state.value)
+            for listener in self._state_listeners:
+                listener()
+            log.info("%s: %s -> %s on %s", self.name, before.value, self.machine.state.value,
+                     type(event).__name__)
+        for command in commands:
+            await self._execute(command)
+        if self.machine.state is fsm.ConnState.FAILED:
+            raise StreamFailed(f"{self.name}: connection failed for good (see alerts)")
 
     async def _execute(self, command: fsm.ConnCommand) -> None:
         assert self._nursery is not None
