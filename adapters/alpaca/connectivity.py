@@ -12,6 +12,8 @@ from typing import Final, Protocol
 
 import trio
 
+from core.engine.alarm import GridAlarm
+
 HEALTHY_POLL_S: Final = 5.0  # every channel live: a change is seen within this
 DEGRADED_POLL_S: Final = 1.0  # a channel down: second resolution for the > 30 s connectivity trip
 
@@ -57,6 +59,12 @@ def channel_states(rest: _Rest, trading: _Stream, market: _Stream) -> Channels:
     )
 
 
+def _change_hooks(*sources: object) -> list[Callable[[Callable[[], None]], None]] | None:
+    """Every source's ``on_change`` registration, or None if one has none (then the loop samples on time)."""
+    hooks = [getattr(source, "on_change", None) for source in sources]
+    return [hook for hook in hooks if callable(hook)] if all(callable(h) for h in hooks) else None
+
+
 async def forward_connectivity(
     engine: ConnectivitySink,
     rest: _Rest,
@@ -66,16 +74,30 @@ async def forward_connectivity(
     on_sample: Callable[[Channels, float], None] | None = None,
 ) -> None:
     """Forward every state change, forever. ``on_sample(states, step_s)`` sees each sample and the time until
-    the next one (the simulation counts seconds spent polling with it)."""
+    the next one (the simulation counts seconds spent polling with it).
+
+    While every channel is live, a state can only move when a stream's connection machine changes state or a
+    REST call fails; both ring a ``GridAlarm`` (``on_change`` of the streams and of ``AlpacaHttp``), so the
+    healthy samples that could only repeat the last one are skipped and a change is still seen at the 5 s
+    sample instant the plain loop would have seen it at. Sources without ``on_change`` are sampled on time."""
     last: dict[str, str] = {}
+    hooks = _change_hooks(trading, market, rest.http)
+    alarm = GridAlarm()
+    for hook in hooks or ():
+        hook(alarm.ring)
     await engine.started.wait()
     while True:
+        rung = alarm.rings
         states = channel_states(rest, trading, market)
         for name, state in states:
             if last.get(name) != state:
                 last[name] = state
                 await engine.connectivity_changed(name, state)
-        step_s = HEALTHY_POLL_S if all(state == "live" for _, state in states) else DEGRADED_POLL_S
+        healthy = all(state == "live" for _, state in states)
+        step_s = HEALTHY_POLL_S if healthy else DEGRADED_POLL_S
         if on_sample is not None:
             on_sample(states, step_s)
-        await trio.sleep(step_s)
+        if healthy and hooks is not None:
+            await alarm.sleep(step_s, due=alarm.rings != rung)  # a ring since the sample: look again on time
+        else:
+            await trio.sleep(step_s)

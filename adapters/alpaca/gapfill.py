@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -91,9 +91,15 @@ class TradeGapTracker:
 
     def __init__(self) -> None:
         self._orders: OrderedDict[str, OrderTrack] = OrderedDict()
+        # Tracks not yet seen terminal, in tracking order: terminal is absorbing here (``_record_snapshot`` and
+        # ``synthesize`` never roll a terminal order back), so the silent-order scan drops them for good.
+        self._unfinished: dict[str, OrderTrack] = {}
         self._status_keys: OrderedDict[tuple[str, str, int, Decimal], None] = OrderedDict()
         self.suspects: set[str] = set()  # order ids with unresolved gaps
         self.counters: dict[str, int] = {}
+        # Told when an order starts being tracked or its snapshot changes (the silent-order watch sleeps while
+        # no open market order is tracked, until then).
+        self.on_change: Callable[[], None] | None = None
 
     def _count(self, name: str) -> None:
         self.counters[name] = self.counters.get(name, 0) + 1
@@ -101,8 +107,9 @@ class TradeGapTracker:
     def track(self, order: BrokerOrder, *, now_ns: int = 0) -> OrderTrack:
         t = self._orders.get(order.id)
         if t is None:
-            t = self._orders[order.id] = OrderTrack(order=order, last_update_ns=now_ns)
+            t = self._orders[order.id] = self._unfinished[order.id] = OrderTrack(order=order, last_update_ns=now_ns)
             self._evict()
+            self._changed()
         return t
 
     def _evict(self) -> None:
@@ -111,6 +118,7 @@ class TradeGapTracker:
             if victim is None:
                 victim = next(iter(self._orders))
             del self._orders[victim]
+            self._unfinished.pop(victim, None)
 
     def get(self, order_id: str) -> OrderTrack | None:
         return self._orders.get(order_id)
@@ -159,12 +167,12 @@ class TradeGapTracker:
             self.suspects.add(t.order.id)
         return Verdict(deliver=True, gap=gap, reason="fill skips unseen executions" if gap else "fill")
 
-    @staticmethod
-    def _record_snapshot(t: OrderTrack, order: BrokerOrder, ts_ns: int) -> None:
+    def _record_snapshot(self, t: OrderTrack, order: BrokerOrder, ts_ns: int) -> None:
         # why: the wire reorders; an older or post-terminal snapshot must not roll the order back.
         stale = ts_ns < t.last_update_ns or (t.terminal and order.status not in TERMINAL_STATUSES)
         if not stale:
             t.order = order
+            self._changed()
         t.last_update_ns = max(t.last_update_ns, ts_ns)
         t.silence_checks = 0
 
@@ -220,6 +228,7 @@ class TradeGapTracker:
             self._count("synthesized_status")
         if t.order.status not in TERMINAL_STATUSES or order.status in TERMINAL_STATUSES:
             t.order = order
+            self._changed()
         t.last_update_ns = max(t.last_update_ns, order.updated_at_ns)
         return out
 
@@ -228,6 +237,14 @@ class TradeGapTracker:
         counted = t.counted_qty if t is not None else Decimal(0)
         return order.filled_qty > counted or order.id in self.suspects
 
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change()
+
+    def has_open_market_orders(self) -> bool:
+        """Could ``silent_orders`` find anything, now or later without news? (Only open market orders count.)"""
+        return any(not t.terminal and t.order.type is OrderType.MARKET for t in self._unfinished.values())
+
     def silent_orders(self, now_ns: int, *, silence_s: float = MARKET_ORDER_SILENCE_S) -> list[str]:
         """Open market orders with no news for ``silence_s``: their updates were probably lost.
 
@@ -235,12 +252,19 @@ class TradeGapTracker:
         often, so a quiet book cannot eat the rate limit.
         """
         out = []
-        for oid, t in self._orders.items():
-            if t.terminal or t.order.type is not OrderType.MARKET:
+        silence_ns = int(silence_s * 1e9)
+        finished = []
+        for oid, t in self._unfinished.items():
+            if t.terminal:
+                finished.append(oid)
                 continue
-            wait_ns = int(silence_s * 1e9) * 2 ** min(t.silence_checks, SILENCE_BACKOFF_MAX_DOUBLINGS)
+            if t.order.type is not OrderType.MARKET:
+                continue
+            wait_ns = silence_ns * 2 ** min(t.silence_checks, SILENCE_BACKOFF_MAX_DOUBLINGS)
             if now_ns - max(t.last_update_ns, t.last_check_ns) > wait_ns:
                 out.append(oid)
+        for oid in finished:
+            del self._unfinished[oid]
         return sorted(out)
 
     def note_checked(self, order_id: str, now_ns: int) -> None:

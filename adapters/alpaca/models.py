@@ -6,6 +6,7 @@ integer nanoseconds. Anything that does not fit raises ``ResponseDecodeError`` a
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from decimal import Decimal
@@ -49,6 +50,11 @@ def _days_from_civil(year: int, month: int, day: int) -> int:
     return era * 146097 + doe - 719468
 
 
+# Every REST list re-sends the same created/updated/submitted times: a parse is remembered (bounded, pure).
+RFC3339_CACHE_MAX = 8_192
+
+
+@functools.lru_cache(maxsize=RFC3339_CACHE_MAX)
 def rfc3339_to_ns(text: str) -> int:
     """``2024-01-02T14:30:01.123456789Z`` or ``...-05:00`` -> epoch nanoseconds (naive = UTC)."""
     match = _RFC3339.match(text.strip())

@@ -59,7 +59,36 @@ BARS_PAGE_MAX = 10_000  # alpaca-wire.md §3: limit per page
 MAX_PAGES = 1_000
 USER_AGENT = "ttlive/0.1 (trio; httpx)"
 
+URL_CACHE_MAX = 256  # distinct (path, query) URLs kept parsed; the polled ones (account, positions, open orders)
+
 ResendCheck = Callable[[Failure], Awaitable[bool]]
+
+
+class _SetCookieOnlyJar(httpx.Cookies):
+    """httpx's cookie jar, minus the per-response urllib round trip when a response sets no cookie.
+
+    Alpaca's API sets none; a response that does is still stored exactly as httpx would store it.
+    """
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        if "set-cookie" in response.headers:
+            super().extract_cookies(response)
+
+
+class _Client(httpx.AsyncClient):
+    """``httpx.AsyncClient`` with the jar above (httpx builds a plain one and offers no hook for it)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._jar = _SetCookieOnlyJar()
+
+    @property
+    def cookies(self) -> httpx.Cookies:
+        return self._jar
+
+    @cookies.setter
+    def cookies(self, cookies: Any) -> None:
+        self._jar = _SetCookieOnlyJar(cookies)
 
 
 def _ns_param(ts_ns: int) -> str:
@@ -93,21 +122,47 @@ class AlpacaHttp:
         self.monitor: Monitor = monitor or NullMonitor()
         self.timeout_s = timeout_s
         self._prefix = metric_prefix
-        self._client = httpx.AsyncClient(
+        self._client = _Client(
             base_url=base_url,
             transport=transport,
             headers={**credentials.headers(), "User-Agent": USER_AGENT},
             timeout=httpx.Timeout(timeout_s),
             follow_redirects=False,
         )
+        self._urls: dict[tuple[str, tuple[tuple[str, str], ...]], httpx.URL] = {}
         self.attempts = 0  # every HTTP attempt, for tests and metrics
         # Reachability, for the connectivity kill switch: trio time of the first failure since the last
         # answer from the API (None while it answers). 4xx/429 count as answers: the API is there.
         self.unreachable_since_s: float | None = None
         self.last_failure_s: float | None = None
+        self._reachability_listeners: list[Callable[[], None]] = []
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+    def _request(self, method: str, path: str, params: dict[str, str] | None, json: Any) -> httpx.Request:
+        """``AsyncClient.build_request`` with the merged URL remembered: the polled calls (account, positions,
+        open orders) skip httpx's URL parsing and merging, which cost more than the rest of the request."""
+        key = (path, tuple(params.items()) if params else ())
+        url = self._urls.get(key)
+        if url is None:
+            request = self._client.build_request(method, path, params=params, json=json)
+            if len(self._urls) >= URL_CACHE_MAX:
+                self._urls.clear()
+            self._urls[key] = request.url
+            return request
+        client = self._client
+        # What build_request would build from this URL: the client's headers, no cookies (the jar is empty
+        # unless the API set one: then let httpx merge it), the client's timeout.
+        if client.cookies:
+            return client.build_request(method, url, json=json)
+        return httpx.Request(method, url, headers=client.headers, json=json,
+                             extensions={"timeout": client.timeout.as_dict()})
+
+    def on_change(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` (synchronously) whenever a failure or a first answer after failures may have
+        changed what ``unreachable`` says (the connectivity loop sleeps until then)."""
+        self._reachability_listeners.append(callback)
 
     def unreachable(self, *, evidence_window_s: float = 10.0) -> bool:
         """Is the API failing now? Only on fresh evidence: a failure followed by silence (no call made)
@@ -168,7 +223,7 @@ class AlpacaHttp:
             start_s = trio.current_time()
             try:
                 with trio.fail_after(self.timeout_s):
-                    response = await self._client.request(method, path, params=params, json=json)
+                    response = await self._client.send(self._request(method, path, params, json))
             except (trio.TooSlowError, httpx.TimeoutException):
                 failure: Failure = Failure.TIMEOUT
                 error: BrokerError = BrokerUnavailable(
@@ -184,8 +239,12 @@ class AlpacaHttp:
                 if self.unreachable_since_s is None:
                     self.unreachable_since_s = start_s
                 self.last_failure_s = trio.current_time()
-            else:
+                for listener in self._reachability_listeners:
+                    listener()
+            elif self.unreachable_since_s is not None:
                 self.unreachable_since_s = None
+                for listener in self._reachability_listeners:
+                    listener()
             if response is not None:
                 self._observe_rate_headers(response)
                 if 200 <= response.status_code < 300:

@@ -23,6 +23,7 @@ from adapters.alpaca import decoders
 from adapters.alpaca.config import Credentials
 from adapters.alpaca.gapfill import MARKET_ORDER_SILENCE_S, BarGapFiller, QuoteCarry, TradeGapTracker
 from core import connection_fsm as fsm
+from core.engine.alarm import GridAlarm
 from core.fsm_errors import IllegalTransition
 from core.limits import (
     HEARTBEAT_INTERVAL_S,
@@ -113,6 +114,10 @@ class DropOldestBuffer(Generic[T]):
         self.high_water = max(self.high_water, len(self._items))
         self._lot.unpark()
 
+    def get_nowait(self) -> T:
+        """The oldest item; the caller checked ``len``. (IndexError when empty.)"""
+        return self._items.popleft()
+
     async def get(self) -> T:
         while not self._items:
             await self._lot.park()
@@ -168,6 +173,7 @@ class _StreamShell(Generic[T]):
         self._poll_running = False
         self._ready = trio.Event()
         self.process_lock = trio.Lock()  # consumer vs resync/poll: updates are delivered one unit at a time
+        self._state_listeners: list[Callable[[], None]] = []
         # records, for tests and metrics
         self.connects = 0
         self.decode_errors = 0
@@ -177,6 +183,10 @@ class _StreamShell(Generic[T]):
     @property
     def live(self) -> bool:
         return self.machine.state is fsm.ConnState.LIVE
+
+    def on_change(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` (synchronously, no await) whenever the connection machine changes state."""
+        self._state_listeners.append(callback)
 
     # --- hooks -------------------------------------------------------------------------------------
 
@@ -227,33 +237,49 @@ class _StreamShell(Generic[T]):
             task_status.started()
 
     async def _post(self, conn_id: int, event: fsm.ConnEvent) -> None:
-        await self._events_send.send((conn_id, event))
+        try:  # no scheduler pass per machine event while the queue has room (heartbeats: two per tick)
+            self._events_send.send_nowait((conn_id, event))
+        except trio.WouldBlock:
+            await self._events_send.send((conn_id, event))
 
     async def _machine_loop(self) -> None:
         async for conn_id, event in self._events_recv:
-            if conn_id and conn_id != self._conn_id:
-                continue  # a late report from a connection we already left
-            if isinstance(event, fsm.MessageReceived) and (self.machine.state, fsm.MessageReceived) not in (
-                fsm.TRANSITIONS
-            ):
-                continue  # proof of life from a socket the machine has already given up on
-            if isinstance(event, fsm.Resynced | fsm.ResyncFailed) and self.machine.state is not fsm.ConnState.RESYNCING:
-                continue  # a resync that outlived its connection: the next connection resyncs again
-            before = self.machine.state
-            try:
-                commands = self.machine.handle(event)
-            except IllegalTransition as exc:
-                log.error("%s: %s", self.name, exc)
-                self.monitor.incr(f"alpaca.stream.{self.name}.illegal_event")
-                continue
-            if self.machine.state is not before:
-                _record(self.states_log, self.machine.state.value)
-                log.info("%s: %s -> %s on %s", self.name, before.value, self.machine.state.value,
-                         type(event).__name__)
-            for command in commands:
-                await self._execute(command)
-            if self.machine.state is fsm.ConnState.FAILED:
-                raise StreamFailed(f"{self.name}: connection failed for good (see alerts)")
+            await self._on_event(conn_id, event)
+            while True:  # what is already queued, in order, without a scheduler pass per event
+                try:
+                    conn_id, event = self._events_recv.receive_nowait()
+                except trio.WouldBlock:
+                    break
+                except trio.EndOfChannel:
+                    return
+                await self._on_event(conn_id, event)
+
+    async def _on_event(self, conn_id: int, event: fsm.ConnEvent) -> None:
+        if conn_id and conn_id != self._conn_id:
+            return  # a late report from a connection we already left
+        if isinstance(event, fsm.MessageReceived) and (self.machine.state, fsm.MessageReceived) not in (
+            fsm.TRANSITIONS
+        ):
+            return  # proof of life from a socket the machine has already given up on
+        if isinstance(event, fsm.Resynced | fsm.ResyncFailed) and self.machine.state is not fsm.ConnState.RESYNCING:
+            return  # a resync that outlived its connection: the next connection resyncs again
+        before = self.machine.state
+        try:
+            commands = self.machine.handle(event)
+        except IllegalTransition as exc:
+            log.error("%s: %s", self.name, exc)
+            self.monitor.incr(f"alpaca.stream.{self.name}.illegal_event")
+            return
+        if self.machine.state is not before:
+            _record(self.states_log, self.machine.state.value)
+            for listener in self._state_listeners:
+                listener()
+            log.info("%s: %s -> %s on %s", self.name, before.value, self.machine.state.value,
+                     type(event).__name__)
+        for command in commands:
+            await self._execute(command)
+        if self.machine.state is fsm.ConnState.FAILED:
+            raise StreamFailed(f"{self.name}: connection failed for good (see alerts)")
 
     async def _execute(self, command: fsm.ConnCommand) -> None:
         assert self._nursery is not None
@@ -386,6 +412,10 @@ class _StreamShell(Generic[T]):
             item = await self.buffer.get()
             async with self.process_lock:
                 await self.process(item, deliver)
+                # What was already buffered (a frame carries many), under the same hold of the lock: each item
+                # is still processed whole and in order, a resync waits at most for this batch.
+                for _ in range(len(self.buffer)):
+                    await self.process(self.buffer.get_nowait(), deliver)
 
     async def _resync_task(self, conn_id: int) -> None:
         assert self._deliver is not None
@@ -447,6 +477,8 @@ class TradingStream(_StreamShell[TradeUpdate]):
         super().__init__(url=url, credentials=credentials, clock=clock, **kwargs)
         self.rest = rest
         self.tracker = TradeGapTracker()
+        self._silence_alarm = GridAlarm()
+        self.tracker.on_change = self._silence_alarm.ring
         self._on_resync = on_resync
         self._heard_ns = clock.now_ns()  # the stream is trusted up to here; resyncs re-read from before it
         self.resyncs = 0
@@ -539,9 +571,16 @@ class TradingStream(_StreamShell[TradeUpdate]):
         await self._refresh(deliver)
 
     async def background(self, deliver: Callable[[TradeUpdate], Awaitable[None]]) -> None:
-        """Open market orders that stay silent are checked over REST (their updates may be lost)."""
+        """Open market orders that stay silent are checked over REST (their updates may be lost).
+
+        Checked every MARKET_ORDER_SILENCE_S while an open market order is tracked; with none, the check could
+        only come back empty, so it sleeps until the tracker changes (then resumes on the same 10 s grid)."""
+        alarm = self._silence_alarm
+        rung = alarm.rings - 1  # the first check is on time
         while True:
-            await trio.sleep(MARKET_ORDER_SILENCE_S)
+            await alarm.sleep(MARKET_ORDER_SILENCE_S,
+                              due=alarm.rings != rung or self.tracker.has_open_market_orders())
+            rung = alarm.rings
             silent = self.tracker.silent_orders(self.clock.now_ns())
             if not silent:
                 continue

@@ -120,12 +120,14 @@ def activity_id(ts_ns: int, uid: str) -> str:
 # --- values -----------------------------------------------------------------------------------------
 
 
+_QUANTA = {places: Decimal(1).scaleb(-places) for places in range(19)}  # 1E-places, built once
+
+
 def dec_str(value: Decimal, max_places: int = 9) -> str:
     """Plain decimal string without exponent or trailing zeros (``"100"``, ``"185.12"``, ``"-5"``)."""
-    quantum = Decimal(1).scaleb(-max_places)
     exponent = value.as_tuple().exponent
     if isinstance(exponent, int) and exponent < -max_places:
-        value = value.quantize(quantum)
+        value = value.quantize(_QUANTA.get(max_places) or Decimal(1).scaleb(-max_places))
     text = format(value.normalize(), "f")
     return "0" if text in ("-0", "0") else text
 

@@ -14,6 +14,7 @@ from typing import Any
 from core import audit as audit_records
 from core.audit import AuditEntry
 from core.config import EngineConfig
+from core.engine.alarm import GridAlarm
 from core.engine.state import EngineState
 from core.model import AccountType
 from core.ports import AlertSink, AuditSink, BrokerRest, Clock, IdFactory, Monitor, NullMonitor, StateStore
@@ -37,6 +38,9 @@ class EngineContext:
     session_start_ns: int = 0
     # Called for every trade the supervisor should know about (set by the system at wiring time).
     on_audit: Callable[[AuditEntry], None] | None = None
+    # Rung by every writer of the ledger (marks, fills, adopted positions): the supervisor's idle equity tick
+    # sleeps until then instead of re-reading an unchanged book every 5 s.
+    book_alarm: GridAlarm = field(default_factory=GridAlarm)
 
     def now_ns(self) -> int:
         return self.clock.now_ns()
@@ -55,6 +59,10 @@ class EngineContext:
         self.audit(audit_records.system_record(
             kind, ts_ns=self.now_ns(), reason=reason, operator=operator, symbol=symbol, extra=extra,
         ))
+
+    def book_changed(self) -> None:
+        """The ledger's equity may have moved (call after a mark, a fill or an adopted position)."""
+        self.book_alarm.ring()
 
     def persist(self) -> None:
         self.store.save(self.state.to_dict())

@@ -503,6 +503,7 @@ class ExecutionActor:
         ))
         booked = ctx.state.ledger.apply_fill(fill)
         assert booked is not None, "ledger and order machine disagree on a fill's novelty"
+        ctx.book_changed()
         ctx.state.counters.fills += 1
         halted_since = self.halted_since_ns()
         if halted_since is not None and fill.ts_ns >= halted_since:

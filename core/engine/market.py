@@ -7,6 +7,7 @@ update re-marks the ledger so equity, P&L and risk see current prices.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from decimal import Decimal
 
 import trio
@@ -80,8 +81,10 @@ class MarketActor:
         inbox: trio.MemoryReceiveChannel[BarClosed | QuoteUpdated],
         decisions: trio.MemorySendChannel[DecisionDue],
         now_ns: object,
+        on_mark: Callable[[], None],
     ) -> None:
         self.state = state
+        self._on_mark = on_mark  # a mark moves equity: EngineContext.book_changed (the supervisor's idle tick)
         self.symbols = sorted(symbols)
         self.roller = BarRoller(int(decision_interval_s * 1e9))
         self.inbox = inbox
@@ -96,6 +99,7 @@ class MarketActor:
             return
         self.state.quotes[quote.symbol] = quote
         self.state.ledger.mark(quote.symbol, quote.mid)
+        self._on_mark()
 
     def on_bar(self, bar: Bar) -> list[Bar]:
         """Returns decision bars closed by this bar (for this symbol, plus gap fills for silent symbols)."""
@@ -104,6 +108,7 @@ class MarketActor:
             return []
         if bar.symbol not in self.state.quotes:
             self.state.ledger.mark(bar.symbol, bar.close)
+            self._on_mark()
         closed = self.roller.add(bar)
         return [closed] if closed is not None else []
 
@@ -127,12 +132,23 @@ class MarketActor:
         task_status.started()
         async with self.inbox:
             async for message in self.inbox:
-                if isinstance(message, QuoteUpdated):
-                    self.on_quote(message.quote)
-                    continue
-                for decision_bar in self.on_bar(message.bar):
-                    self.state.bars(decision_bar.symbol).append(decision_bar)
-                await self._maybe_decide(message.bar.ts_ns)
+                await self.handle(message)
+                while True:  # what is already queued, without a scheduler pass per message
+                    try:
+                        message = self.inbox.receive_nowait()
+                    except trio.WouldBlock:
+                        break
+                    except trio.EndOfChannel:
+                        return
+                    await self.handle(message)
+
+    async def handle(self, message: BarClosed | QuoteUpdated) -> None:
+        if isinstance(message, QuoteUpdated):
+            self.on_quote(message.quote)
+            return
+        for decision_bar in self.on_bar(message.bar):
+            self.state.bars(decision_bar.symbol).append(decision_bar)
+        await self._maybe_decide(message.bar.ts_ns)
 
     async def _maybe_decide(self, bar_ts_ns: int) -> None:
         """A bar from a new bucket means the previous bucket ended for everyone: decide once per bucket."""

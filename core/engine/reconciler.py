@@ -184,6 +184,7 @@ class Reconciler:
                 continue
             price = self.ctx.state.mark(symbol) or Decimal(0)
             delta = ledger.adopt_venue_position(symbol, qty, price)
+            self.ctx.book_changed()
             self.ctx.system("reconcile", reason=reason, symbol=symbol,
                             extra={"adopted_qty": str(qty), "delta": str(delta)})
         self.ctx.persist()

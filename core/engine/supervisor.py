@@ -82,6 +82,9 @@ class Supervisor:
         # placed or survived while we were down).
         self.cancel_all_owed = self.is_halted
         self._cancel_retry_at_s = 0.0
+        # The idle tick re-marks equity for the loss triggers; the book's writers ring ctx.book_alarm when equity
+        # may have moved (a mark, a fill, an adopted position), so a tick that could only repeat the last is skipped.
+        self._quiet = False  # the last step was an idle tick and nothing rang since it read the book
         self.trip_log: list[tuple[int, str, str]] = []  # (ts_ns, trigger, reason)
         self.reset_log: list[tuple[int, str, str]] = []
         self._save()
@@ -115,15 +118,23 @@ class Supervisor:
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         await self.recover()
         task_status.started()
+        alarm = self.ctx.book_alarm
         async with self.inbox:
             while True:
                 message: SupervisorMessage | None = None
-                with trio.move_on_after(TICK_S if self.monitor.state.lost_since_s else IDLE_TICK_S):
+                lost = bool(self.monitor.state.lost_since_s)
+                # A tick is due on time unless it could only repeat the last idle tick: same book (no ring), no
+                # channel down (the connectivity clock runs), no cancel-all retry owed, no message since.
+                owed = self.cancel_all_owed and self.halt.state is HaltState.HALTED
+                due = lost or owed or not self._quiet
+                with alarm.wait_scope(TICK_S if lost else IDLE_TICK_S, due=due):
                     try:
                         message = await self.inbox.receive()
                     except trio.EndOfChannel:
                         return
+                rung = alarm.rings
                 await self.step(message)
+                self._quiet = message is None and alarm.rings == rung
 
     async def step(self, message: SupervisorMessage | None) -> None:
         ctx = self.ctx

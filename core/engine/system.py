@@ -412,7 +412,7 @@ class Engine:
         self.execution = execution
         market = MarketActor(state=state, symbols=self.config.symbols,
                              decision_interval_s=self.config.policy.decision_interval_s, inbox=md_recv,
-                             decisions=dec_send, now_ns=ctx.now_ns)
+                             decisions=dec_send, now_ns=ctx.now_ns, on_mark=ctx.book_changed)
         self.market = market
         await self.warm_up(ctx)
         policy = PolicyActor(ctx, model=self.model, inbox=dec_recv, signals=sig_send,
@@ -436,10 +436,17 @@ class Engine:
             await ex_send.send(TradeUpdateReceived(update=update))
 
         async def deliver_market(item: Bar | Quote) -> None:
+            message: BarClosed | QuoteUpdated
             if isinstance(item, Bar):
-                await md_send.send(BarClosed(bar=item))
+                message = BarClosed(bar=item)
             elif isinstance(item, Quote):
-                await md_send.send(QuoteUpdated(quote=item))
+                message = QuoteUpdated(quote=item)
+            else:
+                return
+            try:  # no scheduler pass per bar/quote while the market actor keeps up; backpressure when it does not
+                md_send.send_nowait(message)
+            except trio.WouldBlock:
+                await md_send.send(message)
 
         ctx.system("health", reason=ENGINE_STARTED_REASON,
                    extra={"resumed": bool(state.orders), "halt": state.halt.get("state", HaltState.ACTIVE.value),

@@ -92,6 +92,21 @@ def test_silent_market_orders_are_reported() -> None:
     assert tracker.silent_orders(11 * 10**9) == ["o1"]
 
 
+def test_the_tracker_says_when_a_silent_order_check_could_find_something() -> None:
+    """The trading stream's silent-order watch sleeps while no open market order is tracked, until a change."""
+    tracker, changes = TradeGapTracker(), []
+    tracker.on_change = lambda: changes.append(1)
+    assert not tracker.has_open_market_orders()
+    tracker.track(BASE, now_ns=0)
+    assert tracker.has_open_market_orders() and len(changes) == 1
+    assert tracker.observe(fill(30, 30, ts=2)).deliver  # filled: terminal
+    assert not tracker.has_open_market_orders() and len(changes) == 2
+    assert tracker.silent_orders(60 * 10**9) == []
+    limit = msgspec.structs.replace(BASE, id="o2", type=OrderType.LIMIT, limit_price=D(10))
+    tracker.track(limit, now_ns=0)
+    assert not tracker.has_open_market_orders()  # only market orders are watched for silence
+
+
 @settings(max_examples=150, deadline=None)
 @given(st.permutations([0, 1, 2]), st.lists(st.integers(0, 2), max_size=4), st.sets(st.integers(0, 2)))
 def test_any_order_loss_or_duplication_counts_each_execution_once(

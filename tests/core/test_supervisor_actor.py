@@ -129,3 +129,43 @@ async def test_a_supervisor_restarted_halted_verifies_the_book_once(autojump_clo
         nursery.cancel_scope.cancel()
     assert broker.open_orders == [] and not again.cancel_all_owed
     assert [what for _, what in broker.calls].count("cancel_all") == 1
+
+
+async def test_idle_equity_ticks_sleep_until_the_book_changes_and_still_trip_on_the_grid(autojump_clock: Any) -> None:
+    """The idle tick re-marks equity every 5 s; with an unchanged book it would only repeat itself, so it sleeps
+    until a writer rings (a mark, a fill) and then runs at the 5 s instant the plain loop would have used."""
+    from core.engine.supervisor import IDLE_TICK_S
+    from core.model import Fill, Side
+
+    broker, records = DownUntil(up_at_s=0.0), Records()
+    supervisor, (_, latched, ctx) = make(broker, records)
+    steps: list[float] = []
+    step = supervisor.step
+
+    async def counted(message: Any) -> None:
+        steps.append(trio.current_time())
+        await step(message)
+
+    supervisor.step = counted  # type: ignore[method-assign]
+    ledger = ctx.state.ledger
+    ledger.apply_fill(Fill(execution_id="x-1", client_order_id="c-1", order_id="v-1", symbol="NVDA",
+                           side=Side.BUY, qty=Decimal(1000), price=Decimal(50), ts_ns=START_NS))
+    supervisor.session_started(Decimal(100_000), new_week=True)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(supervisor.serve)
+        await trio.sleep(0)
+        t0 = trio.current_time()
+        await trio.sleep(62.0)
+        assert [round(t - t0) for t in steps] == [5], "one idle tick reads the book; then nothing changed"
+        ledger.mark("NVDA", Decimal(49))  # at +62: a 1 % loss, below the daily limit
+        ctx.book_changed()
+        await trio.sleep(10.0)
+        assert [round(t - t0) for t in steps] == [5, 65]  # the grid instant after the ring (5 + 12 * 5)
+        assert latched == []
+        ledger.mark("NVDA", Decimal(40))  # at +72: a 10 % loss of start-of-day equity 100,000
+        ctx.book_changed()
+        await trio.sleep(10.0)
+        nursery.cancel_scope.cancel()
+    assert [round(t - t0) for t in steps][:3] == [5, 65, 75]
+    assert latched == [True] and supervisor.halt.state is HaltState.HALTED
+    assert supervisor.trip_log[0][1] == "daily_loss" and IDLE_TICK_S == 5.0
