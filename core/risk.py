@@ -145,6 +145,25 @@ class RiskConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
             sectors=config.sectors,
         )
 
+    # Go-live (spec 6): size_scale caps the position, not just each order. The exposure limits below are the
+    # configured ones times size_scale, so a position at the scaled cap gets no adds however often a policy
+    # that aims at a target asks again; exits are never limited.
+    @property
+    def position_fraction_cap(self) -> Decimal:
+        return self.max_position_fraction * self.size_scale
+
+    @property
+    def sector_fraction_cap(self) -> Decimal:
+        return self.max_sector_fraction * self.size_scale
+
+    @property
+    def correlated_fraction_cap(self) -> Decimal:
+        return self.max_correlated_fraction * self.size_scale
+
+    def share_cap(self, symbol: str) -> Decimal | None:
+        shares = self.max_position_size.get(symbol)
+        return None if shares is None else _floor(shares * self.size_scale)
+
     def leverage_cap(self, account_type: AccountType) -> Decimal:
         if account_type is AccountType.CASH:
             return self.leverage_cap_cash
@@ -507,9 +526,9 @@ class PositionLimitRule:
 
     def check(self, c: Candidate) -> RuleResult:
         assert c.price is not None
-        limit_usd = c.config.max_position_fraction * c.view.equity
+        limit_usd = c.config.position_fraction_cap * c.view.equity
         shares = max_shares_within(limit_usd, c.price)
-        share_cap = c.config.max_position_size.get(c.signal.symbol)
+        share_cap = c.config.share_cap(c.signal.symbol)
         if share_cap is not None and share_cap < shares:
             shares = _floor(share_cap)
         return c.room(shares, held_counts=True), f"position at most {shares} sh (limit {limit_usd:.2f} USD)"
@@ -544,14 +563,14 @@ class SectorExposureRule(_GroupExposureRule):
         return super().check(c)
 
     def group(self, c: Candidate) -> tuple[Decimal, Decimal, str]:
-        return c.config.max_sector_fraction * c.view.equity, c.sector_others_usd, f"sector {c.sector}"
+        return c.config.sector_fraction_cap * c.view.equity, c.sector_others_usd, f"sector {c.sector}"
 
 
 class CorrelatedExposureRule(_GroupExposureRule):
     id: ClassVar[str] = RULE_CORRELATED_EXPOSURE
 
     def group(self, c: Candidate) -> tuple[Decimal, Decimal, str]:
-        return c.config.max_correlated_fraction * c.view.equity, c.corr_others_usd, "correlated group"
+        return c.config.correlated_fraction_cap * c.view.equity, c.corr_others_usd, "correlated group"
 
 
 class LeverageRule(_GroupExposureRule):
@@ -703,9 +722,9 @@ def utilisation_pct(view: PortfolioView, config: RiskConfig) -> dict[str, Decima
         worst_group = max(worst_group, group)
     loss = max(-view.daily_pnl, _ZERO) / view.last_equity if view.last_equity > 0 else _ZERO
     used_vs_limit = {
-        RULE_POSITION_LIMIT: (max(exposure.values(), default=_ZERO), config.max_position_fraction),
-        RULE_SECTOR_EXPOSURE: (max(by_sector.values(), default=_ZERO), config.max_sector_fraction),
-        RULE_CORRELATED_EXPOSURE: (worst_group, config.max_correlated_fraction),
+        RULE_POSITION_LIMIT: (max(exposure.values(), default=_ZERO), config.position_fraction_cap),
+        RULE_SECTOR_EXPOSURE: (max(by_sector.values(), default=_ZERO), config.sector_fraction_cap),
+        RULE_CORRELATED_EXPOSURE: (worst_group, config.correlated_fraction_cap),
         RULE_LEVERAGE: (sum(exposure.values(), _ZERO), config.leverage_cap(view.account_type)),
         RULE_DAILY_LOSS: (loss * view.equity, config.daily_loss_halt_fraction),
     }

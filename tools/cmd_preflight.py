@@ -108,7 +108,7 @@ def check_risk(config: EngineConfig) -> CheckResult:
             ts_ns=0,
         )
 
-    cap = risk.max_position_fraction * equity
+    cap = risk.position_fraction_cap * equity  # the go-live size_scale is part of the cap
     oversize = guard.evaluate_signal(signal(10_000), view())  # $1M against a few % of $100k
     small_qty = int((1 / risk.size_scale).to_integral_value(rounding="ROUND_CEILING"))  # >= 1 share scaled
     small = guard.evaluate_signal(signal(small_qty), view())

@@ -238,6 +238,28 @@ def test_missing_mark_rejects_a_new_symbol() -> None:
 # --- position_limit ----------------------------------------------------------------------------------------
 
 
+def test_go_live_size_scale_caps_the_position_not_just_each_order() -> None:
+    """Spec 6 go-live at 25 %: the 5 % position limit (50 sh here) becomes 12 sh. A policy that aims at a target
+    and asks again and again gets no shares past the scaled cap; a position already beyond it may only shrink."""
+    quarter = RiskConfig(size_scale=D("0.25"), sectors=SECTORS)
+    held = 0
+    for _ in range(10):  # the policy re-buys toward its target every decision
+        d = decide(signal(qty=40), view(positions={"AAA": D(held)}), quarter)
+        held += int(d.approved_qty) if d.passed else 0
+    assert held == 12
+    d = decide(signal(qty=4), view(positions={"AAA": D(12)}), quarter)
+    assert (d.outcome, d.binding_rule) == (Outcome.REJECT, "position_limit")
+    d = decide(signal(qty=4), view(positions={"AAA": D(40)}), quarter)  # 3.2x the go-live size, from before
+    assert (d.outcome, d.binding_rule) == (Outcome.REJECT, "position_limit")
+    d = decide(signal(direction=Direction.SHORT, qty=28), view(positions={"AAA": D(40)}), quarter)
+    assert d.outcome is Outcome.PASS and d.approved_qty == D(28)  # exits are never limited
+    capped = RiskConfig(size_scale=D("0.25"), sectors=SECTORS, max_position_size={"AAA": D(20)})
+    d = decide(signal(qty=8), view(positions={"AAA": D(4)}), capped)  # share cap 20 x 0.25 = 5
+    assert d.approved_qty == D(1)
+    used = utilisation_pct(view(positions={"AAA": D(12)}), quarter)
+    assert used["position_limit"] == D(12 * 100) / (D("0.0125") * D(100_000)) * 100  # 96 % of the go-live cap
+
+
 def test_position_limit_pass_resize_reject_and_reduce() -> None:
     assert decide(signal(qty=50), view()).outcome is Outcome.PASS  # exactly 5%: allowed
     d = decide(signal(qty=60), view())

@@ -180,9 +180,11 @@ def allowed(case: Case, x: Decimal) -> bool:
             continue
         if loss_hit:
             return False
-        if exposure > cfg.max_position_fraction * equity:
+        scale = cfg.size_scale  # go-live: the limits themselves are scaled (spec 6, issue 17)
+        if exposure > cfg.max_position_fraction * scale * equity:
             return False
-        if sym in cfg.max_position_size and abs(new) > cfg.max_position_size[sym]:
+        if sym in cfg.max_position_size and abs(new) > (cfg.max_position_size[sym] * scale).to_integral_value(
+                rounding="ROUND_FLOOR"):
             return False
         if sector is None:
             return False
@@ -190,8 +192,8 @@ def allowed(case: Case, x: Decimal) -> bool:
         row = v.correlations.get(sym, {})
         correlated = [t for t in others if row.get(t, -2.0) >= cfg.correlation_threshold]
         for group, fraction in (
-            (same_sector, cfg.max_sector_fraction),
-            (correlated, cfg.max_correlated_fraction),
+            (same_sector, cfg.max_sector_fraction * scale),
+            (correlated, cfg.max_correlated_fraction * scale),
             (others, leverage_cap(cfg, v.account_type)),
         ):
             if exposure + sum(worst(v, t) for t in group) > fraction * equity:
