@@ -262,7 +262,7 @@ def sim_scenario(settings: RunSettings) -> tuple[Any, Path]:
         shipped = PolicySection(
             kind="onnx",
             model="default",
-            precision="int8",
+            precision=PolicySection().precision,  # the config default (FP32: see the model card)
             decision_interval_s=scenario.policy.decision_interval_s,
         )
         scenario = msgspec.structs.replace(scenario, policy=shipped)
