@@ -33,10 +33,9 @@ from adapters.audit_jsonl import JsonlAuditSink
 from adapters.rundir import RunLayout
 from adapters.state_store import FileStateStore
 from core.config import BrokerSection, EngineConfig, Mode
-from core.engine.policy import DecisionModel
 from core.engine.system import Engine
 from core.model import NS_PER_S, AccountType
-from core.ports import AlertSink, Clock, IdFactory
+from core.ports import AlertSink, Clock, DecisionModel, IdFactory
 
 ONE_MINUTE_S: Final = 60
 

@@ -220,6 +220,7 @@ class Activity(msgspec.Struct, frozen=True, kw_only=True):
     """A FILL activity from ``/v2/account/activities`` (spec 4.4)."""
 
     id: str
+    execution_id: str  # the execution the activity records (the adapter knows how the broker's ids encode it)
     order_id: str
     symbol: str
     side: str

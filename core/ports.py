@@ -5,7 +5,7 @@ A fake venue, real Alpaca, or a port-level simulator all plug in here; the core 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from decimal import Decimal
 from typing import Any, Protocol, runtime_checkable
 
@@ -16,6 +16,8 @@ from core.model import (
     Activity,
     Bar,
     BrokerOrder,
+    Direction,
+    ExecutionAction,
     MarketClock,
     OrderRequest,
     Position,
@@ -100,15 +102,11 @@ class BrokerRest(Protocol):
     async def get_clock(self) -> MarketClock: ...
 
 
-class TradeUpdateStream(Protocol):
-    """The ``trade_updates`` stream. ``serve`` runs until cancelled, delivering decoded updates."""
+class EventStream(Protocol):
+    """A stream the engine consumes (``trade_updates``, market data): ``serve`` runs until cancelled, handing each
+    decoded event to ``deliver``; ``task_status.started()`` once subscribed."""
 
-    async def serve(self, deliver: Any, *, task_status: Any = ...) -> None: ...
-
-
-class MarketDataStream(Protocol):
-    async def serve(self, deliver: Any, *, task_status: Any = ...) -> None: ...
-    async def subscribe(self, *, bars: Sequence[str] = (), quotes: Sequence[str] = ()) -> None: ...
+    async def serve(self, deliver: Callable[[Any], Awaitable[None]], *, task_status: Any = ...) -> None: ...
 
 
 class HistoricalBars(Protocol):
@@ -131,10 +129,27 @@ class IdFactory(Protocol):
     def new_id(self, kind: str) -> str: ...
 
 
-class PolicyModel(Protocol):
+class Intent(Protocol):
+    """What to do for one symbol now (read-only: adapters return frozen dataclasses)."""
+
+    @property
+    def cancel_working(self) -> bool: ...
+    @property
+    def direction(self) -> Direction | None: ...
+    @property
+    def delta_fraction(self) -> float: ...
+    @property
+    def execution(self) -> ExecutionAction | None: ...
+
+
+class DecisionModel(Protocol):
+    """The policy port as the engine uses it (adapters.policy wraps ONNX Runtime or the rule baseline)."""
+
     model_id: str
 
-    def infer(self, features: Any) -> Any: ...  # (batch, n_features) float32 -> (batch,) action ids
+    def warm_up(self) -> None: ...
+    def infer(self, features: Any) -> Any: ...  # float32 (n, n_features) -> int action ids (n,)
+    def intent(self, action_id: int, *, position_fraction: float, working_fraction: float) -> Intent: ...
 
 
 class AlertSink(Protocol):
@@ -178,20 +193,20 @@ __all__ = [
     "BrokerUnavailable",
     "Clock",
     "Decimal",
+    "DecisionModel",
     "DuplicateClientOrderId",
+    "EventStream",
     "HistoricalBars",
     "IdFactory",
     "InsufficientBuyingPower",
-    "MarketDataStream",
+    "Intent",
     "Monitor",
     "NotCancelable",
     "NullMonitor",
     "OrderGateClosed",
     "OrderNotFound",
-    "PolicyModel",
     "RateLimited",
     "SendGate",
     "StateStore",
-    "TradeUpdateStream",
     "gate_open",
 ]

@@ -38,11 +38,11 @@ from adapters.ids import SeededIds
 from adapters.policy.decision import load_decision_model
 from adapters.rundir import RunLayout, claim, run_layout
 from adapters.state_store import FileStateStore
-from core.engine.policy import DecisionModel
 from core.engine.system import Engine
 from core.halt_fsm import persisted_halted
 from core.model import NS_PER_S as NS
 from core.model import AccountType
+from core.ports import DecisionModel
 from sim.determinism import seed_trio_scheduler
 from sim.invariants import check_expectations, check_invariants
 from sim.report import Report, encode_report

@@ -46,11 +46,6 @@ SILENCE_BACKOFF_MAX_DOUBLINGS = 5  # repeated checks of one quiet order back off
 MAX_INTERPOLATED_BARS = 390  # one regular session of minute bars: never invent more than a day
 
 
-def execution_id_from_activity(activity_id: str) -> str:
-    """Alpaca FILL activity ids look like ``20240102143000123::<uuid>``; the uuid names the execution."""
-    return activity_id.split("::", 1)[1] if "::" in activity_id else activity_id
-
-
 @dataclass(slots=True)
 class OrderTrack:
     order: BrokerOrder
@@ -188,7 +183,7 @@ class TradeGapTracker:
         out: list[TradeUpdate] = []
         mine = sorted((a for a in activities if a.order_id == order.id), key=lambda a: (a.cum_qty, a.ts_ns))
         for act in mine:
-            exec_id = execution_id_from_activity(act.id)
+            exec_id = act.execution_id
             if act.cum_qty in t.levels or exec_id in t.execution_ids:
                 continue
             t.levels[act.cum_qty] = act.qty

@@ -386,6 +386,11 @@ def account_config_from_wire(w: WireAccountConfig) -> AccountConfig:
     )
 
 
+def execution_id_from_activity(activity_id: str) -> str:
+    """Alpaca FILL activity ids look like ``20240102143000123::<uuid>``; the uuid names the execution."""
+    return activity_id.split("::", 1)[1] if "::" in activity_id else activity_id
+
+
 def activity_from_wire(w: WireActivity) -> Activity:
     if None in (w.order_id, w.symbol, w.side, w.qty, w.price, w.cum_qty, w.leaves_qty, w.transaction_time):
         raise ResponseDecodeError(f"FILL activity {w.id} misses a required field")
@@ -393,6 +398,7 @@ def activity_from_wire(w: WireActivity) -> Activity:
     assert w.qty is not None and w.price is not None and w.cum_qty is not None and w.leaves_qty is not None
     return Activity(
         id=w.id,
+        execution_id=execution_id_from_activity(w.id),
         order_id=w.order_id,
         symbol=w.symbol,
         side=w.side,

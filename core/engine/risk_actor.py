@@ -47,7 +47,6 @@ class RiskActor:
         self.config = RiskConfig.from_engine_config(ctx.config)
         self.config.validate_sectors(ctx.config.symbols)
         self.guard = RiskGuard(self.config)
-        self.check_times_s: list[float] = []
 
     def view(self) -> PortfolioView:
         st = self.ctx.state
@@ -88,9 +87,9 @@ class RiskActor:
         ctx, signal = self.ctx, raised.signal
         if signal.action is ExecutionAction.CANCEL:
             return CancelRequested(signal=signal)  # cancels reduce risk: never blocked, audited as cancels
-        t0 = trio.current_time()
+        t0_ns = ctx.now_ns()
         decision = self.guard.evaluate_signal(signal, self.view())
-        self.check_times_s.append(trio.current_time() - t0)
+        latency_ms = max(0, (ctx.now_ns() - t0_ns) // 1_000_000)  # on the Clock port: 0 in virtual time
         counters = ctx.state.counters
         if decision.outcome is Outcome.PASS:
             counters.risk_pass += 1
@@ -101,7 +100,7 @@ class RiskActor:
         ctx.audit(A.risk_record(
             ts_ns=ctx.now_ns(), signal_id=signal.signal_id, model_id=signal.model_id, symbol=signal.symbol,
             direction=signal.direction, quantity=decision.approved_qty, result=decision.to_audit(),
-            latency_ms=0, requested_quantity=decision.requested_qty,
+            latency_ms=latency_ms, requested_quantity=decision.requested_qty,
             extra={"binding_rule": decision.binding_rule,
                    "reasons": "; ".join(f"{k}: {v}" for k, v in sorted(decision.reasons.items()))},
         ))

@@ -14,7 +14,7 @@ import logging
 import math
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import trio
 
@@ -34,7 +34,7 @@ from core.engine.messages import (
     TripRequested,
 )
 from core.engine.monitor import MonitorActor
-from core.engine.policy import DecisionModel, PolicyActor
+from core.engine.policy import PolicyActor
 from core.engine.reconciler import Reconciler
 from core.engine.risk_actor import RiskActor
 from core.engine.snapshot import EngineSnapshot, HaltView
@@ -53,6 +53,8 @@ from core.ports import (
     BrokerError,
     BrokerRest,
     Clock,
+    DecisionModel,
+    EventStream,
     HistoricalBars,
     IdFactory,
     Monitor,
@@ -73,10 +75,6 @@ STARTUP_PATIENCE_S = 6.5 * 3600
 STARTUP_BACKOFF_CEILING_S = 30.0
 
 
-class StreamPort(Protocol):
-    async def serve(self, deliver: Callable[[Any], Awaitable[None]], *, task_status: Any = ...) -> None: ...
-
-
 class SafeguardError(RuntimeError):
     """The broker-level safeguards (spec 2.2) did not stick: refuse to trade."""
 
@@ -87,8 +85,8 @@ class Engine:
         *,
         config: EngineConfig,
         broker: BrokerRest,
-        trade_stream: StreamPort,
-        market_stream: StreamPort,
+        trade_stream: EventStream,
+        market_stream: EventStream,
         history: HistoricalBars,
         clock: Clock,
         ids: IdFactory,

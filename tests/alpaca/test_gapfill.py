@@ -9,7 +9,8 @@ import msgspec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adapters.alpaca.gapfill import BarGapFiller, QuoteCarry, TradeGapTracker, execution_id_from_activity
+from adapters.alpaca.gapfill import BarGapFiller, QuoteCarry, TradeGapTracker
+from adapters.alpaca.models import execution_id_from_activity
 from core.model import Activity, Bar, BrokerOrder, OrderType, Quote, Side, TimeInForce, TradeUpdate
 
 D = Decimal
@@ -27,7 +28,8 @@ def fill(cum: int, qty: int, *, ts: int, exec_id: str | None = None) -> TradeUpd
 
 
 def activity(cum: int, qty: int, ts: int) -> Activity:
-    return Activity(id=f"20240102143000123::x{cum}", order_id="o1", symbol="AAPL", side="buy", qty=D(qty),
+    return Activity(id=f"20240102143000123::x{cum}", execution_id=f"x{cum}", order_id="o1", symbol="AAPL", side="buy",
+                    qty=D(qty),
                     price=D("10"), cum_qty=D(cum), leaves_qty=D(30 - cum), ts_ns=ts)
 
 

@@ -1,4 +1,4 @@
-"""RulePolicy: a deterministic EMA-crossover baseline behind the PolicyModel port."""
+"""RulePolicy: a deterministic EMA-crossover baseline behind the DecisionModel port."""
 
 from __future__ import annotations
 
