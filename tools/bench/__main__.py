@@ -24,6 +24,7 @@ GROUPS: tuple[tuple[str, str, str], ...] = (  # key, title, module
     ("tensortrade", "3b. TensorTrade: stock env vs ttlive's bridge env", "tools.bench.tensortrade_cmp"),
     ("alpaca_py", "3c. alpaca-py vs ttlive's REST adapter", "tools.bench.alpaca_py_cmp"),
     ("scaling", "4. Scaling", "tools.bench.scaling"),
+    ("profile", "5. Where the time goes: one simulated day profiled, and start-up", "tools.bench.profile"),
 )
 
 
