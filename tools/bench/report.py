@@ -57,6 +57,39 @@ def _summary(rows: Sequence[Result]) -> str:
     return table(("name", "unit", "p50", "p99", "value", "peer", "peer value", "ratio"), lines)
 
 
+# Issue 18's targets, judged against this run's rows: (what, row name, field, "min" | "max", target, unit).
+TARGETS: tuple[tuple[str, str, str, str, float, str], ...] = (
+    ("one session x 3 symbols through the wire", "sim_speedup_1day_3sym", "value", "min", 45_000.0, "x real time"),
+    ("market events through the full pipeline, 30 symbols", "engine_events_per_s", "value", "min", 20_000.0,
+     "events/s"),
+    ("NautilusTrader ratio of the wire path", "nautilus_events_per_s_ratio", "ratio", "min", 0.12, "x"),
+    ("NautilusTrader ratio of a ports-level bulk backtest", "nautilus_ports_ratio", "ratio", "min", 0.5, "x"),
+    ("risk check p99", "risk_check_us", "p99", "max", 50.0, "µs"),
+    ("feature extraction p50", "feature_extraction_us", "p50", "max", 50.0, "µs"),
+    ("signal-to-order p99", "signal_to_order_us", "p99", "max", 500.0, "µs"),
+    ("REST adapter vs alpaca-py, submit (calls/s ratio)", "alpaca_py_rest_calls_per_s_ratio", "ratio", "min", 1.0,
+     "x"),
+    ("REST adapter vs alpaca-py, GET /v2/account", "alpaca_py_get_account_calls_per_s_ratio", "ratio", "min", 1.0,
+     "x"),
+)
+
+
+def _targets(rows: Sequence[Result]) -> str:
+    by_name = {r.name: r for r in rows}
+    lines = []
+    for label, name, attr, kind, target, unit in TARGETS:
+        row = by_name.get(name)
+        value = getattr(row, attr) if row is not None else None
+        if value is None:
+            verdict, shown = "not measured (not built)" if row is None else "not measured", ""
+        else:
+            met = value >= target if kind == "min" else value <= target
+            verdict, shown = ("met" if met else "**not met**"), fmt(value, 3 if unit == "x" else 1)
+        bound = f"{'>=' if kind == 'min' else '<='} {target:,g} {unit}"
+        lines.append((label, f"`{name}`.{attr}", bound, shown, verdict))
+    return table(("target (issue 18)", "row", "target", "this run", "verdict"), lines)
+
+
 def _load(values: Any) -> str:
     return " / ".join(str(x) for x in values) if values else "n/a"
 
@@ -98,6 +131,11 @@ def benchmarks_md(
         "The machine is shared (other jobs ran on its cores during this run; see the load averages): the "
         "same measurement can differ by 2x between runs, more in the tails. Compare ratios measured side "
         "by side in one run rather than absolute numbers across runs.",
+        "",
+        "Targets, judged on this run (a p99 on a loaded 2-core machine is mostly other processes taking the CPU; "
+        "see each section):",
+        "",
+        _targets(all_results(sections)),
         "",
     ]
     for section in sections:
