@@ -22,7 +22,8 @@ from typing import Any, Final
 import msgspec
 
 from adapters.audit_jsonl import iter_records
-from core.audit import STREAM_FILLS, STREAM_HEALTH, STREAM_ORDERS, STREAM_RISK, Location, record_date
+from core.audit import STREAM_FILLS, STREAM_HEALTH, STREAM_ORDERS, STREAM_RISK, record_date
+from core.audit_verify import Location
 from core.compliance import AuditTrail, BrokerRecords, ComplianceResult, extra_str, history_points, utc_date
 from core.model import NS_PER_S as NS
 from core.ports import BrokerRest
