@@ -46,15 +46,7 @@ from core.audit import (
     AuditRecord,
     AuditSchemaError,
     ChainHead,
-    Location,
-    StreamReport,
-    StreamVerifier,
-    TrailReferences,
-    chain,
-    decode_line,
-    encode_line,
     entry_from_mapping,
-    head_of,
     is_expired,
     iso_from_ts_ns,
     record_date,
@@ -63,6 +55,8 @@ from core.audit import (
     ts_ns_from_iso,
     validate_entry,
 )
+from core.audit_chain import chain, decode_line, encode_line, head_of
+from core.audit_verify import Location, StreamReport, StreamVerifier, TrailReferences
 from core.recovery import TrailLatch, fold_trail
 
 LAZY_FSYNC_EVERY_RECORDS: Final = 256  # our choice: bounds what a power loss can take from lazy streams

@@ -23,7 +23,8 @@ from typing import Final
 from adapters.audit_jsonl import LOCK_NAME as AUDIT_LOCK_NAME
 from adapters.audit_jsonl import iter_lines
 from core.audit import RUNNER_STARTED_EVENT as RUNNER_STARTED
-from core.audit import STREAM_HEALTH, AuditSchemaError, decode_line
+from core.audit import STREAM_HEALTH, AuditSchemaError
+from core.audit_chain import decode_line
 from core.config import EngineConfig
 
 RUN_FILE: Final = "run.json"

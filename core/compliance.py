@@ -1,7 +1,7 @@
 """Compliance reconciliation (spec 4.4) and daily P&L (spec 6): the broker's own records against our audit
 trail, for one date, with every difference listed. Pure: the records and the trail come in already read.
 
-``tools.compliance`` pulls and loads them and renders the weekly report; the checks are here.
+``tools.compliance`` pulls and loads them, ``tools.compliance_report`` renders the weekly report; the checks are here.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""A simulated world whose decisions come from a TensorTrade agent through ``adapters.tensortrade.bridge``:
+"""A simulated world whose decisions come from a TensorTrade agent through the bridge (``adapters.tensortrade``):
 the same world as ``sim.world`` (fake venue, real adapter, whole engine), the engine's own policy silent, the
 agent's orders entering at the risk actor. ``ttlive backtest --agent tensortrade`` runs it (tools/backtest.py).
 """
@@ -19,7 +19,7 @@ from sim.world import World, WorldOptions, fresh_out_dir, run_world
 
 
 class BridgeWorld(World):
-    """A simulated world whose decisions come from a TensorTrade agent through adapters.tensortrade.bridge.
+    """A simulated world whose decisions come from a TensorTrade agent through the TensorTrade bridge.
 
     Each engine the world starts (one per session day, another after a crash) gets a BridgeHost; its episode
     runs from the engine's start to the session close. The engine's own policy actor runs BridgeHoldModel."""
@@ -28,14 +28,16 @@ class BridgeWorld(World):
                  make_env: Callable[[Any], Any] | None = None, agent: Callable[..., Any] | None = None,
                  interval_s: int | None = None, target_weight: Decimal | None = None) -> None:
         from adapters.policy.decision import PolicyDecisionModel
-        from adapters.tensortrade import bridge
+        from adapters.tensortrade.components import default_environment
+        from adapters.tensortrade.episode import PolicyAgent
+        from adapters.tensortrade.host import BridgeHoldModel
 
         super().__init__(scenario, seed, out_dir, options)
         policy_model = self.model
         assert isinstance(policy_model, PolicyDecisionModel), "the agent runs the scenario's policy runtime"
-        self.model = bridge.BridgeHoldModel()
-        self.make_env = make_env or bridge.default_environment
-        self.agent = agent or bridge.PolicyAgent(policy_model.runtime, len(self.config.symbols))
+        self.model = BridgeHoldModel()
+        self.make_env = make_env or default_environment
+        self.agent = agent or PolicyAgent(policy_model.runtime, len(self.config.symbols))
         self.interval_s = interval_s or int(max(60.0, self.config.policy.decision_interval_s))
         self.target_weight = target_weight
         self.hosts: list[Any] = []
@@ -53,7 +55,7 @@ class BridgeWorld(World):
             nursery.start_soon(world)
 
     def build_engine(self, audit: Any, alerts: Any, store: Any) -> tuple[Any, Any]:
-        from adapters.tensortrade.bridge import BridgeHost
+        from adapters.tensortrade.host import BridgeHost
 
         engine, parts = super().build_engine(audit, alerts, store)
         now = self.clock.now_ns()

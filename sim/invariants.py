@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from adapters.audit_jsonl import iter_records
-from core.audit import encode_line
+from core.audit_chain import encode_line
 from core.halt_fsm import persisted_halted
 from core.model import NS_PER_S as NS
 from sim.report import Report

@@ -119,7 +119,8 @@ def run(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from core.compliance import check
-    from tools.compliance import encode_result, load_audit, weekly_report_html
+    from tools.compliance import encode_result, load_audit
+    from tools.compliance_report import weekly_report_html
 
     try:
         records, audit_dir, run_dir = _records(args)

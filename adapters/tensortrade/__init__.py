@@ -1,4 +1,18 @@
-"""TensorTrade 1.0.3 inside ttlive: the training environment (env.py) and the live bridge (bridge.py).
+"""TensorTrade 1.0.3 inside ttlive: the training environment (env.py) and the live bridge.
+
+The bridge lets a TensorTrade agent trade through a running ``core.engine.system.Engine`` (the fake venue in
+simulation, Alpaca paper or live otherwise). Nothing the agent does reaches the broker except as a ``Signal``
+(model_id ``tensortrade-bridge``) sent into the engine's signal channel: the risk actor checks it (RiskGuard,
+audited ``risk_check``), the execution actor turns it into an order (client order id ``tt-<signal_id>-<attempt>``,
+audited ``order``), and fills come back through the engine's trade-update stream and ledger (audited ``fill``).
+Its rooms:
+
+* ``messages.py`` - the errors and the immutable values that cross between the trio side and the thread;
+* ``host.py`` - the trio side: BridgeHost (bars, the thread's calls, virtual time) and BridgeHoldModel;
+* ``client.py`` - the TensorTrade side's door: BridgeClient, ``current_client``, BridgeOrder;
+* ``components.py`` - the TensorTrade subclasses: AlpacaDataFeed, AlpacaExchange, AlpacaBroker, the action
+  scheme, observer and TradingEnvironment (spec 5.1), ``default_environment``;
+* ``episode.py`` - the thread's body: ``run_episode``, PolicyAgent, EpisodeSummary.
 
 Importing this package keeps ``tensortrade.agents`` (and with it TensorFlow) from loading, whichever submodule
 is imported first: TensorFlow loaded next to torch crashed the process (feasibility notes).

@@ -17,13 +17,8 @@ from core.audit import (
     GENESIS_SHA256,
     AuditRecord,
     AuditSchemaError,
-    chain,
-    decode_line,
-    encode_line,
     entry_from_mapping,
     fill_record,
-    head_of,
-    integrity_problem,
     iso_from_ts_ns,
     order_record,
     risk_record,
@@ -34,6 +29,7 @@ from core.audit import (
     ts_ns_from_iso,
     validate_entry,
 )
+from core.audit_chain import chain, decode_line, encode_line, head_of, integrity_problem
 from tests.audit.factory import T0_NS, session
 
 SPEC_FIELDS = [

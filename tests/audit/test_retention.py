@@ -11,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from adapters.audit_jsonl import ANCHOR_NAME, JsonlAuditSink, prune, read_anchor, verify_dir
-from core.audit import RETENTION_DAYS, STREAMS, ProblemKind, is_expired, system_record
+from core.audit import RETENTION_DAYS, STREAMS, is_expired, system_record
+from core.audit_verify import ProblemKind
 from tests.audit.factory import DAY_NS, T0_NS, trade_entries
 from tools.cli import main
 

@@ -24,15 +24,8 @@ from adapters.audit_jsonl import (
     iter_records,
     verify_dir,
 )
-from core.audit import (
-    GENESIS_SHA256,
-    AuditEntry,
-    AuditSchemaError,
-    decode_line,
-    signal_record,
-    stream_for,
-    system_record,
-)
+from core.audit import GENESIS_SHA256, AuditEntry, AuditSchemaError, signal_record, stream_for, system_record
+from core.audit_chain import decode_line
 from core.ports import AuditSink
 from tests.audit.factory import DAY_NS, T0_NS, session, trade_entries
 

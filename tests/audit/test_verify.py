@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 from adapters.audit_jsonl import JsonlAuditSink, verify_dir
-from core.audit import GENESIS, ProblemKind, chain, decode_line, encode_line, head_of, unchained
+from core.audit import GENESIS
+from core.audit_chain import chain, decode_line, encode_line, head_of, unchained
+from core.audit_verify import ProblemKind
 from tests.audit.factory import DAY_NS, T0_NS, session, trade_entries
 from tools.cli import main
 

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from adapters.audit_jsonl import ANCHORS_NAME, JsonlAuditSink, append_anchor, read_anchors, verify_dir
-from core.audit import chain, decode_line, encode_line, head_of, system_record
+from core.audit import system_record
+from core.audit_chain import chain, decode_line, encode_line, head_of
 from tests.audit.factory import T0_NS, session
 from tools.cli import main
 

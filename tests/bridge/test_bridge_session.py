@@ -17,7 +17,8 @@ import msgspec
 import pytest
 
 from adapters.policy.actions import action_id_for
-from adapters.tensortrade.bridge import HOLD, MODEL_ID
+from adapters.tensortrade.components import HOLD
+from adapters.tensortrade.host import MODEL_ID
 from core.model import Direction, ExecutionAction
 from sim.bridge_world import BridgeWorld, run_bridge_scenario
 from sim.invariants import audit_records
@@ -137,7 +138,8 @@ def test_tensortrade_wallets_end_where_the_engine_ledger_ends(session: tuple[Any
 
 
 def test_the_bridge_refuses_bracket_legs() -> None:
-    from adapters.tensortrade.bridge import BridgeError, BridgeHost
+    from adapters.tensortrade.host import BridgeHost
+    from adapters.tensortrade.messages import BridgeError
 
     class EngineWithBrackets:
         config = load_scenario(ROOT / "scenarios" / "clean_day.toml").engine_config()

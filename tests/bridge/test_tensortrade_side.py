@@ -13,22 +13,23 @@ import pytest
 import trio
 
 from adapters.policy.actions import action_id_for
-from adapters.tensortrade.bridge import (
+from adapters.tensortrade.client import BridgeClient, current_client
+from adapters.tensortrade.components import (
     HOLD,
-    AccountView,
     AlpacaBroker,
     AlpacaDataFeed,
     AlpacaExchange,
-    BridgeClient,
+    TradingEnvironment,
+)
+from adapters.tensortrade.episode import run_episode
+from adapters.tensortrade.messages import (
+    AccountView,
     BridgeError,
     Execution,
     OrderTicket,
     OrderUpdate,
     StepInput,
     SubmitOutcome,
-    TradingEnvironment,
-    current_client,
-    run_episode,
 )
 from core.features import DEFAULT_SPEC, feature_names
 from core.model import Bar, Direction, ExecutionAction

@@ -14,7 +14,8 @@ import pytest
 from core.compliance import AuditTrail, BrokerRecords, check, reconcile
 from tests.runner.conftest import RunResult
 from tools.cli import main
-from tools.compliance import load_audit, load_records, weekly_report_html
+from tools.compliance import load_audit, load_records
+from tools.compliance_report import weekly_report_html
 
 DAY = dt.date(2014, 6, 2)  # the default session's date
 
