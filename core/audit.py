@@ -29,7 +29,7 @@ from core.limits import (
     RETENTION_RISK_DAYS,
     RETENTION_SIGNALS_DAYS,
 )
-from core.model import Direction, Side
+from core.model import NS_PER_S, Direction, Side
 
 # --- limits (our choice; candidates for core/limits.py) --------------------------------------------------
 AUDIT_RECORD_MAX_BYTES: Final = 16_384  # one encoded line; keeps torn-tail repair and readers bounded
@@ -79,7 +79,6 @@ _SHA_PATTERN: Final = "^[0-9a-f]{64}$"
 _TIMESTAMP_PATTERN: Final = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{9}Z$"
 _TIMESTAMP_RE: Final = re.compile(_TIMESTAMP_PATTERN)
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
-_NS_PER_S: Final = 1_000_000_000
 
 ExtraValue = str | int | float | bool | None
 
@@ -145,7 +144,7 @@ def iso_from_ts_ns(ts_ns: int) -> str:
     """Session-clock nanoseconds -> ``YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ`` (UTC)."""
     if type(ts_ns) is not int or ts_ns < 0:
         raise AuditSchemaError(f"ts_ns must be a non-negative int, got {ts_ns!r}")
-    seconds, nanos = divmod(ts_ns, _NS_PER_S)
+    seconds, nanos = divmod(ts_ns, NS_PER_S)
     try:
         moment = _EPOCH + timedelta(seconds=seconds)
     except OverflowError as exc:
@@ -159,7 +158,7 @@ def ts_ns_from_iso(timestamp: str) -> int:
         raise AuditSchemaError(f"timestamp not in YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ form: {timestamp!r}")
     moment = datetime.strptime(timestamp[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC)
     seconds = (moment - _EPOCH) // timedelta(seconds=1)
-    return seconds * _NS_PER_S + int(timestamp[20:29])
+    return seconds * NS_PER_S + int(timestamp[20:29])
 
 
 def record_date(entry: AuditEntry) -> date:

@@ -16,6 +16,7 @@ import msgspec
 
 from adapters.alpaca.errors import ResponseDecodeError
 from core.model import (
+    NS_PER_S,
     Account,
     AccountConfig,
     Activity,
@@ -37,7 +38,6 @@ from core.model import (
 _RFC3339 = re.compile(
     r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9})\d*)?([Zz]|[+-]\d{2}:?\d{2})?$"
 )
-_NS_PER_S = 1_000_000_000
 
 
 def _days_from_civil(year: int, month: int, day: int) -> int:
@@ -71,12 +71,12 @@ def rfc3339_to_ns(text: str) -> int:
         digits = zone[1:].replace(":", "")
         offset_s = sign * (int(digits[:2]) * 3600 + int(digits[2:]) * 60)
     seconds = _days_from_civil(year, month, day) * 86400 + hour * 3600 + minute * 60 + second - offset_s
-    return seconds * _NS_PER_S + int(frac.ljust(9, "0")) if frac else seconds * _NS_PER_S
+    return seconds * NS_PER_S + int(frac.ljust(9, "0")) if frac else seconds * NS_PER_S
 
 
 def ns_to_rfc3339(ts_ns: int) -> str:
     """Epoch nanoseconds -> ``YYYY-MM-DDTHH:MM:SS.fffffffffZ`` (UTC), for query parameters."""
-    seconds, frac = divmod(ts_ns, _NS_PER_S)
+    seconds, frac = divmod(ts_ns, NS_PER_S)
     days, rem = divmod(seconds, 86400)
     hour, rem = divmod(rem, 3600)
     minute, second = divmod(rem, 60)

@@ -31,7 +31,7 @@ from core.limits import (
     STREAM_BUFFER_MAX_MESSAGES,
     WS_HANDSHAKE_TIMEOUT_S,
 )
-from core.model import Bar, BrokerOrder, Quote, TradeUpdate
+from core.model import NS_PER_S, Bar, BrokerOrder, Quote, TradeUpdate
 from core.ports import AlertSink, BrokerError, BrokerRest, Clock, HistoricalBars, Monitor, NullMonitor
 
 log = logging.getLogger("ttlive.alpaca.streams")
@@ -546,7 +546,7 @@ class TradingStream(_StreamShell[TradeUpdate]):
         activities = []
         if needing:
             since_ns = min([after_ns, *(o.submitted_at_ns for o in needing if o.submitted_at_ns)])
-            activities = await self.rest.get_activities(after_ts_ns=max(0, since_ns - 1_000_000_000))
+            activities = await self.rest.get_activities(after_ts_ns=max(0, since_ns - NS_PER_S))
         for order in sorted(orders, key=lambda o: (o.submitted_at_ns, o.id)):
             for update in self.tracker.synthesize(order, activities):
                 self.monitor.incr("alpaca.stream.trading.synthesized")

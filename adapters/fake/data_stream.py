@@ -18,6 +18,7 @@ from adapters.fake.interfaces import Close, FakeBar, FakeQuote, Frame, Outgoing
 from adapters.fake.market import FakeTrade, TickSource, ticks
 from adapters.fake.wire import encode, rfc3339_ns
 from core.limits import WS_HANDSHAKE_TIMEOUT_S
+from core.model import NS_PER_S
 
 Codec = Literal["msgpack", "json"]
 CHANNELS = (  # subscription keys of the stock stream, in the order the ack lists them
@@ -34,7 +35,7 @@ CHANNELS = (  # subscription keys of the stock stream, in the order the ack list
 _AUTO_WITH_TRADES = ("corrections", "cancelErrors")  # subscribed together with trades, never directly
 OUTBOX_MAX_FRAMES = 4_096  # frames held for a slow client before the oldest are dropped
 MAX_MESSAGES_PER_FRAME = 1_000  # one frame carries at most this many data messages
-AUTH_TIMEOUT_NS = round(WS_HANDSHAKE_TIMEOUT_S * 1_000_000_000)  # unauthenticated sockets close (wire §5)
+AUTH_TIMEOUT_NS = round(WS_HANDSHAKE_TIMEOUT_S * NS_PER_S)  # unauthenticated sockets close (wire §5)
 _T_ORDER = {"t": 0, "q": 1, "b": 2, "d": 3}  # within one instant: trades, quotes, bars, daily bars
 
 
@@ -229,7 +230,7 @@ class DataStreamSession:
         for symbol in self._symbols("dailyBars"):
             if completed[symbol]:
                 last_end = completed[symbol][-1].ts_ns + iv
-                stamp_from = last_end - 86_400 * 1_000_000_000
+                stamp_from = last_end - 86_400 * NS_PER_S
                 daily = self._ticks.daily_bars_asof(symbol, stamp_from, last_end, last_end)
                 if daily:
                     items.append((last_end, _T_ORDER["d"], symbol, self._bar_msg("d", daily[-1])))

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final
 
+from core.model import NS_PER_S
+
 PROBABILITY_KEYS: Final = (
     "rest_429_p",
     "rest_5xx_p",
@@ -83,7 +85,7 @@ class FaultEvent:
 
     @property
     def duration_ns(self) -> int:
-        return round(self.duration_s * 1_000_000_000)
+        return round(self.duration_s * NS_PER_S)
 
     def seconds_of_day(self) -> int:
         assert self.at is not None

@@ -8,8 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-WINDOW_NS: Final = 60 * 1_000_000_000  # the limit is per minute
-_NS_PER_S: Final = 1_000_000_000
+from core.model import NS_PER_S
+
+WINDOW_NS: Final = 60 * NS_PER_S  # the limit is per minute
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +47,7 @@ class _Bucket:
         if allowed:
             self.units -= WINDOW_NS
         full_in_ns = -(-(self.capacity - self.units) // self.limit)
-        reset_s = -(-(now_ns + full_in_ns) // _NS_PER_S)
+        reset_s = -(-(now_ns + full_in_ns) // NS_PER_S)
         return RateDecision(allowed, self.limit, self.units // WINDOW_NS, reset_s)
 
 
@@ -61,7 +62,7 @@ class RateLimiter:
 
     def take(self, key: str, family: str, now_ns: int) -> RateDecision:
         if self._limit == 0:
-            return RateDecision(True, self._nominal, self._nominal, -(-now_ns // _NS_PER_S))
+            return RateDecision(True, self._nominal, self._nominal, -(-now_ns // NS_PER_S))
         bucket = self._buckets.get((key, family))
         if bucket is None:
             bucket = self._buckets[(key, family)] = _Bucket(self._limit, now_ns)

@@ -19,12 +19,13 @@ from typing import Any, Final
 from hdrh.histogram import HdrHistogram
 
 from adapters.fake.market import market_data_dir
+from core.model import NS_PER_S
 
 REPO_ROOT: Final = Path(__file__).resolve().parents[2]
 DATA_DIR: Final = market_data_dir()
 NS_PER_US: Final = 1_000
 _HDR_LOWEST_NS: Final = 1
-_HDR_HIGHEST_NS: Final = 3_600 * 1_000_000_000  # one hour: longer than any single call we time
+_HDR_HIGHEST_NS: Final = 3_600 * NS_PER_S  # one hour: longer than any single call we time
 _HDR_DIGITS: Final = 3
 
 # The stable result names bench-results.json always carries (issue 11); a group that could not measure one

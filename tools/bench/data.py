@@ -14,7 +14,7 @@ from typing import Final
 
 from adapters.fake.calendar import NyseCalendar, ns_at
 from adapters.fake.market import KNOWN_FILES, ReplaySource
-from core.model import Bar, Quote
+from core.model import NS_PER_S, Bar, Quote
 
 REPLAY_SYMBOLS: Final = ("NVDA", "ORCL", "YHOO")  # the three real daily files in market_data_dir()
 SECTORS: Final = {"NVDA": "semiconductors", "ORCL": "software", "YHOO": "internet"}
@@ -50,7 +50,7 @@ class Session:
 def sessions(days: int, start_date: str = START_DATE) -> list[Session]:
     """The first ``days`` NYSE sessions from ``start_date`` on."""
     start_ns = ns_at(start_date, "00:00")
-    found = calendar().sessions_between(start_ns, start_ns + (days * 2 + 10) * 86_400 * 1_000_000_000)
+    found = calendar().sessions_between(start_ns, start_ns + (days * 2 + 10) * 86_400 * NS_PER_S)
     chosen = [Session(d, o, c) for d, o, c in found[:days]]
     assert len(chosen) == days, f"only {len(chosen)} sessions found after {start_date}"
     return chosen

@@ -27,7 +27,7 @@ from core.limits import (
     BUDGET_SIGNAL_TO_ORDER_MS,
     BUDGET_SUBMIT_MS,
 )
-from core.model import AccountType, Bar, Direction, ExecutionAction, Quote, Signal
+from core.model import NS_PER_S, AccountType, Bar, Direction, ExecutionAction, Quote, Signal
 from core.order_fsm import Order, OrderEvent
 from core.orderplan import PlanConfig, plan_order
 from core.risk import Outcome, PortfolioView, RiskConfig, RiskGuard, rolling_correlations
@@ -353,7 +353,7 @@ async def _chain(
 
 def bench_chain(windows: list[list[Bar]], policy: OnnxPolicy, book: Book, seed: int) -> ChainStats:
     # The quote as the bar closes (the last instant inside it: at the session close there is none).
-    quotes = [quote_at(w[-1].symbol, w[-1].ts_ns + 60 * 1_000_000_000 - 1, seed=seed) for w in windows]
+    quotes = [quote_at(w[-1].symbol, w[-1].ts_ns + 60 * NS_PER_S - 1, seed=seed) for w in windows]
     result: ChainStats = trio.run(_chain, windows, quotes, policy, book, seed)
     return result
 
