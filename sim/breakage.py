@@ -4,19 +4,18 @@ retries"; issue 15: "retry POST after the latch"). Never used outside tests and 
 
 from __future__ import annotations
 
-from typing import Any
-
 import msgspec
 
 from adapters.alpaca.rest import AlpacaRest
+from adapters.bootstrap import BrokerLink
 from core.model import BrokerOrder, OrderRequest
 from core.ports import BrokerUnavailable, SendGate, gate_open
 
 
-def break_idempotent_retries(rest: AlpacaRest) -> None:
+def break_idempotent_retries(rest: AlpacaRest, link: BrokerLink) -> None:
     """Replace submit with the classic bug: after a timeout, resend with a *fresh* client order id and never
-    ask the venue whether the first attempt landed."""
-    original = AlpacaRest.submit_order
+    ask the venue whether the first attempt landed. The naive client posts on its own httpx client to the same
+    broker (``link``), with none of the adapter's pacing or retry matrix."""
     attempts: dict[str, int] = {}
 
     async def naive_submit(request: OrderRequest, *, gate: SendGate = gate_open) -> BrokerOrder:
@@ -25,7 +24,7 @@ def break_idempotent_retries(rest: AlpacaRest) -> None:
             key = request.client_order_id if retry == 0 else f"{request.client_order_id}-r{retry}"
             attempts[request.client_order_id] = retry
             try:
-                return await _single_attempt(rest, msgspec.structs.replace(request, client_order_id=key), original)
+                return await _single_attempt(link, msgspec.structs.replace(request, client_order_id=key))
             except BrokerUnavailable:
                 continue
         raise BrokerUnavailable("gave up", retryable=True)
@@ -33,18 +32,21 @@ def break_idempotent_retries(rest: AlpacaRest) -> None:
     rest.submit_order = naive_submit  # type: ignore[method-assign]
 
 
-async def _single_attempt(rest: AlpacaRest, request: OrderRequest, original: Any) -> BrokerOrder:
+async def _single_attempt(link: BrokerLink, request: OrderRequest) -> BrokerOrder:
     import httpx
 
-    from adapters.alpaca.models import order_request_body
+    from adapters.alpaca.models import WireOrder, order_from_wire, order_request_body
 
-    try:
-        response = await rest.http._client.post("/v2/orders", json=order_request_body(request), timeout=5.0)
-    except httpx.TimeoutException as exc:
-        raise BrokerUnavailable(f"timeout: {exc}", retryable=True) from None
+    transport = None if link.transport is None else link.transport()
+    async with httpx.AsyncClient(base_url=link.trading_url, transport=transport,
+                                 headers=link.credentials.headers()) as client:
+        try:
+            response = await client.post("/v2/orders", json=order_request_body(request), timeout=5.0)
+        except httpx.TimeoutException as exc:
+            raise BrokerUnavailable(f"timeout: {exc}", retryable=True) from None
     if response.status_code >= 400:
         raise BrokerUnavailable(f"HTTP {response.status_code}", retryable=True)
-    return rest._order(response, "POST /v2/orders")
+    return order_from_wire(msgspec.json.decode(response.content, type=WireOrder))
 
 
 def break_halt_gate(rest: AlpacaRest) -> None:

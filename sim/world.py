@@ -181,7 +181,7 @@ class World:
         if self.options.break_idempotency:
             from sim.breakage import break_idempotent_retries
 
-            break_idempotent_retries(adapters.rest)
+            break_idempotent_retries(adapters.rest, self.link)
         if self.options.break_halt_gate:
             from sim.breakage import break_halt_gate
 
