@@ -653,13 +653,12 @@ def idle_latch(store: Any, audit: Any, clock: Any, kind: str, actor: str, reason
     """A dashboard kill/reset while the engine is not running: the persisted latch, audited, as
     ``ttlive kill``/``reset`` would (the runner holds the audit trail, so it writes the record)."""
     from adapters.dashboard.source import CommandRejected
-    from core.latch import LatchRefused as ControlError  # the name the lines below catch
-    from core.latch import change_latch
+    from core.latch import LatchRefused, change_latch
     from tools.cmd_control import latch_target
 
     try:
         data = latch_target(store, kind, store.path)  # as `ttlive kill`: no state (or a corrupt one) still latches
-    except ControlError as exc:
+    except LatchRefused as exc:
         raise CommandRejected(str(exc)) from None
     try:
         record, _state = change_latch(
@@ -671,7 +670,7 @@ def idle_latch(store: Any, audit: Any, clock: Any, kind: str, actor: str, reason
             route="idle_runner",
             now_ns=clock.now_ns(),
         )
-    except ControlError as exc:
+    except LatchRefused as exc:
         raise CommandRejected(str(exc)) from None
     audit.write(record)
     store.save(data)
