@@ -154,12 +154,15 @@ def open_adapters(
     telemetry: LatencyTelemetry,
     symbols: Iterable[str],
     bar_interval_s: int = ONE_MINUTE_S,
+    alerts: AlertSink | None = None,
 ) -> Adapters:
     """REST (trading, rate-limited to Alpaca's 200/min), market-data REST, and the two streams, subscribed to
-    ``symbols``' bars and quotes at ``bar_interval_s``."""
+    ``symbols``' bars and quotes at ``bar_interval_s``. ``alerts``: where the streams' own alerts go (degraded to
+    REST polling, failed), the same sinks as the engine's: log, dashboard, webhook."""
     rest = open_rest(link, clock=clock, telemetry=telemetry, limiter=RateLimiter(TokenBucket.per_minute()))
     data = open_data(link, clock=clock, telemetry=telemetry)
     stream_io: dict[str, Any] = {} if link.ws_connect is None else {"ws_connect": link.ws_connect}
+    stream_io["alerts"] = alerts
     trading = TradingStream(rest=rest, url=link.trading_stream_url, credentials=link.credentials, clock=clock,
                             monitor=telemetry, **stream_io)
     market = MarketDataStream(url=link.data_stream_url, credentials=link.credentials, clock=clock,

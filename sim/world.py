@@ -177,7 +177,7 @@ class World:
                      store: FileStateStore) -> tuple[Engine, Adapters]:
         """One engine life on the in-process fake, assembled by the composition root like every other run."""
         adapters = open_adapters(self.link, clock=self.clock, telemetry=self.telemetry, symbols=self.config.symbols,
-                                 bar_interval_s=self.scenario.session.bar_interval_s)
+                                 bar_interval_s=self.scenario.session.bar_interval_s, alerts=alerts)
         if self.options.break_idempotency:
             from sim.breakage import break_idempotent_retries
 

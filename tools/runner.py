@@ -542,7 +542,7 @@ class BrokerRun:
                     await nursery.start(webhook.serve)
                     sinks.append(webhook)
                 alerts = AlertRouter(sinks, clock=clock, secrets=self.secrets, counter=metrics)
-                adapters = open_adapters(link, clock=clock, telemetry=telemetry, symbols=config.symbols)
+                adapters = open_adapters(link, clock=clock, telemetry=telemetry, symbols=config.symbols, alerts=alerts)
                 try:
                     with trio.fail_after(BROKER_CALL_TIMEOUT_S):
                         account = await adapters.rest.get_account()
