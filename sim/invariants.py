@@ -88,7 +88,7 @@ def check_invariants(world: World, engine_positions: dict[str, str], venue_posit
     # 5b. A halted book leaves nothing working at the venue (kill switch step 1, verified), REST permitting.
     halted = persisted_halted(state.get("halt", {}))
     if halted and not unreachable:
-        working = [o for o in venue.open_orders() if o.client_order_id.startswith("tt-") or o.id in our_ids]
+        working = [o for o in venue.book.open_orders() if o.client_order_id.startswith("tt-") or o.id in our_ids]
         if working:
             violations.append(f"halted, yet {len(working)} of our orders still work at the venue")
 

@@ -34,7 +34,8 @@ from typing import Any, Protocol
 
 from adapters.fake.calendar import NyseCalendar, et_from_ns
 from adapters.fake.faults import CLOSE_CODES, EVENT_KINDS, PROBABILITY_KEYS, STREAMS
-from adapters.fake.market import last_close_before, market_data_dir
+from adapters.fake.market import market_data_dir
+from adapters.fake.market_replay import last_close_before
 from sim.sweep import failed_run, ignore_sigint, init_ray, run_one
 
 # --- the world generator --------------------------------------------------------------------------------------
@@ -44,7 +45,7 @@ LAST_DATE = "2014-12-15"  # and sessions after it, for two-day worlds (NVDA/ORCL
 REPLAY_FILES = {"NVDA": "nvda-1999-2014.txt", "ORCL": "orcl-1995-2014.txt", "YHOO": "yhoo-1996-2015.txt"}
 GENERATED_SYMBOLS = ("SWA", "SWB", "SWC", "SWD", "SWE", "SWF")
 SECTORS = ("semiconductors", "software", "internet", "banks", "energy")
-GENERATOR_START_PRICE = 100.0  # adapters.fake.market.GeneratorSource opens every symbol here
+GENERATOR_START_PRICE = 100.0  # adapters.fake.market_generator.GeneratorSource opens every symbol here
 FEATURE_P = 0.25  # each fault key / event kind is on in about a quarter of the worlds
 DEFAULT_RISK_P = 0.6  # most worlds run the shipped limits
 TRIGGER_LIMITS = {  # the risk key that makes each limit-driven kill-switch trigger easier to reach

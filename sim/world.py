@@ -32,7 +32,7 @@ from adapters.bootstrap import Adapters, BrokerLink, build_engine, open_adapters
 from adapters.fake.calendar import NyseCalendar, ns_at
 from adapters.fake.faults import HARNESS_KINDS, FaultEvent, FaultPlan
 from adapters.fake.inprocess import InProcessVenue
-from adapters.fake.market import market_from_spec
+from adapters.fake.market_spec import market_from_spec
 from adapters.fake.venue import Venue, VenueConfig
 from adapters.ids import SeededIds
 from adapters.policy.decision import load_decision_model

@@ -122,7 +122,7 @@ def fetch_bars_from_fake(scenario: Scenario, seed: int, start_ns: int, end_ns: i
     from adapters.bootstrap import BrokerLink, open_data
     from adapters.fake.calendar import NyseCalendar
     from adapters.fake.inprocess import InProcessVenue
-    from adapters.fake.market import market_from_spec
+    from adapters.fake.market_spec import market_from_spec
     from adapters.fake.venue import Venue, VenueConfig
 
     calendar = NyseCalendar()

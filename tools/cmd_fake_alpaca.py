@@ -40,7 +40,7 @@ class FakeAlpacaOptions:
     speed: float = 1.0
     clock: str = "session"  # session (trading time from a replay open) | wall (real NYSE hours, wall time)
     # | now (drills: wall time, a market open around the clock, so a paper runner on the wall clock trades)
-    market: Any = None  # a [market]-like object for adapters.fake.market.market_from_spec; None = replay
+    market: Any = None  # a [market]-like object for adapters.fake.market_spec.market_from_spec; None = replay
     bar_interval_s: int = 60
     account_type: str = "margin_initial"
     cash_usd: Decimal = Decimal(100_000)
@@ -219,7 +219,7 @@ def build_server(opts: FakeAlpacaOptions) -> Any:
     """The LoopbackServer for these options (venue, market, calendar and clock mapping)."""
     from adapters.fake.calendar import AlwaysOpenCalendar, LinearClock, NyseCalendar, TradingTimeClock
     from adapters.fake.faults import FaultPlan, FaultPlanError
-    from adapters.fake.market import market_from_spec
+    from adapters.fake.market_spec import market_from_spec
     from adapters.fake.server import LoopbackServer
     from adapters.fake.venue import Venue, VenueConfig
 

@@ -229,3 +229,10 @@ class Account:
             shorting_enabled=self.shorting_enabled,
             balance_asof=balance_asof,
         )
+
+
+def activity_side(side: str, before: Decimal, after: Decimal) -> str:
+    """FILL activities say ``sell_short`` for a sell that opens or extends a short."""
+    if side == "sell" and after < 0 and after < before:
+        return "sell_short" if before <= 0 else "sell"
+    return side

@@ -16,7 +16,8 @@ from typing import Any
 
 from adapters.fake.calendar import NS_PER_DAY, et_date_of, ns_at
 from adapters.fake.interfaces import FakeBar, FakeQuote, MarketSource, RestRequest, RestResponse
-from adapters.fake.market import FakeTrade, TickSource, ticks
+from adapters.fake.market import FakeTrade, TickSource
+from adapters.fake.market_ticks import ticks
 from adapters.fake.wire import JSON_HEADERS, ApiError, encode, parse_time_ns, rfc3339_ns
 from core.model import NS_PER_S
 

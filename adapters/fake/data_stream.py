@@ -15,7 +15,8 @@ from typing import Any, Literal
 import msgpack
 
 from adapters.fake.interfaces import Close, FakeBar, FakeQuote, Frame, Outgoing
-from adapters.fake.market import FakeTrade, TickSource, ticks
+from adapters.fake.market import FakeTrade, TickSource
+from adapters.fake.market_ticks import ticks
 from adapters.fake.wire import encode, rfc3339_ns
 from core.limits import WS_HANDSHAKE_TIMEOUT_S
 from core.model import NS_PER_S

@@ -283,7 +283,7 @@ def _check_complex(spec: m.OrderSpec) -> None:
 
 
 def _post_order(venue: Venue, req: RestRequest, _: dict[str, str]) -> tuple[int, Any]:
-    return 200, venue.submit_order(parse_order_spec(_body(req)))
+    return 200, venue.book.submit_order(parse_order_spec(_body(req)))
 
 
 def _get_orders(venue: Venue, req: RestRequest, _: dict[str, str]) -> tuple[int, Any]:
@@ -300,9 +300,9 @@ def _get_orders(venue: Venue, req: RestRequest, _: dict[str, str]) -> tuple[int,
     def matches(order: m.VenueOrder) -> bool:
         if order.status in wanted:
             return True
-        return nested and any(leg.status in wanted for leg in venue.legs_of(order))
+        return nested and any(leg.status in wanted for leg in venue.book.legs_of(order))
 
-    candidates = venue.open_orders() if status == "open" and not nested else venue.orders()
+    candidates = venue.book.open_orders() if status == "open" and not nested else venue.book.orders()
     selected = [
         o
         for o in candidates
@@ -314,23 +314,23 @@ def _get_orders(venue: Venue, req: RestRequest, _: dict[str, str]) -> tuple[int,
         and (not symbols or o.symbol in symbols)
     ]
     selected.sort(key=lambda o: (o.submitted_at_ns, o.seq), reverse=direction == "desc")
-    return 200, [venue.order_view(o, nested=nested) for o in selected[:limit]]
+    return 200, [venue.book.order_view(o, nested=nested) for o in selected[:limit]]
 
 
 def _get_order(venue: Venue, req: RestRequest, params: dict[str, str]) -> tuple[int, Any]:
-    return 200, venue.order_view(venue.get_order(params["order_id"]))
+    return 200, venue.book.order_view(venue.book.get_order(params["order_id"]))
 
 
 def _get_order_by_client_id(venue: Venue, req: RestRequest, _: dict[str, str]) -> tuple[int, Any]:
     client_order_id = req.query.get("client_order_id")
     if not client_order_id:
         raise ApiError(400, 40010001, "client_order_id is required")
-    return 200, venue.order_view(venue.get_order_by_client_id(client_order_id))
+    return 200, venue.book.order_view(venue.book.get_order_by_client_id(client_order_id))
 
 
 def _patch_order(venue: Venue, req: RestRequest, params: dict[str, str]) -> tuple[int, Any]:
     body = _body(req)
-    old = venue.get_order(params["order_id"])
+    old = venue.book.get_order(params["order_id"])
     changes: dict[str, Any] = {}
     if body.get("qty") is not None:
         qty = parse_decimal(body["qty"], "qty")
@@ -360,17 +360,17 @@ def _patch_order(venue: Venue, req: RestRequest, params: dict[str, str]) -> tupl
         changes["client_order_id"] = client_order_id
     if not changes:
         raise ApiError(422, 40010001, f"nothing to replace: give one of {', '.join(_REPLACEABLE)}")
-    return 200, venue.replace_order(old.id, changes)
+    return 200, venue.book.replace_order(old.id, changes)
 
 
 def _delete_order(venue: Venue, req: RestRequest, params: dict[str, str]) -> tuple[int, Any]:
-    venue.cancel_order(params["order_id"])
+    venue.book.cancel_order(params["order_id"])
     return 204, None
 
 
 def _delete_orders(venue: Venue, req: RestRequest, _: dict[str, str]) -> tuple[int, Any]:
-    canceled = venue.cancel_all_orders()
-    return 207, [{"id": o.id, "status": 200, "body": venue.order_view(o)} for o in canceled]
+    canceled = venue.book.cancel_all_orders()
+    return 207, [{"id": o.id, "status": 200, "body": venue.book.order_view(o)} for o in canceled]
 
 
 # --- positions -----------------------------------------------------------------------------------------------
@@ -379,7 +379,7 @@ def _delete_orders(venue: Venue, req: RestRequest, _: dict[str, str]) -> tuple[i
 def position_view(venue: Venue, symbol: str) -> dict[str, Any]:
     position = venue.account.positions[symbol]
     closing_side = "sell" if position.qty > 0 else "buy"
-    available = abs(position.qty) - venue.held_for_orders(symbol, closing_side)
+    available = abs(position.qty) - venue.book.held_for_orders(symbol, closing_side)
     return position_json(
         position,
         asset_id=venue.asset_id(symbol),
@@ -404,11 +404,11 @@ def _delete_position(venue: Venue, req: RestRequest, params: dict[str, str]) -> 
     qty, percentage = _q_decimal(req, "qty"), _q_decimal(req, "percentage")
     if qty is not None and percentage is not None:
         raise ApiError(422, 40010001, "only one of qty or percentage may be given")
-    return 200, venue.close_position(params["symbol"], qty=qty, percentage=percentage)
+    return 200, venue.book.close_position(params["symbol"], qty=qty, percentage=percentage)
 
 
 def _delete_positions(venue: Venue, req: RestRequest, _: dict[str, str]) -> tuple[int, Any]:
-    return 207, venue.close_all_positions(cancel_orders=_q_bool(req, "cancel_orders", False))
+    return 207, venue.book.close_all_positions(cancel_orders=_q_bool(req, "cancel_orders", False))
 
 
 # --- account -------------------------------------------------------------------------------------------------

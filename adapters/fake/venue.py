@@ -2,6 +2,8 @@
 
 Front-ends (in-process or loopback) hand it ``RestRequest``s and stream messages; virtual time enters only
 through ``advance_to``. Same seed + same request sequence => byte-identical responses and frames.
+This module holds the clock, the market view, REST entry, streams and the account; the orders live in
+``venue_orders.OrderBook`` (``venue.book``), the pre-trade checks in ``venue_checks``, faults in ``venue_faults``.
 
 Hooks for market-data stream sessions (``adapters.fake.data_stream``), registered with
 ``register_data_session``: the venue calls ``session.on_advance(prev_ns, now_ns)`` after every clock step,
@@ -12,54 +14,39 @@ eviction_406 (each only if the session has it); sessions ask ``stream_refusal("d
 
 from __future__ import annotations
 
+import functools
 import importlib
 import random
 import traceback
 import uuid
 from dataclasses import dataclass, field, replace
-from decimal import ROUND_DOWN, Decimal
+from decimal import Decimal
 from typing import Any, Final
 
 from adapters.fake import matching as m
-from adapters.fake.accounts import (
-    ACCOUNT_TYPES,
-    Account,
-    AccountFigures,
-    FillActivity,
-    PositionState,
-    default_multiplier,
-)
+from adapters.fake.accounts import ACCOUNT_TYPES, Account, AccountFigures, PositionState, default_multiplier
 from adapters.fake.faults import FaultEvent, FaultInjector, FaultPlan
 from adapters.fake.interfaces import FakeQuote, MarketSource, RestRequest, RestResponse, SessionCalendar
 from adapters.fake.ratelimit import RateLimiter
 from adapters.fake.rest import dispatch
 from adapters.fake.trading_stream import TradingStreamSession
+from adapters.fake.venue_faults import apply_fault, resolve_fault_at
+from adapters.fake.venue_orders import AcceptedOrder, OrderBook
 from adapters.fake.wire import (
     ASSET_NAMESPACE,
     JSON_HEADERS,
     ApiError,
-    activity_id,
     dec_str,
     encode,
     error_body,
     et_date,
     order_json,
-    parse_time_ns,
     rfc3339_ns,
 )
-from core.limits import (
-    ALPACA_REQUESTS_PER_MIN,
-    ORDER_SUBMIT_TIMEOUT_S,
-    PDT_EQUITY_THRESHOLD_USD,
-    PDT_MAX_DAY_TRADES,
-    PDT_WINDOW_DAYS,
-)
-from core.model import NS_PER_S, Fill, Side
+from core.limits import ALPACA_REQUESTS_PER_MIN, ORDER_SUBMIT_TIMEOUT_S, PDT_WINDOW_DAYS
+from core.model import NS_PER_S, Fill
 
 _ZERO: Final = Decimal(0)
-_FRACTION_QUANTUM: Final = Decimal("0.000000001")
-FAULT_RESOLVE_HORIZON_DAYS: Final = 400  # how far ahead `day = N` fault events may point
-_DAY_NS: Final = 86_400 * NS_PER_S
 LAST_DAY_ROLL_AFTER_CLOSE_NS: Final = 4 * 3600 * NS_PER_S  # last_equity rolls overnight (after extended hours)
 
 
@@ -105,23 +92,6 @@ class RequestRecord:
     status: int
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class AcceptedOrder:
-    """One order the venue accepted (entries, bracket legs, replacements, liquidations)."""
-
-    ts_ns: int
-    order_id: str
-    client_order_id: str
-    symbol: str
-    side: str
-    qty: Decimal
-    type: str
-    time_in_force: str
-    order_class: str
-    parent_id: str | None = None
-    replaces: str | None = None
-
-
 @dataclass(frozen=True, slots=True)
 class TradeUpdateRecord:
     ts_ns: int
@@ -140,7 +110,6 @@ class Venue:
         self._start_ns = start_ns
         self._now_ns = start_ns
         self._id_rng = random.Random(f"ttlive-fake-venue-ids:{config.seed}")
-        self._match_rng = random.Random(f"ttlive-fake-venue-matching:{config.seed}")
         multiplier = config.multiplier or default_multiplier(
             config.account_type, config.cash_usd, config.pattern_day_trader
         )
@@ -161,13 +130,10 @@ class Venue:
         unknown = sorted({e.symbol for e in config.faults.events if e.symbol} - set(market.symbols))
         if unknown:
             raise ValueError(f"fault plan names symbols the market does not have: {', '.join(unknown)}")
-        self.faults = FaultInjector(config.faults, seed=config.seed, resolve_at_ns=self._resolve_fault_at)
+        resolve_at_ns = functools.partial(resolve_fault_at, self)
+        self.faults = FaultInjector(config.faults, seed=config.seed, resolve_at_ns=resolve_at_ns)
         self._limiter = RateLimiter(config.rate_limit_per_min, nominal_limit=ALPACA_REQUESTS_PER_MIN)
-        self._orders: dict[str, m.VenueOrder] = {}  # insertion order == acceptance order
-        self._open: dict[str, m.VenueOrder] = {}  # the open subset, same order (terminal is absorbing)
-        self._by_client_id: dict[str, str] = {}  # every client_order_id ever used -> order id
-        self._seq = 0
-        self._liquidity = m.Liquidity()
+        self.book = OrderBook(self)
         self._marks: dict[str, Decimal] = {}
         self._quotes: dict[str, FakeQuote | None] = {}  # per clock instant; cleared on every step/request
         self._open_now: bool | None = None  # calendar.is_open(now), same lifetime
@@ -175,7 +141,6 @@ class Venue:
         # (close ns, marks, equity, maintenance margin) of the last close, booked as "last day" overnight
         self._close_snapshot: tuple[int, dict[str, Decimal], Decimal, Decimal] | None = None
         self._session_dates: list[str] = [et_date(start_ns)] if calendar.is_open(start_ns) else []
-        self._day_trade_orders: set[str] = set()
         self._trading_sessions: list[TradingStreamSession] = []
         self._stream_keys: dict[int, str] = {}  # id(session) -> key it authenticated with
         self._data_sessions: list[Any] = []
@@ -188,7 +153,7 @@ class Venue:
         self.internal_errors: list[str] = []
         self.skipped_faults: list[tuple[int, FaultEvent, str]] = []  # faults that could not be carried out
         if config.positions:  # the book was held at yesterday's close: that is the account's last_equity
-            marks = self._current_marks(self.account.positions)
+            marks = self.current_marks(self.account.positions)
             self._lastday.update(marks)
             self.account.last_equity = self.account.equity(marks)
 
@@ -197,6 +162,10 @@ class Venue:
     @property
     def now_ns(self) -> int:
         return self._now_ns
+
+    @property
+    def start_ns(self) -> int:
+        return self._start_ns
 
     def advance_to(self, ts_ns: int) -> None:
         """Move the clock forward, stepping through every bar boundary, open, close and fault on the way."""
@@ -227,7 +196,7 @@ class Venue:
         if self._close_snapshot is not None and ts_ns >= self._close_snapshot[0] + LAST_DAY_ROLL_AFTER_CLOSE_NS:
             self._roll_last_day()
         for event in self.faults.pop_due(ts_ns):
-            self._apply_fault(event)
+            apply_fault(self, event)
         self._forget_instant()
         close_ns = self._next_close(prev_ns)
         if close_ns is not None and prev_ns < close_ns <= ts_ns:
@@ -235,8 +204,8 @@ class Venue:
         open_ns = self._next_open(prev_ns)
         if open_ns is not None and prev_ns < open_ns <= ts_ns:
             self._on_open()
-        self._match_all()
-        is_open = self._is_open()
+        self.book.match_all()
+        is_open = self.market_open()
         on_bar = ts_ns % self.market.bar_interval_ns() == 0
         if (is_open and on_bar) or close_ns == ts_ns:
             self._record_equity()
@@ -261,7 +230,7 @@ class Venue:
         self._quotes.clear()
         self._open_now = None
 
-    def _is_open(self) -> bool:
+    def market_open(self) -> bool:
         if self._open_now is None:
             self._open_now = self.calendar.is_open(self._now_ns)
         return self._open_now
@@ -276,9 +245,7 @@ class Venue:
             self._session_dates.append(session_date)
         if self._close_snapshot is not None:
             self._roll_last_day()
-        for order in [o for o in self._open.values() if o.status in m.QUEUED]:
-            if order.status in m.QUEUED:  # an earlier routing may have canceled it (OCO)
-                self._route(order)
+        self.book.route_queued()
 
     def _roll_last_day(self) -> None:
         """Overnight, as Alpaca does: last_equity, last_maintenance_margin and lastday_price become the close's."""
@@ -290,26 +257,16 @@ class Venue:
         self._close_snapshot = None
 
     def _on_close(self, close_ns: int) -> None:
-        """Day orders live for the session they were submitted for: expire them at its close."""
-        for _ in range(len(self._orders) + 1):  # expiring a parent may activate day legs: repeat
-            batch = [
-                o
-                for o in self._open.values()
-                if o.time_in_force == "day" and o.status in (m.WORKING | m.QUEUED) and o.submitted_at_ns < close_ns
-            ]
-            if not batch:
-                break
-            for order in batch:
-                if order.status in (m.WORKING | m.QUEUED):
-                    self._finish(order, "expired")
-        marks = self._current_marks(self.market.symbols)
+        """Day orders expire; the close's marks, equity and margin are kept to become "last day" overnight."""
+        self.book.expire_day_orders(close_ns)
+        marks = self.current_marks(self.market.symbols)
         self._close_snapshot = (close_ns, marks, self.account.equity(marks), self.account.maintenance_margin(marks))
 
     def _record_equity(self) -> None:
         points = self.account.equity_points
         if points and points[-1][0] >= self._now_ns:
             return
-        marks = self._current_marks(self.account.positions)
+        marks = self.current_marks(self.account.positions)
         points.append((self._now_ns, self.account.equity(marks)))
 
     # --- market -----------------------------------------------------------------------------------------
@@ -333,8 +290,12 @@ class Venue:
         position = self.account.positions.get(symbol)
         return _ZERO if position is None else position.avg_entry_price
 
-    def _current_marks(self, symbols: Any) -> dict[str, Decimal]:
+    def current_marks(self, symbols: Any) -> dict[str, Decimal]:
         return {symbol: self.mark(symbol) for symbol in sorted(symbols)}
+
+    def last_mid(self, symbol: str) -> Decimal | None:
+        """The last two-sided quote's mid, if the venue has seen one."""
+        return self._marks.get(symbol)
 
     def lastday_price(self, symbol: str) -> Decimal:
         return self._lastday.get(symbol) or self.mark(symbol)
@@ -443,6 +404,12 @@ class Venue:
         if session in self._trading_sessions:
             self._trading_sessions.remove(session)
 
+    def trading_sessions(self) -> list[TradingStreamSession]:
+        return list(self._trading_sessions)
+
+    def data_sessions(self) -> list[Any]:
+        return list(self._data_sessions)
+
     def register_data_session(self, session: Any) -> None:
         self._data_sessions.append(session)
 
@@ -459,7 +426,7 @@ class Venue:
     def draw_market_data_drop(self) -> bool:
         return self.faults.market_data_drop()
 
-    def _emit(
+    def emit_trade_update(
         self,
         event: str,
         order: m.VenueOrder,
@@ -472,7 +439,7 @@ class Venue:
         data: dict[str, Any] = {"event": event}
         if execution_id is not None:
             data["execution_id"] = execution_id
-        data["order"] = order_json(order, self.legs_of(order) if order.leg_ids else None)
+        data["order"] = order_json(order, self.book.legs_of(order) if order.leg_ids else None)
         data["timestamp"] = rfc3339_ns(self._now_ns)
         if execution_id is not None:
             assert price is not None and qty is not None and position_qty is not None
@@ -483,675 +450,28 @@ class Venue:
             if session.wants_trade_updates:
                 session.publish(payload, "deliver" if session.muted else self.faults.trade_update_fate())
 
-    # --- faults ------------------------------------------------------------------------------------------------
-
-    def _resolve_fault_at(self, event: FaultEvent) -> int:
-        """``at`` = exchange wall time on the ``day``-th trading session counted from the start date."""
-        if event.at_ns is not None:
-            return event.at_ns
-        day_start_ns = parse_time_ns(et_date(self._start_ns))  # midnight, exchange time
-        horizon_ns = day_start_ns + FAULT_RESOLVE_HORIZON_DAYS * _DAY_NS
-        sessions = self.calendar.sessions_between(day_start_ns, horizon_ns)
-        if event.day >= len(sessions):
-            raise ValueError(f"fault {event.kind!r} on day {event.day}: only {len(sessions)} sessions ahead")
-        return parse_time_ns(sessions[event.day][0]) + event.seconds_of_day() * NS_PER_S
-
-    def _apply_fault(self, event: FaultEvent) -> None:
-        kind = event.kind
-        if kind in ("ws_close", "eviction_406"):
-            targets: list[Any] = self._trading_sessions if event.stream == "trading" else self._data_sessions
-            for target in list(targets):
-                if kind == "ws_close":
-                    _call_hook(target, "force_close", event.code, "fault: ws_close")
-                else:
-                    _call_hook(target, "evict")
-        elif kind == "venue_restart":
-            for session in list(self._trading_sessions):
-                session.force_close(1006, "venue restart")
-            for data_session in list(self._data_sessions):
-                _call_hook(data_session, "force_close", 1006, "venue restart")
-        elif kind == "quote_stale":
-            symbols = [event.symbol] if event.symbol else list(self.market.symbols)
-            for symbol in symbols:
-                _call_hook(self.market, "set_stale", symbol, self._now_ns + event.duration_ns)
-        elif kind == "position_drift":
-            assert event.symbol is not None and event.qty is not None
-            self._drift_position(event.symbol, event.qty)
-        # ws_mute, rest_outage, rest_slow, rate_limit_storm: windows the injector answers for.
-        # client_crash, manual_kill, manual_reset: carried out by the simulation harness.
-
-    def _drift_position(self, symbol: str, qty: Decimal) -> None:
-        """A trade made outside the engine: the venue position and cash change, a FILL activity appears."""
-        price = self.mark(symbol)
-        if price <= 0:
-            self.skipped_faults.append(
-                (
-                    self._now_ns,
-                    FaultEvent(kind="position_drift", symbol=symbol, qty=qty),
-                    "no price known for the symbol yet",
-                )
-            )
-            return
-        side = "buy" if qty > 0 else "sell"
-        before = self.account.position_qty(symbol)
-        self.account.apply_fill(symbol, side, abs(qty), price, self._session_date())
-        after = self.account.position_qty(symbol)
-        order_id, execution_id = self.new_uuid(), self.new_uuid()
-        self.external_fills.append(
-            Fill(
-                execution_id=execution_id,
-                order_id=order_id,
-                client_order_id="",
-                symbol=symbol,
-                side=Side(side),
-                qty=abs(qty),
-                price=price,
-                ts_ns=self._now_ns,
-                cum_qty=abs(qty),
-                position_qty=after,
-            )
-        )
-        self.account.activities.append(
-            FillActivity(
-                id=activity_id(self._now_ns, execution_id),
-                ts_ns=self._now_ns,
-                type="fill",
-                price=price,
-                qty=abs(qty),
-                side=_activity_side(side, before, after),
-                symbol=symbol,
-                leaves_qty=_ZERO,
-                order_id=order_id,
-                cum_qty=abs(qty),
-                order_status="filled",
-            )
-        )
-
-    # --- queries ------------------------------------------------------------------------------------------------
-
-    def orders(self) -> list[m.VenueOrder]:
-        return list(self._orders.values())
-
-    def open_orders(self) -> list[m.VenueOrder]:
-        return list(self._open.values())
-
-    def get_order(self, order_id: str) -> m.VenueOrder:
-        order = self._orders.get(order_id)
-        if order is None:
-            raise ApiError(404, 40410000, "order not found")
-        return order
-
-    def get_order_by_client_id(self, client_order_id: str) -> m.VenueOrder:
-        order_id = self._by_client_id.get(client_order_id)
-        if order_id is None:
-            raise ApiError(404, 40410000, "order not found")
-        return self._orders[order_id]
-
-    def legs_of(self, order: m.VenueOrder) -> list[m.VenueOrder]:
-        return [self._orders[leg_id] for leg_id in order.leg_ids]
-
-    def order_view(self, order: m.VenueOrder, *, nested: bool = True) -> dict[str, Any]:
-        return order_json(order, self.legs_of(order) if nested and order.leg_ids else None)
+    # --- account ------------------------------------------------------------------------------------------------
 
     def account_figures(self) -> AccountFigures:
-        marks = self._current_marks(self.account.positions)
+        marks = self.current_marks(self.account.positions)
         return self.account.figures(
             marks,
-            reserved_usd=self._reserved_usd(),
+            reserved_usd=self.book.reserved_usd(),
             daytrade_count=self.daytrade_count(),
             balance_asof=self._session_dates[-2] if len(self._session_dates) > 1 else et_date(self._start_ns),
         )
 
     def buying_power(self) -> Decimal:
-        marks = self._current_marks(self.account.positions)
-        return self.account.buying_power(marks, self._reserved_usd())
+        marks = self.current_marks(self.account.positions)
+        return self.account.buying_power(marks, self.book.reserved_usd())
 
     def daytrade_count(self) -> int:
         window = set(self._session_dates[-PDT_WINDOW_DAYS:])
         return sum(1 for session_date, _ in self.account.day_trades if session_date in window)
 
-    def held_for_orders(self, symbol: str, side: str) -> Decimal:
-        """Quantity open routed-or-queued orders on this side already claim (held legs excluded).
-
-        The two live exits of an OCO pair claim the same shares, so a pair counts once.
-        """
-        held, counted = _ZERO, set[str]()
-        for o in self._open.values():
-            if o.symbol != symbol or o.side != side or o.status not in (m.WORKING | m.QUEUED):
-                continue
-            if counted.isdisjoint(o.oco_ids):
-                held += o.leaves_qty
-            counted.add(o.id)
-        return held
-
-    def _reserved_usd(self) -> Decimal:
-        return sum(
-            (
-                o.leaves_qty * o.reserve_price
-                for o in self._open.values()
-                if o.reserve_price is not None and o.status in (m.WORKING | m.QUEUED)
-            ),
-            _ZERO,
-        )
-
-    def _session_date(self) -> str:
+    def session_date(self) -> str:
         return self._session_dates[-1] if self._session_dates else et_date(self._now_ns)
-
-    # --- order entry --------------------------------------------------------------------------------------------
-
-    def submit_order(self, spec: m.OrderSpec) -> dict[str, Any]:
-        """POST /v2/orders after body validation: broker checks, then accept and route. Returns the reply."""
-        client_order_id = self._check_client_order_id(spec.client_order_id)
-        if self.account.config.suspend_trade:
-            raise ApiError(403, 40310000, "account is suspended from trading")
-        if self.resolve_symbol(spec.symbol) != spec.symbol:
-            raise ApiError(422, 40010001, f'asset "{spec.symbol}" not found')
-        opening = self._check_quantity(spec.symbol, spec.side, spec.qty)
-        self._check_wash_trade(spec)
-        self._check_pattern_day_trading(spec.symbol, spec.side)
-        reserve_price = self._reference_price(spec) if opening else None
-        if reserve_price is not None:
-            cost = spec.qty * reserve_price
-            buying_power = self.buying_power()
-            if cost > buying_power:
-                raise ApiError(
-                    403,
-                    40310000,
-                    "insufficient buying power",
-                    buying_power=dec_str(buying_power, 4),
-                    cost_basis=dec_str(cost, 4),
-                )
-        return self._accept(spec, client_order_id, reserve_price)
-
-    def _check_client_order_id(self, client_order_id: str | None) -> str:
-        if client_order_id is None:
-            client_order_id = self.new_uuid()
-        if client_order_id in self._by_client_id:
-            raise ApiError(422, 40010001, "client_order_id must be unique")
-        return client_order_id
-
-    def _check_quantity(self, symbol: str, side: str, qty: Decimal) -> bool:
-        """Reject sells of shares we do not have (or flips through zero); True if the order opens exposure."""
-        position = self.account.position_qty(symbol)
-        reducing = (position > 0 and side == "sell") or (position < 0 and side == "buy")
-        if reducing:
-            held = self.held_for_orders(symbol, side)
-            available = abs(position) - held
-            if qty > available:
-                raise ApiError(
-                    403,
-                    40310000,
-                    f"insufficient qty available for order (requested: {dec_str(qty)}, available: "
-                    f"{dec_str(max(available, _ZERO))})",
-                    available=dec_str(max(available, _ZERO)),
-                    existing_qty=dec_str(abs(position)),
-                    held_for_orders=dec_str(held),
-                    related_orders=self._related_order_ids(symbol, side),
-                    symbol=symbol,
-                )
-            return False
-        if side == "sell":
-            if not self.account.shorting_enabled:
-                raise ApiError(403, 40310000, "account is not allowed to short")
-            if not self.is_shortable(symbol):
-                raise ApiError(403, 40310000, f"asset {symbol} is not shortable")
-            if qty != qty.to_integral_value():
-                raise ApiError(403, 40310000, "fractional orders cannot be sold short")
-        return True
-
-    def _related_order_ids(self, symbol: str, side: str) -> list[str]:
-        return [
-            o.id
-            for o in self._open.values()
-            if o.symbol == symbol and o.side == side and o.status in (m.WORKING | m.QUEUED)
-        ]
-
-    def _check_wash_trade(self, spec: m.OrderSpec) -> None:
-        limit = spec.limit_price
-        if spec.order_class == "oco":
-            limit = spec.take_profit_limit_price
-        for other in self._open.values():
-            if other.symbol != spec.symbol or other.side == spec.side or other.status not in (m.WORKING | m.QUEUED):
-                continue
-            if m.could_cross(spec.side, spec.type, limit, spec.stop_price, other):
-                raise ApiError(422, 42210000, "potential wash trade detected. use complex orders")
-
-    def _check_pattern_day_trading(self, symbol: str, side: str) -> None:
-        """PDT protection (spec 2.2): a margin account under $25k may not make a 4th day trade in 5 days."""
-        account = self.account
-        if not account.is_margin or account.config.pdt_check is None:
-            return
-        position = account.positions.get(symbol)
-        if position is None or position.opened_session != self._session_date():
-            return
-        if not ((position.qty > 0 and side == "sell") or (position.qty < 0 and side == "buy")):
-            return
-        marks = self._current_marks(account.positions)
-        if account.equity(marks) >= PDT_EQUITY_THRESHOLD_USD:
-            return
-        if account.pattern_day_trader or self.daytrade_count() >= PDT_MAX_DAY_TRADES:
-            raise ApiError(403, 40310100, "trade denied due to pattern day trading protection")
-
-    def _reference_price(self, spec: m.OrderSpec) -> Decimal | None:
-        """The price an opening order reserves buying power at (Alpaca: limit, else stop, else the touch)."""
-        if spec.type in ("limit", "stop_limit") and spec.limit_price is not None:
-            return spec.limit_price
-        if spec.order_class == "oco" and spec.take_profit_limit_price is not None:
-            return spec.take_profit_limit_price
-        if spec.type == "stop" and spec.stop_price is not None:
-            return spec.stop_price
-        quote = self.quote(spec.symbol)
-        if quote is not None:
-            touch = quote.ask_price if spec.side == "buy" else quote.bid_price
-            if touch > 0:
-                return touch
-        return self._marks.get(spec.symbol)
-
-    def _accept(self, spec: m.OrderSpec, client_order_id: str, reserve_price: Decimal | None) -> dict[str, Any]:
-        if spec.order_class == "oco":  # the order itself is the take-profit limit
-            spec = replace(spec, type="limit", limit_price=spec.take_profit_limit_price, stop_price=None)
-        parent = self._new_order(spec, client_order_id, reserve_price=reserve_price)
-        exit_side = "sell" if spec.side == "buy" else "buy"
-        legs: list[m.VenueOrder] = []
-        if spec.order_class in ("bracket", "oto"):
-            if spec.take_profit_limit_price is not None:
-                legs.append(self._new_leg(parent, exit_side, "limit", spec.take_profit_limit_price, None))
-            if spec.stop_loss_stop_price is not None:
-                stop_type = "stop" if spec.stop_loss_limit_price is None else "stop_limit"
-                legs.append(
-                    self._new_leg(parent, exit_side, stop_type, spec.stop_loss_limit_price, spec.stop_loss_stop_price)
-                )
-        elif spec.order_class == "oco":  # the parent is the take-profit limit; its leg the stop; both live
-            stop_type = "stop" if spec.stop_loss_limit_price is None else "stop_limit"
-            legs.append(
-                self._new_leg(
-                    parent,
-                    spec.side,
-                    stop_type,
-                    spec.stop_loss_limit_price,
-                    spec.stop_loss_stop_price,
-                    status="accepted",
-                )
-            )
-            parent.oco_ids.append(legs[0].id)
-            legs[0].oco_ids.append(parent.id)
-        if len(legs) == 2:
-            legs[0].oco_ids.append(legs[1].id)
-            legs[1].oco_ids.append(legs[0].id)
-        parent.leg_ids.extend(leg.id for leg in legs)
-        reply = self.order_view(parent)
-        self._route(parent)
-        return reply
-
-    def _new_order(
-        self,
-        spec: m.OrderSpec,
-        client_order_id: str,
-        *,
-        reserve_price: Decimal | None,
-        status: str = "accepted",
-        parent_id: str | None = None,
-        replaces: str | None = None,
-    ) -> m.VenueOrder:
-        self._seq += 1
-        now = self._now_ns
-        position = self.account.position_qty(spec.symbol)
-        intent = _position_intent(spec.side, position)
-        order = m.VenueOrder(
-            seq=self._seq,
-            id=self.new_uuid(),
-            client_order_id=client_order_id,
-            symbol=spec.symbol,
-            asset_id=self.asset_id(spec.symbol),
-            side=spec.side,
-            type=spec.type,
-            time_in_force=spec.time_in_force,
-            qty=spec.qty,
-            order_class=spec.order_class,
-            status=status,
-            created_at_ns=now,
-            submitted_at_ns=now,
-            updated_at_ns=now,
-            limit_price=spec.limit_price,
-            stop_price=spec.stop_price,
-            trail_price=spec.trail_price,
-            trail_percent=spec.trail_percent,
-            extended_hours=spec.extended_hours,
-            position_intent=intent,
-            parent_id=parent_id,
-            replaces=replaces,
-            reserve_price=reserve_price,
-        )
-        self._orders[order.id] = order
-        self._open[order.id] = order
-        self._by_client_id[client_order_id] = order.id
-        self.order_log.append(
-            AcceptedOrder(
-                ts_ns=now,
-                order_id=order.id,
-                client_order_id=client_order_id,
-                symbol=order.symbol,
-                side=order.side,
-                qty=order.qty,
-                type=order.type,
-                time_in_force=order.time_in_force,
-                order_class=order.order_class,
-                parent_id=parent_id,
-                replaces=replaces,
-            )
-        )
-        return order
-
-    def _new_leg(
-        self,
-        parent: m.VenueOrder,
-        side: str,
-        order_type: str,
-        limit_price: Decimal | None,
-        stop_price: Decimal | None,
-        *,
-        status: str = "held",
-    ) -> m.VenueOrder:
-        spec = m.OrderSpec(
-            symbol=parent.symbol,
-            qty=parent.qty,
-            side=side,
-            type=order_type,
-            time_in_force=parent.time_in_force,
-            limit_price=limit_price,
-            stop_price=stop_price,
-            order_class=parent.order_class,
-        )
-        return self._new_order(spec, self.new_uuid(), reserve_price=None, status=status, parent_id=parent.id)
-
-    # --- routing, matching, execution -----------------------------------------------------------------------------
-
-    def _set_status(self, order: m.VenueOrder, status: str) -> None:
-        assert order.status not in m.TERMINAL, f"order {order.id} is {order.status}: terminal states are absorbing"
-        order.status = status
-        if status not in m.OPEN:
-            self._open.pop(order.id, None)
-
-    def _tradable(self, order: m.VenueOrder) -> bool:
-        if self._is_open():
-            return True
-        return order.extended_hours and self.quote(order.symbol) is not None
-
-    def _route(self, order: m.VenueOrder, *, match: bool = True) -> None:
-        """accepted -> new once the market can take it (now, or at the next open)."""
-        if order.status not in m.QUEUED or not self._tradable(order):
-            return
-        self._set_status(order, "new")
-        order.updated_at_ns = self._now_ns
-        self._emit("new", order)
-        for leg in self.legs_of(order):
-            if leg.status in m.QUEUED:  # OCO: the stop leg goes live with its parent
-                self._route(leg, match=match)
-        if not match:
-            return
-        self._match(order)
-        if order.time_in_force in ("ioc", "fok") and order.status in m.WORKING:
-            self._finish(order, "canceled")
-
-    def _match_all(self) -> None:
-        for order in list(self._open.values()):
-            if order.status in m.WORKING and self._tradable(order):
-                self._match(order)
-
-    def _match(self, order: m.VenueOrder) -> None:
-        if order.status not in m.WORKING:
-            return
-        quote = self.quote(order.symbol)
-        if quote is None or quote == order.last_quote:  # liquidity used, draw made, trigger checked
-            return
-        order.last_quote = quote
-        if not m.observe_quote(order, quote):
-            return
-        execution = m.decide_execution(
-            order,
-            quote,
-            rng=self._match_rng,
-            liquidity=self._liquidity,
-            slippage_bps=self.config.slippage_bps,
-            passive_fill_probability=self.config.passive_fill_probability,
-            all_or_none=order.time_in_force == "fok",
-        )
-        if execution is None:
-            return
-        if not execution.passive:
-            self._liquidity.consume(quote, order.side, execution.qty)
-        self._execute(order, execution.qty, execution.price)
-
-    def _execute(self, order: m.VenueOrder, qty: Decimal, price: Decimal) -> None:
-        leaves = order.leaves_qty
-        assert 0 < qty <= leaves, f"fill {qty} exceeds leaves {leaves} of order {order.id}"  # pair assertion
-        session_date = self._session_date()
-        before = self.account.position_qty(order.symbol)
-        day_trade = self.account.apply_fill(order.symbol, order.side, qty, price, session_date)
-        if day_trade and order.id not in self._day_trade_orders:  # one day trade per closing order
-            self._day_trade_orders.add(order.id)
-            self.account.day_trades.append((session_date, order.id))
-        after = self.account.position_qty(order.symbol)
-        order.filled_qty += qty
-        order.filled_notional += qty * price
-        order.filled_avg_price = order.filled_notional / order.filled_qty
-        order.updated_at_ns = self._now_ns
-        complete = order.filled_qty == order.qty
-        self._set_status(order, "filled" if complete else "partially_filled")
-        if complete:
-            order.filled_at_ns = self._now_ns
-        execution_id = self.new_uuid()
-        event = "fill" if complete else "partial_fill"
-        self.fills.append(
-            Fill(
-                execution_id=execution_id,
-                order_id=order.id,
-                client_order_id=order.client_order_id,
-                symbol=order.symbol,
-                side=Side(order.side),
-                qty=qty,
-                price=price,
-                ts_ns=self._now_ns,
-                cum_qty=order.filled_qty,
-                position_qty=after,
-            )
-        )
-        self.account.activities.append(
-            FillActivity(
-                id=activity_id(self._now_ns, execution_id),
-                ts_ns=self._now_ns,
-                type=event,
-                price=price,
-                qty=qty,
-                side=_activity_side(order.side, before, after),
-                symbol=order.symbol,
-                leaves_qty=order.leaves_qty,
-                order_id=order.id,
-                cum_qty=order.filled_qty,
-                order_status=order.status,
-            )
-        )
-        self._emit(event, order, execution_id=execution_id, price=price, qty=qty, position_qty=after)
-        for sibling_id in order.oco_ids:  # one-cancels-other: the first execution of a leg ends its sibling
-            sibling = self._orders[sibling_id]
-            if sibling.status in m.OPEN:
-                self._finish(sibling, "canceled")
-        if complete:
-            self._activate_legs(order)
-
-    def _activate_legs(self, parent: m.VenueOrder) -> None:
-        """Held exit legs go live once the entry is done (filled, or ended with a partial fill)."""
-        for leg in self.legs_of(parent):
-            if leg.status not in m.HELD:
-                continue
-            if parent.filled_qty == 0:
-                self._finish(leg, "canceled")
-                continue
-            leg.qty = parent.filled_qty
-            self._set_status(leg, "accepted")
-            leg.updated_at_ns = self._now_ns
-            self._route(leg, match=False)
-
-    def _finish(self, order: m.VenueOrder, status: str) -> None:
-        """End an open order as canceled or expired; an entry's held legs follow it."""
-        assert status in ("canceled", "expired") and order.status in m.OPEN, (status, order.status)
-        self._set_status(order, status)
-        order.updated_at_ns = self._now_ns
-        if status == "canceled":
-            order.canceled_at_ns = self._now_ns
-        else:
-            order.expired_at_ns = self._now_ns
-        self._emit(status, order)
-        self._activate_legs(order)
-
-    # --- cancel, replace, close -------------------------------------------------------------------------------------
-
-    def cancel_order(self, order_id: str) -> list[m.VenueOrder]:
-        """DELETE /v2/orders/{id}; returns every order this canceled (a bracket cancels as a unit)."""
-        order = self.get_order(order_id)
-        if order.status in m.TERMINAL:
-            raise ApiError(422, 42210000, f'order is already in "{order.status}" state')
-        was_open = list(self._open.values())
-        if order.status in m.HELD and order.parent_id is not None:
-            parent = self._orders[order.parent_id]
-            if parent.status in m.OPEN:
-                self._finish(parent, "canceled")
-        if order.status in m.OPEN:
-            self._finish(order, "canceled")
-        for sibling_id in order.oco_ids:
-            sibling = self._orders[sibling_id]
-            if sibling.status in m.OPEN:
-                self._finish(sibling, "canceled")
-        return [o for o in was_open if o.status == "canceled"]
-
-    def cancel_all_orders(self) -> list[m.VenueOrder]:
-        canceled: list[m.VenueOrder] = []
-        for _ in range(len(self._orders) + 1):  # canceling a partly filled entry activates its legs: repeat
-            open_orders = self.open_orders()
-            if not open_orders:
-                break
-            for order in open_orders:
-                if order.status in m.OPEN:
-                    canceled.extend(self.cancel_order(order.id))
-        return canceled
-
-    def replace_order(self, order_id: str, changes: dict[str, Any]) -> dict[str, Any]:
-        """PATCH /v2/orders/{id}: a new order replaces the old one (old -> replaced, ``replaced_by``)."""
-        old = self.get_order(order_id)
-        if old.status not in (m.WORKING | m.QUEUED):
-            raise ApiError(422, 42210000, f'order is already in "{old.status}" state')
-        if old.filled_qty > 0:
-            raise ApiError(422, 42210000, "cannot replace a partially filled order")
-        client_order_id = self._check_client_order_id(changes.get("client_order_id"))
-        qty = changes.get("qty", old.qty)
-        if qty < old.filled_qty or qty <= 0:
-            raise ApiError(422, 40010001, "qty must be > 0")
-        new_spec = m.OrderSpec(
-            symbol=old.symbol,
-            qty=qty,
-            side=old.side,
-            type=old.type,
-            time_in_force=changes.get("time_in_force", old.time_in_force),
-            limit_price=changes.get("limit_price", old.limit_price),
-            stop_price=changes.get("stop_price", old.stop_price),
-            trail_price=changes.get("trail", old.trail_price) if old.trail_price is not None else None,
-            trail_percent=changes.get("trail", old.trail_percent) if old.trail_percent is not None else None,
-            extended_hours=old.extended_hours,
-            order_class=old.order_class,
-        )
-        if new_spec.type == "trailing_stop" and "stop_price" in changes:
-            raise ApiError(422, 40010001, "stop_price cannot be replaced on a trailing_stop order; use trail")
-        reserve = old.reserve_price
-        if reserve is not None:
-            reserve = self._reference_price(new_spec)
-            if reserve is not None:
-                extra = qty * reserve - old.leaves_qty * (old.reserve_price or _ZERO)
-                buying_power = self.buying_power()
-                if extra > buying_power:
-                    raise ApiError(
-                        403,
-                        40310000,
-                        "insufficient buying power",
-                        buying_power=dec_str(buying_power, 4),
-                        cost_basis=dec_str(extra, 4),
-                    )
-        new = self._new_order(
-            new_spec, client_order_id, reserve_price=reserve, parent_id=old.parent_id, replaces=old.id
-        )
-        new.leg_ids = list(old.leg_ids)
-        new.oco_ids = list(old.oco_ids)
-        new.hwm = old.hwm if new.type == "trailing_stop" else None
-        for leg in self.legs_of(new):
-            leg.parent_id = new.id
-        for sibling_id in new.oco_ids:
-            sibling = self._orders[sibling_id]
-            sibling.oco_ids = [new.id if i == old.id else i for i in sibling.oco_ids]
-        if old.parent_id is not None:
-            parent = self._orders[old.parent_id]
-            parent.leg_ids = [new.id if i == old.id else i for i in parent.leg_ids]
-        self._set_status(old, "replaced")
-        old.replaced_at_ns = old.updated_at_ns = self._now_ns
-        old.replaced_by = new.id
-        self._emit("replaced", old)
-        reply = self.order_view(new)
-        self._route(new)
-        return reply
-
-    def close_position(
-        self, symbol_or_asset_id: str, *, qty: Decimal | None = None, percentage: Decimal | None = None
-    ) -> dict[str, Any]:
-        """DELETE /v2/positions/{symbol}: a market order for all (or ``qty`` / ``percentage``) of it."""
-        symbol = self.resolve_symbol(symbol_or_asset_id)
-        position = self.account.positions.get(symbol) if symbol is not None else None
-        if symbol is None or position is None:
-            raise ApiError(404, 40410000, "position does not exist")
-        size = abs(position.qty)
-        amount = size
-        if qty is not None:
-            if qty <= 0 or qty > size:
-                raise ApiError(422, 40010001, f"qty must be > 0 and <= {dec_str(size)}")
-            amount = qty
-        elif percentage is not None:
-            if not _ZERO < percentage <= 100:
-                raise ApiError(422, 40010001, "percentage must be > 0 and <= 100")
-            amount = (size * percentage / 100).quantize(_FRACTION_QUANTUM, rounding=ROUND_DOWN)
-            if amount <= 0:
-                raise ApiError(422, 40010001, "percentage is too small for this position")
-        side = "sell" if position.qty > 0 else "buy"
-        self._check_quantity(symbol, side, amount)
-        spec = m.OrderSpec(symbol=symbol, qty=amount, side=side, type="market", time_in_force="day")
-        return self._accept(spec, self._check_client_order_id(None), None)
-
-    def close_all_positions(self, *, cancel_orders: bool) -> list[dict[str, Any]]:
-        if cancel_orders:
-            self.cancel_all_orders()
-        results: list[dict[str, Any]] = []
-        for symbol in sorted(self.account.positions):
-            try:
-                results.append({"symbol": symbol, "status": 200, "body": self.close_position(symbol)})
-            except ApiError as err:
-                results.append({"symbol": symbol, "status": err.status, "body": err.body()})
-        return results
-
-
-def _call_hook(target: Any, name: str, *args: Any) -> None:
-    hook = getattr(target, name, None)
-    if hook is not None:
-        hook(*args)
 
 
 def _json_response(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> RestResponse:
     return RestResponse(status, encode(body), {**JSON_HEADERS, **(headers or {})})
-
-
-def _position_intent(side: str, position: Decimal) -> str:
-    if side == "buy":
-        return "buy_to_close" if position < 0 else "buy_to_open"
-    return "sell_to_close" if position > 0 else "sell_to_open"
-
-
-def _activity_side(side: str, before: Decimal, after: Decimal) -> str:
-    """FILL activities say ``sell_short`` for a sell that opens or extends a short."""
-    if side == "sell" and after < 0 and after < before:
-        return "sell_short" if before <= 0 else "sell"
-    return side

@@ -22,7 +22,7 @@ from adapters.alpaca.telemetry import LatencyTelemetry
 from adapters.fake.calendar import NyseCalendar, ns_at
 from adapters.fake.faults import FaultEvent, FaultPlan
 from adapters.fake.inprocess import InProcessVenue
-from adapters.fake.market import ReplaySource
+from adapters.fake.market_replay import ReplaySource
 from adapters.fake.venue import Venue, VenueConfig
 from core.model import OrderRequest, OrderType, Side, TimeInForce, TradeUpdate
 

@@ -16,7 +16,8 @@ import pytest
 import requests
 
 from adapters.fake.calendar import et_from_ns
-from adapters.fake.market import GeneratorSource, ReplaySource
+from adapters.fake.market_generator import GeneratorSource
+from adapters.fake.market_replay import ReplaySource
 from tools import cli
 from tools.cmd_fake_alpaca import UsageError, build_server, options_from_args
 

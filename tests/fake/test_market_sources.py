@@ -12,15 +12,11 @@ import pytest
 
 from adapters.fake.calendar import AlwaysOpenCalendar, TradingTimeClock, et_from_ns, ns_at
 from adapters.fake.interfaces import FakeBar, FakeQuote
-from adapters.fake.market import (
-    GeneratorSource,
-    Regime,
-    ReplaySource,
-    SampledTicks,
-    market_data_dir,
-    market_from_spec,
-    ticks,
-)
+from adapters.fake.market import market_data_dir
+from adapters.fake.market_generator import GeneratorSource, Regime
+from adapters.fake.market_replay import ReplaySource
+from adapters.fake.market_spec import market_from_spec
+from adapters.fake.market_ticks import SampledTicks, ticks
 from tests.fake.test_market_support import MINUTE_NS, NS, OPEN_NS, calendar, replay
 
 DATES = ["1999-01-22", "2003-05-07", "2008-10-10", "2014-06-02", "2014-11-28"]  # incl. a half day

@@ -13,7 +13,7 @@ from typing import Any
 from adapters.fake.calendar import NyseCalendar, ns_at
 from adapters.fake.faults import FaultPlan
 from adapters.fake.interfaces import MarketSource, RestRequest
-from adapters.fake.market import ReplaySource
+from adapters.fake.market_replay import ReplaySource
 from adapters.fake.venue import Venue, VenueConfig
 
 NS = 1_000_000_000

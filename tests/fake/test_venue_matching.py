@@ -111,12 +111,12 @@ def test_passive_limit_fills_at_its_price_with_the_configured_probability() -> N
 def test_passive_fill_is_drawn_once_per_bar() -> None:
     venue, _ = make_venue(passive_fill_probability=0.0)  # never fills, but every draw still happens
     submit(venue, type="limit", limit_price="100.00", time_in_force="gtc")
-    after_first_draw = venue._match_rng.getstate()
+    after_first_draw = venue.book._match_rng.getstate()
     for second in range(1, 60):
         venue.advance_to(START_NS + second * NS)  # same bar, same quote: no new draw
-    assert venue._match_rng.getstate() == after_first_draw
+    assert venue.book._match_rng.getstate() == after_first_draw
     venue.advance_to(START_NS + MINUTE_NS)  # next bar: one more draw
-    assert venue._match_rng.getstate() != after_first_draw
+    assert venue.book._match_rng.getstate() != after_first_draw
 
 
 def test_sell_stop_triggers_when_the_bid_falls_to_it() -> None:
@@ -139,7 +139,7 @@ def test_buy_stop_limit_becomes_a_limit_once_triggered() -> None:
     _, order = submit(venue, type="stop_limit", stop_price="101", limit_price="101.05", time_in_force="gtc")
     market.set_quote("AAPL", "101.08", "101.10", from_ns=START_NS + MINUTE_NS)  # triggered, above the limit
     venue.advance_to(START_NS + MINUTE_NS)
-    assert venue.fills == [] and venue.orders()[0].triggered
+    assert venue.fills == [] and venue.book.orders()[0].triggered
     market.set_quote("AAPL", "101.00", "101.03", from_ns=START_NS + 2 * MINUTE_NS)
     venue.advance_to(START_NS + 2 * MINUTE_NS)
     assert ok(venue, "GET", f"/v2/orders/{order['id']}")["status"] == "filled"
@@ -157,10 +157,10 @@ def test_trailing_stop_follows_the_high_water_mark() -> None:
     assert (live["hwm"], live["stop_price"], live["status"]) == ("105", "104", "new")
     market.set_quote("AAPL", "104.50", "104.52", from_ns=START_NS + 2 * MINUTE_NS)
     venue.advance_to(START_NS + 2 * MINUTE_NS)
-    assert venue.orders()[1].status == "new"
+    assert venue.book.orders()[1].status == "new"
     market.set_quote("AAPL", "103.90", "103.92", from_ns=START_NS + 3 * MINUTE_NS)
     venue.advance_to(START_NS + 3 * MINUTE_NS)
-    assert venue.orders()[1].status == "filled"
+    assert venue.book.orders()[1].status == "filled"
 
 
 def test_day_orders_expire_at_the_close_and_gtc_persist() -> None:
@@ -217,7 +217,7 @@ def test_bracket_stop_loss_fills_and_cancels_the_take_profit() -> None:
     )  # short entry: the exits buy
     market.set_quote("AAPL", "105.00", "105.02", from_ns=START_NS + MINUTE_NS)
     venue.advance_to(START_NS + MINUTE_NS)
-    statuses = [(o.type, o.side, o.status) for o in venue.orders()]
+    statuses = [(o.type, o.side, o.status) for o in venue.book.orders()]
     assert statuses == [("market", "sell", "filled"), ("limit", "buy", "canceled"), ("stop", "buy", "filled")]
 
 
@@ -235,7 +235,7 @@ def test_partially_filled_entry_arms_legs_for_the_filled_quantity() -> None:
         stop_loss={"stop_price": "90"},
     )
     assert call(venue, "DELETE", f"/v2/orders/{parent['id']}")[0] == 204
-    legs = venue.legs_of(venue.get_order(parent["id"]))
+    legs = venue.book.legs_of(venue.book.get_order(parent["id"]))
     assert [(leg.qty, leg.status) for leg in legs] == [(300, "new"), (300, "new")]
 
 
@@ -265,18 +265,18 @@ def test_oco_exit_pair_one_cancels_the_other() -> None:
         stop_loss={"stop_price": "95"},
     )
     assert oco["limit_price"] == "105" and oco["legs"][0]["type"] == "stop"
-    assert [o.status for o in venue.orders()[1:]] == ["new", "new"]
+    assert [o.status for o in venue.book.orders()[1:]] == ["new", "new"]
     market.set_quote("AAPL", "94.90", "94.92", from_ns=START_NS + MINUTE_NS)
     venue.advance_to(START_NS + MINUTE_NS)
-    assert [o.status for o in venue.orders()[1:]] == ["canceled", "filled"]
+    assert [o.status for o in venue.book.orders()[1:]] == ["canceled", "filled"]
 
 
 def test_fill_larger_than_leaves_is_a_programmer_error() -> None:
     venue, _ = make_venue()
     submit(venue, type="limit", limit_price="90", time_in_force="gtc")
-    order = venue.orders()[0]
+    order = venue.book.orders()[0]
     with pytest.raises(AssertionError, match="exceeds leaves"):
-        venue._execute(order, Decimal(11), Decimal("90"))
+        venue.book._execute(order, Decimal(11), Decimal("90"))
 
 
 def test_clock_never_moves_backwards() -> None:
@@ -342,7 +342,7 @@ def test_ledger_and_order_invariants_hold_for_any_script(actions: list[Any], see
     cash = Decimal(100_000) - sum((signed[f.side] * f.qty * f.price for f in venue.fills), Decimal(0))
     assert venue.account.position_qty("AAPL") == position
     assert venue.account.cash == cash
-    for order in venue.orders():
+    for order in venue.book.orders():
         filled = sum((f.qty for f in venue.fills if f.order_id == order.id), Decimal(0))
         assert filled == order.filled_qty <= order.qty
         assert (order.status == "filled") == (order.filled_qty == order.qty)

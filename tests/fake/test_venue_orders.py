@@ -394,7 +394,7 @@ def test_cancel_bracket_entry_cancels_its_held_legs() -> None:
     assert [leg["status"] for leg in parent["legs"]] == ["held", "held"]
     status, body = call(venue, "DELETE", "/v2/orders")
     assert status == 207 and len(body) == 3
-    assert {o.status for o in venue.orders()} == {"canceled"}
+    assert {o.status for o in venue.book.orders()} == {"canceled"}
 
 
 def test_replace_creates_new_order_and_marks_old_replaced() -> None:

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Final
 
 from adapters.fake.calendar import NyseCalendar, ns_at
-from adapters.fake.market import KNOWN_FILES, ReplaySource
+from adapters.fake.market import KNOWN_FILES
+from adapters.fake.market_replay import ReplaySource
 from core.model import NS_PER_S, Bar, Quote
 
 REPLAY_SYMBOLS: Final = ("NVDA", "ORCL", "YHOO")  # the three real daily files in market_data_dir()

@@ -1,0 +1,115 @@
+"""How the fake venue carries out a due fault of its seeded plan: close or evict streams, freeze quotes, drift.
+
+Windows (ws_mute, rest_outage, rest_slow, rate_limit_storm) are answered by ``faults.FaultInjector`` itself;
+this module handles the faults that act on the venue at one instant, and places ``day``/``at`` events in time.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, Final
+
+from adapters.fake.accounts import FillActivity, activity_side
+from adapters.fake.faults import FaultEvent
+from adapters.fake.wire import activity_id, et_date, parse_time_ns
+from core.model import NS_PER_S, Fill, Side
+
+if TYPE_CHECKING:
+    from adapters.fake.venue import Venue
+
+FAULT_RESOLVE_HORIZON_DAYS: Final = 400  # how far ahead `day = N` fault events may point
+_DAY_NS: Final = 86_400 * NS_PER_S
+_ZERO: Final = Decimal(0)
+
+
+def resolve_fault_at(venue: Venue, event: FaultEvent) -> int:
+    """``at`` = exchange wall time on the ``day``-th trading session counted from the start date."""
+    if event.at_ns is not None:
+        return event.at_ns
+    day_start_ns = parse_time_ns(et_date(venue.start_ns))  # midnight, exchange time
+    horizon_ns = day_start_ns + FAULT_RESOLVE_HORIZON_DAYS * _DAY_NS
+    sessions = venue.calendar.sessions_between(day_start_ns, horizon_ns)
+    if event.day >= len(sessions):
+        raise ValueError(f"fault {event.kind!r} on day {event.day}: only {len(sessions)} sessions ahead")
+    return parse_time_ns(sessions[event.day][0]) + event.seconds_of_day() * NS_PER_S
+
+
+def apply_fault(venue: Venue, event: FaultEvent) -> None:
+    kind = event.kind
+    if kind in ("ws_close", "eviction_406"):
+        targets: list[Any] = venue.trading_sessions() if event.stream == "trading" else venue.data_sessions()
+        for target in targets:
+            if kind == "ws_close":
+                _call_hook(target, "force_close", event.code, "fault: ws_close")
+            else:
+                _call_hook(target, "evict")
+    elif kind == "venue_restart":
+        for session in venue.trading_sessions():
+            session.force_close(1006, "venue restart")
+        for data_session in venue.data_sessions():
+            _call_hook(data_session, "force_close", 1006, "venue restart")
+    elif kind == "quote_stale":
+        symbols = [event.symbol] if event.symbol else list(venue.market.symbols)
+        for symbol in symbols:
+            _call_hook(venue.market, "set_stale", symbol, venue.now_ns + event.duration_ns)
+    elif kind == "position_drift":
+        assert event.symbol is not None and event.qty is not None
+        _drift_position(venue, event.symbol, event.qty)
+    # ws_mute, rest_outage, rest_slow, rate_limit_storm: windows the injector answers for.
+    # client_crash, manual_kill, manual_reset: carried out by the simulation harness.
+
+
+def _drift_position(venue: Venue, symbol: str, qty: Decimal) -> None:
+    """A trade made outside the engine: the venue position and cash change, a FILL activity appears."""
+    now_ns = venue.now_ns
+    price = venue.mark(symbol)
+    if price <= 0:
+        venue.skipped_faults.append(
+            (
+                now_ns,
+                FaultEvent(kind="position_drift", symbol=symbol, qty=qty),
+                "no price known for the symbol yet",
+            )
+        )
+        return
+    side = "buy" if qty > 0 else "sell"
+    account = venue.account
+    before = account.position_qty(symbol)
+    account.apply_fill(symbol, side, abs(qty), price, venue.session_date())
+    after = account.position_qty(symbol)
+    order_id, execution_id = venue.new_uuid(), venue.new_uuid()
+    venue.external_fills.append(
+        Fill(
+            execution_id=execution_id,
+            order_id=order_id,
+            client_order_id="",
+            symbol=symbol,
+            side=Side(side),
+            qty=abs(qty),
+            price=price,
+            ts_ns=now_ns,
+            cum_qty=abs(qty),
+            position_qty=after,
+        )
+    )
+    account.activities.append(
+        FillActivity(
+            id=activity_id(now_ns, execution_id),
+            ts_ns=now_ns,
+            type="fill",
+            price=price,
+            qty=abs(qty),
+            side=activity_side(side, before, after),
+            symbol=symbol,
+            leaves_qty=_ZERO,
+            order_id=order_id,
+            cum_qty=abs(qty),
+            order_status="filled",
+        )
+    )
+
+
+def _call_hook(target: Any, name: str, *args: Any) -> None:
+    hook = getattr(target, name, None)
+    if hook is not None:
+        hook(*args)
