@@ -45,6 +45,7 @@ LAST_DATE = "2014-12-15"  # and sessions after it, for two-day worlds (NVDA/ORCL
 REPLAY_FILES = {"NVDA": "nvda-1999-2014.txt", "ORCL": "orcl-1995-2014.txt", "YHOO": "yhoo-1996-2015.txt"}
 GENERATED_SYMBOLS = ("SWA", "SWB", "SWC", "SWD", "SWE", "SWF")
 SECTORS = ("semiconductors", "software", "internet", "banks", "energy")
+OUTSIDE_TRADE_MIN_POSITION = 1500  # shares: 1 share is below the 0.1 % alert threshold (spec 1.3) from here on
 GENERATOR_START_PRICE = 100.0  # adapters.fake.market_generator.GeneratorSource opens every symbol here
 FEATURE_P = 0.25  # each fault key / event kind is on in about a quarter of the worlds
 DEFAULT_RISK_P = 0.6  # most worlds run the shipped limits
@@ -105,6 +106,7 @@ def generate_world(seed: int) -> dict[str, Any]:
     book = _starting_book(seed, world["account"], market, symbols, sessions[first][0])
     if book:
         world["account"]["positions"] = book
+        _outside_trade(seed, world, book, windows)
     return {key: value for key, value in world.items() if value != {} or key == "expect"}
 
 
@@ -129,6 +131,23 @@ def _starting_book(seed: int, account: dict[str, Any], market: dict[str, Any], s
         entry = Decimal(str(eve)) * Decimal(str(round(rng.uniform(0.8, 1.2), 4)))
         book.append({"symbol": symbol, "qty": str(qty), "avg_entry_price": str(entry.quantize(Decimal("0.01")))})
     return book
+
+
+def _outside_trade(seed: int, world: dict[str, Any], book: list[dict[str, str]],
+                   windows: list[tuple[int, int]]) -> None:
+    """Half the worlds with a book see a 1-share trade made outside the engine on its largest position (below the
+    0.1 % alert threshold when the position is big enough): the reconciler must converge, not halt or drift."""
+    rng = random.Random(f"ttlive-swarm-outside-trade:{seed}")
+    if rng.random() >= 0.5:
+        return
+    largest = max(book, key=lambda p: abs(Decimal(p["qty"])))
+    if abs(Decimal(largest["qty"])) < OUTSIDE_TRADE_MIN_POSITION:
+        return  # 1 share would be a material mismatch: the generic position_drift events cover that path
+    day = rng.randrange(len(windows))
+    event = {"kind": "position_drift", "symbol": largest["symbol"], "qty": rng.choice(("-1", "1"))}
+    events = world.setdefault("faults", {}).setdefault("events", [])
+    events.append(_timed(event, day, rng.randint(*windows[day]), len(windows)))
+    events.sort(key=lambda e: (int(e.get("day", 0)), e["at"], str(e["kind"])))
 
 
 def _trading_window(open_ns: int, close_ns: int) -> tuple[int, int]:
