@@ -39,10 +39,18 @@ class PlanError(ValueError):
     """The signal cannot be expressed as an order (no quote, zero quantity): an operating event, not a bug."""
 
 
+CLIENT_ORDER_ID_PREFIX = "tt-"  # every order ttlive places; anything else at the account is foreign
+
+
+def is_ours(client_order_id: str) -> bool:
+    """An order ttlive placed (its entries; bracket legs carry the venue's ids and are matched by parent)."""
+    return client_order_id.startswith(CLIENT_ORDER_ID_PREFIX)
+
+
 def client_order_id(signal_id: str, attempt: int) -> str:
     """Idempotency key per order attempt (spec 1.2 step 2): stable across restarts, <= 128 chars."""
     assert attempt >= 0
-    key = f"tt-{signal_id}-{attempt}"
+    key = f"{CLIENT_ORDER_ID_PREFIX}{signal_id}-{attempt}"
     assert len(key) <= 128, key
     return key
 

@@ -45,6 +45,7 @@ LAST_DATE = "2014-12-15"  # and sessions after it, for two-day worlds (NVDA/ORCL
 REPLAY_FILES = {"NVDA": "nvda-1999-2014.txt", "ORCL": "orcl-1995-2014.txt", "YHOO": "yhoo-1996-2015.txt"}
 GENERATED_SYMBOLS = ("SWA", "SWB", "SWC", "SWD", "SWE", "SWF")
 SECTORS = ("semiconductors", "software", "internet", "banks", "energy")
+OWN_STREAM_KINDS = frozenset({"foreign_order"})  # drawn from a random stream of their own (see _foreign_orders)
 OUTSIDE_TRADE_MIN_POSITION = 1500  # shares: 1 share is below the 0.1 % alert threshold (spec 1.3) from here on
 GENERATOR_START_PRICE = 100.0  # adapters.fake.market_generator.GeneratorSource opens every symbol here
 FEATURE_P = 0.25  # each fault key / event kind is on in about a quarter of the worlds
@@ -107,6 +108,7 @@ def generate_world(seed: int) -> dict[str, Any]:
     if book:
         world["account"]["positions"] = book
         _outside_trade(seed, world, book, windows)
+    _foreign_orders(seed, world, symbols, windows)
     return {key: value for key, value in world.items() if value != {} or key == "expect"}
 
 
@@ -131,6 +133,21 @@ def _starting_book(seed: int, account: dict[str, Any], market: dict[str, Any], s
         entry = Decimal(str(eve)) * Decimal(str(round(rng.uniform(0.8, 1.2), 4)))
         book.append({"symbol": symbol, "qty": str(qty), "avg_entry_price": str(entry.quantize(Decimal("0.01")))})
     return book
+
+
+def _foreign_orders(seed: int, world: dict[str, Any], symbols: list[str], windows: list[tuple[int, int]]) -> None:
+    """A quarter of the worlds see the account's owner place 1-2 resting limit orders of their own (not ttlive's):
+    they must be left alone (no reconciliation mismatch, no cancel) until a kill switch cancels everything."""
+    rng = random.Random(f"ttlive-swarm-foreign-orders:{seed}")
+    if rng.random() >= FEATURE_P:
+        return
+    events = world.setdefault("faults", {}).setdefault("events", [])
+    for _ in range(rng.randint(1, 2)):
+        day = rng.randrange(len(windows))
+        event = {"kind": "foreign_order", "symbol": rng.choice(symbols),
+                 "qty": str(rng.choice((-1, 1)) * rng.randint(1, 100))}
+        events.append(_timed(event, day, rng.randint(*windows[day]), len(windows)))
+    events.sort(key=lambda e: (int(e.get("day", 0)), e["at"], str(e["kind"])))
 
 
 def _outside_trade(seed: int, world: dict[str, Any], book: list[dict[str, str]],
@@ -254,7 +271,7 @@ def _faults(rng: random.Random, windows: list[tuple[int, int]], symbols: list[st
     if rng.random() < FEATURE_P:
         faults["one_stream_per_key"] = True
     events: list[tuple[int, int, dict[str, Any]]] = []
-    for kind in sorted(EVENT_KINDS - {"manual_reset"}):
+    for kind in sorted(EVENT_KINDS - {"manual_reset"} - OWN_STREAM_KINDS):
         if rng.random() < FEATURE_P:
             for _ in range(rng.randint(1, 3)):
                 day = rng.randrange(len(windows))

@@ -38,6 +38,7 @@ _VENUE_KIND_KEYS: Final[Mapping[str, frozenset[str]]] = {
     "rate_limit_storm": frozenset({"duration_s"}),
     "quote_stale": frozenset({"symbol", "duration_s"}),  # no symbol => every symbol
     "position_drift": frozenset({"symbol", "qty"}),
+    "foreign_order": frozenset({"symbol", "qty"}),  # the user places a resting limit order (qty < 0: a sell)
     "venue_restart": frozenset({"duration_s"}),  # duration_s: REST 503 and streams refused meanwhile
 }
 HARNESS_KINDS: Final = frozenset({"client_crash", "manual_kill", "manual_reset"})
@@ -51,6 +52,7 @@ _REQUIRED_KEYS: Final[Mapping[str, frozenset[str]]] = {
     "rate_limit_storm": frozenset({"duration_s"}),
     "quote_stale": frozenset({"duration_s"}),
     "position_drift": frozenset({"symbol", "qty"}),
+    "foreign_order": frozenset({"symbol", "qty"}),
 }
 _AT_RE: Final = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)(?::([0-5]\d))?$")
 TRADE_UPDATE_FATES: Final = ("deliver", "drop", "duplicate", "reorder")

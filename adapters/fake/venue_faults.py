@@ -55,8 +55,35 @@ def apply_fault(venue: Venue, event: FaultEvent) -> None:
     elif kind == "position_drift":
         assert event.symbol is not None and event.qty is not None
         _drift_position(venue, event.symbol, event.qty)
+    elif kind == "foreign_order":
+        assert event.symbol is not None and event.qty is not None
+        _foreign_order(venue, event)
     # ws_mute, rest_outage, rest_slow, rate_limit_storm: windows the injector answers for.
     # client_crash, manual_kill, manual_reset: carried out by the simulation harness.
+
+
+FOREIGN_LIMIT_AWAY: Final = Decimal("0.2")  # a foreign limit rests 20 % away from the mark: it works, not fills
+
+
+def _foreign_order(venue: Venue, event: FaultEvent) -> None:
+    """The account's owner places an order outside ttlive (Alpaca's app, another script): a GTC limit far from
+    the market, with a client order id of their own. It goes through the venue's own checks; refused, it is skipped."""
+    from adapters.fake.matching import OrderSpec
+    from adapters.fake.wire import ApiError
+
+    assert event.symbol is not None and event.qty is not None
+    price = venue.mark(event.symbol)
+    if price <= 0:
+        venue.skipped_faults.append((venue.now_ns, event, "no price known for the symbol yet"))
+        return
+    buy = event.qty > 0
+    limit = (price * (1 - FOREIGN_LIMIT_AWAY if buy else 1 + FOREIGN_LIMIT_AWAY)).quantize(Decimal("0.01"))
+    spec = OrderSpec(symbol=event.symbol, qty=abs(event.qty), side="buy" if buy else "sell", type="limit",
+                     time_in_force="gtc", limit_price=limit, client_order_id=f"desk-{venue.new_uuid()}")
+    try:
+        venue.book.submit_order(spec)
+    except ApiError as exc:
+        venue.skipped_faults.append((venue.now_ns, event, f"refused: {exc}"))
 
 
 def _drift_position(venue: Venue, symbol: str, qty: Decimal) -> None:

@@ -19,6 +19,7 @@ import trio
 from core.engine.context import EngineContext
 from core.engine.messages import ResyncRequested, ResyncWaiter
 from core.order_fsm import OPEN
+from core.orderplan import is_ours
 from core.ports import BrokerError
 from core.reconcile import ReconcileReport, reconcile
 from core.triggers import ReconciliationChecked, RequestResync
@@ -53,6 +54,7 @@ class Reconciler:
         # Differences below the alert threshold, (engine qty, venue qty) per symbol, as the last check saw them:
         # the same one twice with nothing working on the symbol is not a fill in flight, it is the broker's truth.
         self.small_drifts: dict[str, tuple[Decimal, Decimal]] = {}
+        self.foreign_open_orders = 0  # open orders at the account that ttlive did not place (last snapshot)
         self.interval_s = ctx.config.reconcile.interval_s
         self.tolerance = Decimal(ctx.config.reconcile.tolerance_pct) / 100
         self.reports: list[tuple[int, bool]] = []  # (ts_ns, in agreement)
@@ -103,10 +105,18 @@ class Reconciler:
         venue = {p.symbol: p.qty for p in positions if p.qty != 0}
         prices = {p.symbol: p.current_price for p in positions if p.current_price is not None}
         open_ids: set[str] = set()
+        foreign = 0
         for order in open_orders:
+            if not is_ours(order.client_order_id):
+                foreign += order.status in OPEN_STATUSES  # the user's own orders: left alone, never a mismatch
+                continue
             for o in (order, *order.legs):  # a filled bracket parent is listed while its legs work
                 if o.status in OPEN_STATUSES:
                     open_ids.add(o.id)
+        if foreign != self.foreign_open_orders:
+            self.foreign_open_orders = foreign
+            self.ctx.system("health", reason=f"{foreign} open order(s) at the account not placed by ttlive: left "
+                            "alone", extra={"event": "foreign_orders", "count": foreign})
         return venue, prices, open_ids
 
     async def check(self) -> ReconcileReport | None:
