@@ -157,6 +157,7 @@ class BrokerOrder(msgspec.Struct, frozen=True, kw_only=True):
     updated_at_ns: int = 0
     submitted_at_ns: int = 0
     legs: tuple[BrokerOrder, ...] = ()
+    notional: Decimal | None = None  # a dollar-amount order (qty unknown until it fills: qty is what filled so far)
 
 
 class Fill(msgspec.Struct, frozen=True, kw_only=True):

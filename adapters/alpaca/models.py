@@ -121,6 +121,7 @@ class WireOrder(msgspec.Struct, kw_only=True):
     order_type: str | None = None
     order_class: str | None = ""
     qty: Decimal | None = None
+    notional: Decimal | None = None
     filled_qty: Decimal | None = None
     filled_avg_price: Decimal | None = None
     limit_price: Decimal | None = None
@@ -309,16 +310,20 @@ def _ts(value: str | int) -> int:
 
 
 def order_from_wire(w: WireOrder) -> BrokerOrder:
-    if w.qty is None or w.symbol is None:
-        raise ResponseDecodeError(f"order {w.id} has no qty/symbol (notional orders are not supported)")
+    if w.symbol is None or (w.qty is None and w.notional is None):
+        raise ResponseDecodeError(f"order {w.id} has neither qty nor notional, or no symbol")
     order_type = w.type or w.order_type
+    filled = _finite(w.filled_qty if w.filled_qty is not None else Decimal(0), "filled_qty")
     return BrokerOrder(
         id=w.id,
         client_order_id=w.client_order_id,
         symbol=w.symbol,
         side=_enum(Side, w.side, "side"),
-        qty=_finite(w.qty, "qty"),
-        filled_qty=_finite(w.filled_qty if w.filled_qty is not None else Decimal(0), "filled_qty"),
+        # A notional order (Alpaca's "buy $500 of NVDA") has qty null until it fills: what filled so far stands in,
+        # so an account that holds one (placed by its owner) still lists, reconciles and halts (issue 17).
+        qty=_finite(w.qty, "qty") if w.qty is not None else filled,
+        notional=_opt_finite(w.notional, "notional"),
+        filled_qty=filled,
         filled_avg_price=_opt_finite(w.filled_avg_price, "filled_avg_price"),
         status=w.status,
         type=_enum(OrderType, order_type, "order type"),

@@ -58,6 +58,25 @@ def test_order_with_nan_or_unknown_side_is_a_decode_error() -> None:
         wire.order_from_wire(bad)
 
 
+def test_a_notional_order_decodes_in_a_listing_and_on_the_stream() -> None:
+    """Alpaca's own example of a dollar-amount order ("notional": "500", "qty": null), as a user buying $500 of NVDA
+    in Alpaca's app creates it: it must not break a listing (reconciliation, resync and the kill switch's cancel
+    verification all list orders) nor be dropped from the trading stream (issue 17)."""
+    page = msgspec.json.encode([order_json(client_order_id="app-1", symbol="NVDA", qty=None, notional="500"),
+                                order_json()])
+    orders = [wire.order_from_wire(w) for w in msgspec.json.decode(page, type=list[wire.WireOrder])]
+    assert [(o.symbol, o.qty, o.notional) for o in orders] == [("NVDA", Decimal(0), Decimal(500)),
+                                                              ("AAPL", Decimal(10), None)]
+    frame = trade_update_frame("partial_fill", status="partially_filled", qty=None, notional="500",
+                               filled_qty="2.5", filled_avg_price="185.12")
+    update = decode_trading_frame(frame)
+    assert isinstance(update, TradeUpdate)
+    assert update.order.qty == Decimal("2.5") and update.order.notional == Decimal(500)  # filled so far stands in
+    neither = msgspec.json.decode(msgspec.json.encode(order_json(qty=None)), type=wire.WireOrder)
+    with pytest.raises(ResponseDecodeError, match="neither qty nor notional"):
+        wire.order_from_wire(neither)
+
+
 def test_trade_update_frame_text_and_binary() -> None:
     frame = trade_update_frame("fill", status="filled", filled_qty="10", filled_avg_price="185.12")
     for data in (frame, frame.decode()):
