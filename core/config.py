@@ -11,7 +11,7 @@ import math
 import re
 import tomllib
 from decimal import Decimal, InvalidOperation
-from typing import Any, NoReturn
+from typing import Any, Literal, NoReturn
 
 import msgspec
 
@@ -70,6 +70,9 @@ class PolicySection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
 class ReconcileSection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     interval_s: float = limits.RECONCILE_INTERVAL_S
     tolerance_pct: str = str(limits.RECONCILE_TOLERANCE_FRACTION * 100)
+    # Open orders at the account that ttlive did not place: "ignore" leaves them working (audited), "cancel"
+    # cancels each one it sees (audited), for an account the policy must own alone.
+    foreign_orders: Literal["ignore", "cancel"] = "ignore"
 
 
 class DashboardSection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

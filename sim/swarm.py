@@ -148,6 +148,8 @@ def _foreign_orders(seed: int, world: dict[str, Any], symbols: list[str], window
                  "qty": str(rng.choice((-1, 1)) * rng.randint(1, 100))}
         events.append(_timed(event, day, rng.randint(*windows[day]), len(windows)))
     events.sort(key=lambda e: (int(e.get("day", 0)), e["at"], str(e["kind"])))
+    if rng.random() < 0.5:  # an account the policy must own alone: ttlive cancels what it did not place
+        world.setdefault("reconcile", {})["foreign_orders"] = "cancel"
 
 
 def _outside_trade(seed: int, world: dict[str, Any], book: list[dict[str, str]],

@@ -105,19 +105,38 @@ class Reconciler:
         venue = {p.symbol: p.qty for p in positions if p.qty != 0}
         prices = {p.symbol: p.current_price for p in positions if p.current_price is not None}
         open_ids: set[str] = set()
-        foreign = 0
+        foreign_ids: list[str] = []
         for order in open_orders:
             if not is_ours(order.client_order_id):
-                foreign += order.status in OPEN_STATUSES  # the user's own orders: left alone, never a mismatch
+                if order.status in OPEN_STATUSES:  # the owner's own orders: never a mismatch
+                    foreign_ids.append(order.id)
                 continue
             for o in (order, *order.legs):  # a filled bracket parent is listed while its legs work
                 if o.status in OPEN_STATUSES:
                     open_ids.add(o.id)
-        if foreign != self.foreign_open_orders:
-            self.foreign_open_orders = foreign
-            self.ctx.system("health", reason=f"{foreign} open order(s) at the account not placed by ttlive: left "
-                            "alone", extra={"event": "foreign_orders", "count": foreign})
+        await self.handle_foreign(foreign_ids)
         return venue, prices, open_ids
+
+    async def handle_foreign(self, order_ids: list[str]) -> None:
+        """Open orders ttlive did not place: audited when their number changes, and left alone unless the config
+        says ``foreign_orders = "cancel"`` (then each is cancelled, audited; a failed cancel is retried next check)."""
+        policy = self.ctx.config.reconcile.foreign_orders
+        if len(order_ids) != self.foreign_open_orders:
+            self.foreign_open_orders = len(order_ids)
+            action = "cancelling them" if policy == "cancel" and order_ids else "left alone"
+            self.ctx.system("health", reason=f"{len(order_ids)} open order(s) at the account not placed by ttlive: "
+                            f"{action}", extra={"event": "foreign_orders", "count": len(order_ids)})
+        if policy != "cancel":
+            return
+        for order_id in order_ids:
+            try:
+                with trio.fail_after(30):
+                    await self.ctx.broker.cancel_order(order_id)
+            except (BrokerError, trio.TooSlowError) as exc:
+                log.warning("could not cancel foreign order %s: %s", order_id, exc)
+                continue
+            self.ctx.system("health", reason="cancelled an order not placed by ttlive (foreign_orders = cancel)",
+                            extra={"event": "foreign_order_cancelled", "alpaca_order_id": order_id})
 
     async def check(self) -> ReconcileReport | None:
         ctx = self.ctx
