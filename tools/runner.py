@@ -676,10 +676,6 @@ def idle_latch(store: Any, audit: Any, clock: Any, kind: str, actor: str, reason
     store.save(data)
 
 
-def _ws(url: str) -> str:
-    return "ws" + url[len("http") :] if url.startswith("http") else url
-
-
 def _iso(ts_ns: int) -> str:
     return dt.datetime.fromtimestamp(ts_ns / NS, tz=dt.UTC).isoformat(timespec="seconds")
 

@@ -94,7 +94,8 @@ class Reconciler:
             await waiter.done.wait()
         return waiter.done.is_set() and waiter.ok
 
-    async def snapshot(self) -> tuple[dict[str, Decimal], dict[str, Decimal], set[str]] | None:
+    async def snapshot(self) -> tuple[dict[str, Decimal], dict[str, Decimal], set[str], list[str]] | None:
+        """The venue's positions, their prices, our open order ids and the ids of open orders we did not place."""
         try:
             with trio.fail_after(60):
                 positions = await self.ctx.broker.get_positions()
@@ -114,8 +115,7 @@ class Reconciler:
             for o in (order, *order.legs):  # a filled bracket parent is listed while its legs work
                 if o.status in OPEN_STATUSES:
                     open_ids.add(o.id)
-        await self.handle_foreign(foreign_ids)
-        return venue, prices, open_ids
+        return venue, prices, open_ids, foreign_ids
 
     async def handle_foreign(self, order_ids: list[str]) -> None:
         """Open orders ttlive did not place: audited when their number changes, and left alone unless the config
@@ -143,7 +143,8 @@ class Reconciler:
         snap = await self.snapshot()
         if snap is None:
             return None
-        venue, venue_prices, venue_open = snap
+        venue, venue_prices, venue_open, foreign = snap
+        await self.handle_foreign(foreign)
         self.last_venue_positions = venue
         prices = dict(venue_prices)
         for symbol in ctx.config.symbols:
