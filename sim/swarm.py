@@ -141,13 +141,11 @@ def _foreign_orders(seed: int, world: dict[str, Any], symbols: list[str], window
     rng = random.Random(f"ttlive-swarm-foreign-orders:{seed}")
     if rng.random() >= FEATURE_P:
         return
-    events = world.setdefault("faults", {}).setdefault("events", [])
     for _ in range(rng.randint(1, 2)):
         day = rng.randrange(len(windows))
         event = {"kind": "foreign_order", "symbol": rng.choice(symbols),
                  "qty": str(rng.choice((-1, 1)) * rng.randint(1, 100))}
-        events.append(_timed(event, day, rng.randint(*windows[day]), len(windows)))
-    events.sort(key=lambda e: (int(e.get("day", 0)), e["at"], str(e["kind"])))
+        _add_event(world, event, day, rng.randint(*windows[day]), len(windows))
     if rng.random() < 0.5:  # an account the policy must own alone: ttlive cancels what it did not place
         world.setdefault("reconcile", {})["foreign_orders"] = "cancel"
 
@@ -164,8 +162,13 @@ def _outside_trade(seed: int, world: dict[str, Any], book: list[dict[str, str]],
         return  # 1 share would be a material mismatch: the generic position_drift events cover that path
     day = rng.randrange(len(windows))
     event = {"kind": "position_drift", "symbol": largest["symbol"], "qty": rng.choice(("-1", "1"))}
+    _add_event(world, event, day, rng.randint(*windows[day]), len(windows))
+
+
+def _add_event(world: dict[str, Any], event: dict[str, Any], day: int, at: int, days: int) -> None:
+    """One more timed fault event (from a feature's own random stream), kept in the plan's time order."""
     events = world.setdefault("faults", {}).setdefault("events", [])
-    events.append(_timed(event, day, rng.randint(*windows[day]), len(windows)))
+    events.append(_timed(event, day, at, days))
     events.sort(key=lambda e: (int(e.get("day", 0)), e["at"], str(e["kind"])))
 
 
