@@ -118,9 +118,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from core.compliance import check
-    from tools.compliance import encode_result, load_audit
-    from tools.compliance_report import weekly_report_html
+    from tools.compliance import load_audit, write_reports
 
     try:
         records, audit_dir, run_dir = _records(args)
@@ -131,14 +129,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"ttlive compliance: no such audit directory: {audit_dir}", file=sys.stderr)
         return EXIT_USAGE
     trail = load_audit(audit_dir)
-    result = check(args.date, records, trail)
-    out: Path = args.out or run_dir / "compliance"
-    out.mkdir(parents=True, exist_ok=True)
-    result_path = out / f"compliance-{args.date.isoformat()}.json"
-    result_path.write_bytes(encode_result(result))
-    year, week, _ = args.date.isocalendar()
-    weekly_path = out / f"weekly-{year}-W{week:02d}.html"
-    weekly_path.write_text(weekly_report_html(args.date, records, trail, result), encoding="utf-8")
+    result, result_path, weekly_path = write_reports(args.date, records, trail, args.out or run_dir / "compliance")
 
     console = Console()
     table = Table(title=f"compliance {args.date} ({records.source})", show_header=False)

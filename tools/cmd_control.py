@@ -1,4 +1,5 @@
 """``ttlive kill`` and ``ttlive reset``: the kill switch from the command line (spec 2.3), audited either way.
+``ttlive lift-go-live-cap``: the operator's audited lift of the go-live size cap (spec 6, core.sessions).
 
 With ``--dashboard URL`` the command goes to a live runner's dashboard API (bearer token from ``--token`` or
 TTLIVE_DASHBOARD_TOKEN) and the engine audits it. Otherwise the persisted engine state is edited so the next
@@ -47,6 +48,20 @@ def register(sub: Any) -> None:
     reset.add_argument("--reason", required=True, help="why it is safe to resume (audited)")
     _targets(reset)
     reset.set_defaults(func=run_reset)
+    lift = sub.add_parser(
+        "lift-go-live-cap",
+        help="let live trading run above the go-live size_scale before its first 10 sessions (audited)",
+        description=(
+            "Spec 6: live trading starts at risk.size_scale <= 0.25 for its first 10 sessions, counted from the "
+            "audit trail (core.sessions). This writes the operator's audited decision to lift that cap into the "
+            "config's audit trail; `ttlive run --mode live` then accepts a larger size_scale. Refused while a "
+            "runner holds the trail."
+        ),
+    )
+    lift.add_argument("--config", type=Path, required=True, help="the live engine config (its audit trail)")
+    lift.add_argument("--operator", required=True, help="who lifts the cap (audited)")
+    lift.add_argument("--reason", required=True, help="why (audited)")
+    lift.set_defaults(func=run_lift_go_live_cap)
 
 
 def _targets(p: argparse.ArgumentParser) -> None:
@@ -261,3 +276,41 @@ def run_reset(args: argparse.Namespace) -> int:
         print("ttlive reset: a manual reset needs a non-empty --operator and --reason", file=sys.stderr)
         return EXIT_USAGE
     return _run("reset", args, "reset", operator, reason)
+
+
+def run_lift_go_live_cap(args: argparse.Namespace) -> int:
+    """Append the operator's lift of the go-live cap to the live audit trail (a runner must not hold it)."""
+    from adapters.alerts import escape_control
+    from adapters.audit_jsonl import AuditLockedError, JsonlAuditSink, append_anchor, verify_dir
+    from adapters.rundir import run_layout
+    from core.config import ConfigError, Mode
+    from core.sessions import counted_sessions, go_live_cap_lifted_record
+    from tools.compliance import load_audit
+    from tools.runner import load_config
+
+    operator, reason = escape_control(args.operator).strip(), escape_control(args.reason).strip()
+    if not operator or not reason:
+        print("ttlive lift-go-live-cap: needs a non-empty --operator and --reason", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        config = load_config(args.config, Mode.LIVE)
+    except ConfigError as exc:
+        print(f"ttlive lift-go-live-cap: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    audit_dir = run_layout(config).audit_dir
+    try:
+        sink = JsonlAuditSink(audit_dir, fsync=True)  # the lock proves no runner is using this trail
+    except AuditLockedError:
+        print(f"ttlive lift-go-live-cap: a runner is live on {audit_dir}: stop it first", file=sys.stderr)
+        return EXIT_FAILED
+    now_ns = time.time_ns()  # an operator's command on the wall clock
+    try:
+        sessions = len(counted_sessions(load_audit(audit_dir).health, "live"))
+        anchored = verify_dir(audit_dir).ok  # keep an anchored trail anchored; never bless what we did not write
+        sink.write(go_live_cap_lifted_record(ts_ns=now_ns, operator=operator, reason=reason, sessions=sessions))
+    finally:
+        sink.close()
+    if anchored:
+        append_anchor(audit_dir, ts_ns=now_ns)
+    print(f"ok: go-live cap lifted after {sessions} live session(s) by {operator} (audited in {audit_dir})")
+    return EXIT_OK

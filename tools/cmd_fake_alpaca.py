@@ -50,6 +50,7 @@ class FakeAlpacaOptions:
     drill_admin: bool = False  # serve /_drill/... (records, drop streams, crash with a snapshot)
     snapshot_path: str | None = None  # where /_drill/crash writes the venue; --restore reads it back
     restore: bool = False  # start from the venue pickled at snapshot_path (a venue restart in a drill)
+    short_sessions: tuple[int, int] | None = None  # --clock now: (session s, break s), days squeezed into minutes
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +78,19 @@ def _positive_float(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
     return value
+
+
+SHORT_SESSIONS_HISTORY = 60  # --short-sessions: squeezed sessions before the first open (the warm-up's bars)
+
+
+def _short_sessions(text: str) -> tuple[int, int]:
+    try:
+        session_s, break_s = (int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected SESSION_S,BREAK_S (two whole seconds), got {text!r}") from None
+    if session_s < 5 or break_s < 5:
+        raise argparse.ArgumentTypeError(f"sessions and breaks last at least 5 s, got {text!r}")
+    return session_s, break_s
 
 
 def _date(text: str) -> str:
@@ -114,6 +128,14 @@ def register(subparsers: Any) -> None:
         "hours at wall time with generated prices; now: wall time with the market open around the clock "
         "(UTC-day sessions, generated prices), for drills against a paper runner",
     )
+    parser.add_argument(
+        "--short-sessions",
+        type=_short_sessions,
+        default=None,
+        metavar="SESSION_S,BREAK_S",
+        help="with --clock now: sessions of SESSION_S seconds every SESSION_S+BREAK_S seconds, the first opening "
+        "BREAK_S seconds after start (drills of a runner that goes from session to session)",
+    )
     parser.add_argument("--bar-interval-s", type=int, choices=(1, 5, 10, 15, 30, 60, 300), default=None)
     parser.add_argument("--cash-usd", default=None, help="starting cash (default 100000)")
     parser.add_argument("--rate-limit", type=int, default=200, help="requests per minute per key (0 = off)")
@@ -149,6 +171,10 @@ def options_from_args(args: argparse.Namespace) -> FakeAlpacaOptions:
         "snapshot_path": str(args.snapshot) if getattr(args, "snapshot", None) is not None else None,
         "restore": getattr(args, "restore", False),
     }
+    if args.short_sessions is not None:
+        if args.clock != "now":
+            raise UsageError("--short-sessions needs --clock now")
+        values["short_sessions"] = args.short_sessions
     if values["snapshot_path"] is not None and not values["drill_admin"]:
         raise UsageError("--snapshot needs --drill-admin")
     if values["restore"]:
@@ -217,18 +243,33 @@ def _scenario_values(path: Path) -> dict[str, Any]:
 
 def build_server(opts: FakeAlpacaOptions) -> Any:
     """The LoopbackServer for these options (venue, market, calendar and clock mapping)."""
-    from adapters.fake.calendar import AlwaysOpenCalendar, LinearClock, NyseCalendar, TradingTimeClock
+    from adapters.fake.calendar import (
+        AlwaysOpenCalendar,
+        ArraySessionCalendar,
+        LinearClock,
+        NyseCalendar,
+        ShortSessionsCalendar,
+        TradingTimeClock,
+    )
     from adapters.fake.faults import FaultPlan, FaultPlanError
     from adapters.fake.market_spec import market_from_spec
     from adapters.fake.server import LoopbackServer
     from adapters.fake.venue import Venue, VenueConfig
 
-    calendar = AlwaysOpenCalendar() if opts.clock == "now" else NyseCalendar()
+    calendar: ArraySessionCalendar = AlwaysOpenCalendar() if opts.clock == "now" else NyseCalendar()
     clock: LinearClock | TradingTimeClock
+    market_start = opts.start_date
     if opts.restore:
         return _restored_server(opts)
     if opts.clock in ("wall", "now"):
         clock = LinearClock(time.time_ns())  # the shell reads the wall clock once; the venue never does
+        if opts.short_sessions is not None:
+            session_s, break_s = opts.short_sessions
+            calendar = ShortSessionsCalendar(
+                clock.session_ns(float(break_s)), opts.start_date, session_s=session_s, break_s=break_s,
+                history=SHORT_SESSIONS_HISTORY,
+            )
+            market_start = calendar.session(0)[0]  # prices from the first history session: warm-up bars exist
     else:
         clock = TradingTimeClock(calendar, opts.start_date, speed=opts.speed)
     start_ns = clock.session_ns(0.0)
@@ -239,7 +280,7 @@ def build_server(opts: FakeAlpacaOptions) -> Any:
             sectors=opts.sectors,
             seed=opts.seed,
             bar_interval_s=opts.bar_interval_s,
-            start_date=opts.start_date,
+            start_date=market_start,
             calendar=calendar,
         )
         faults = FaultPlan.from_toml_dict(opts.faults)

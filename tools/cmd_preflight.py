@@ -283,26 +283,28 @@ def check_dashboard(config: EngineConfig) -> CheckResult:
 
 
 def check_paper_history(directory: Path) -> CheckResult:
-    """Distinct dates on which a paper runner started (its audited ``runner_started`` health record)."""
-    from core.audit import record_date
+    """Distinct paper session dates that ran open to close with clean reconciliation (core.sessions)."""
+    from core.sessions import SESSION_COMPLETED_EVENT, counted_sessions
     from tools.compliance import load_audit
 
     name = f"Paper trading completed ({PAPER_DAYS_MIN} sessions minimum)"
     if not directory.is_dir():
         return CheckResult(name, False, f"no paper audit trail at {directory}")
     trail = load_audit(directory)
-    days = sorted(
-        {
-            record_date(r)
-            for r in trail.health
-            if r.extra.get("event") == "runner_started" and r.extra.get("mode") == "paper"
-        }
+    days = counted_sessions(trail.health, "paper")
+    ended = sum(
+        1
+        for r in trail.health
+        if r.extra.get("event") == SESSION_COMPLETED_EVENT and r.extra.get("mode") == "paper"
     )
     if len(days) < PAPER_DAYS_MIN:
         return CheckResult(
-            name, False, f"{len(days)} paper session day(s) in {directory}; need {PAPER_DAYS_MIN}"
+            name,
+            False,
+            f"{len(days)} paper session day(s) ran open to close with clean reconciliation in {directory} "
+            f"({ended} session(s) ended in all); need {PAPER_DAYS_MIN}",
         )
-    return CheckResult(name, True, f"{len(days)} paper session days, {days[0]} .. {days[-1]}")
+    return CheckResult(name, True, f"{len(days)} clean paper session days, {days[0]} .. {days[-1]}")
 
 
 # --- the command -------------------------------------------------------------------------------------------

@@ -1,6 +1,8 @@
-"""``ttlive run``: one trading session. With no arguments, the default simulated session (the shipped INT8
-model against the in-process fake venue on real bars) runs at full speed and ends with a summary; no
-credentials needed.
+"""``ttlive run``: trading sessions. With no arguments, the default simulated session (the shipped model
+against the in-process fake venue on real bars) runs at full speed and ends with a summary; no credentials
+needed. ``--mode paper|live`` runs unattended, session after session (waits for each open, settles after each
+close, writes the day's compliance report, sleeps through nights, weekends and holidays) until stopped or
+``--sessions N`` have run.
 
 Exit status: 0 done (sim: every invariant and expectation held), 1 the session failed, 2 bad input or a
 session that may not start (paper without credentials, live without confirmation and a passed preflight), 130
@@ -112,6 +114,13 @@ def register(sub: Any) -> None:
         metavar="S",
         help="sim: keep serving the dashboard S seconds after the session ends",
     )
+    p.add_argument(
+        "--sessions",
+        type=int,
+        default=0,
+        metavar="N",
+        help="paper/live: stop after N sessions (default 0: session after session until stopped)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=run)
 
@@ -195,6 +204,10 @@ def settings_from(args: argparse.Namespace) -> Any:
             given.append("--fresh")
         if given:
             raise RunError(f"{', '.join(given)} only apply to --mode sim")
+    if args.sessions < 0:
+        raise RunError(f"--sessions must be >= 0, got {args.sessions}")
+    if mode is Mode.SIM and args.sessions:
+        raise RunError("--sessions applies to --mode paper|live (a simulation runs its scenario's days)")
     if mode is not Mode.LIVE and args.live_confirmed:
         raise RunError("--i-understand-live-trading only applies to --mode live")
     if args.scenario is not None and not args.scenario.is_file():
@@ -212,6 +225,7 @@ def settings_from(args: argparse.Namespace) -> Any:
         linger_s=args.linger,
         token=token_from_env(),
         live_confirmed=args.live_confirmed,
+        sessions=args.sessions,
         # why: with no --out and no --config the directory is the default sim one, ours to replace (`make run`)
         fresh=args.fresh or (args.out is None and args.config is None),
     )
@@ -300,6 +314,7 @@ def _run_broker(settings: Any, ui: ConsoleUI) -> int:
     outcome = run.run()
     rows = [
         ("mode", str(settings.mode)),
+        ("sessions", str(outcome.sessions)),
         ("orders submitted", str(outcome.orders)),
         ("fills", str(outcome.fills)),
         ("P&L today (USD)", f"{outcome.pnl_usd:+.2f}" if outcome.pnl_usd is not None else "-"),

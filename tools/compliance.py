@@ -8,6 +8,7 @@ Broker records come through ``core.ports.BrokerRest`` (real Alpaca, or the fake 
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
@@ -76,3 +77,21 @@ def load_audit(audit_dir: Path) -> AuditTrail:
 
 def encode_result(result: ComplianceResult) -> bytes:
     return msgspec.json.format(msgspec.json.encode(result), indent=2) + b"\n"
+
+
+def write_reports(
+    day: dt.date, records: BrokerRecords, trail: AuditTrail, out: Path
+) -> tuple[ComplianceResult, Path, Path]:
+    """Reconcile ``day`` (core.compliance) and write ``compliance-DAY.json`` and the week's HTML review under
+    ``out``: what ``ttlive compliance`` writes, and what the paper/live runner writes after every session."""
+    from core.compliance import check
+    from tools.compliance_report import weekly_report_html
+
+    result = check(day, records, trail)
+    out.mkdir(parents=True, exist_ok=True)
+    result_path = out / f"compliance-{day.isoformat()}.json"
+    result_path.write_bytes(encode_result(result))
+    year, week, _ = day.isocalendar()
+    weekly_path = out / f"weekly-{year}-W{week:02d}.html"
+    weekly_path.write_text(weekly_report_html(day, records, trail, result), encoding="utf-8")
+    return result, result_path, weekly_path

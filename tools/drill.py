@@ -149,6 +149,7 @@ class DrillRig:
     runner: Proc | None = None
     runner_lives: int = 0
     notes: list[str] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)  # a drill's own checks (beyond check_records)
 
     # paths
     @property
@@ -192,12 +193,14 @@ class DrillRig:
                 proc.popen.wait(timeout=STOP_TIMEOUT_S)
 
     # the venue
-    def start_venue(self, *, restore: bool = False) -> Proc:
+    def start_venue(self, *, restore: bool = False, short_sessions: tuple[int, int] | None = None) -> Proc:
         args = ["fake-alpaca", "--port", str(self.port), "--clock", "now", "--bar-interval-s", "1",
                 "--seed", str(self.seed), "--rate-limit", "0", "--drill-admin",
                 "--snapshot", str(self.snapshot_path)]
         if restore:
             args.append("--restore")
+        if short_sessions is not None:
+            args += ["--short-sessions", f"{short_sessions[0]},{short_sessions[1]}"]
         proc = self._spawn(f"venue{sum(p.name.startswith('venue') for p in self.procs) + 1}", args)
         line = self._wait_for_line(proc, "fake-alpaca on http://127.0.0.1:", FAKE_READY_TIMEOUT_S)
         self.port = int(line.split("http://127.0.0.1:", 1)[1].split()[0].strip("/"))
@@ -241,12 +244,12 @@ class DrillRig:
         path.write_text(text, encoding="utf-8")
         return path
 
-    def start_runner(self) -> Proc:
+    def start_runner(self, *extra: str) -> Proc:
         config = self.write_config()  # the venue's port may have changed (a restart rebinds it)
         self.runner_lives += 1
         proc = self._spawn(
             f"runner{self.runner_lives}",
-            ["run", "--config", str(config), "--mode", "paper", "--no-dashboard", "--quiet"],
+            ["run", "--config", str(config), "--mode", "paper", "--no-dashboard", "--quiet", *extra],
             env={"APCA_API_KEY_ID": DRILL_KEY_ID, "APCA_API_SECRET_KEY": DRILL_SECRET},
         )
         self._wait_for_line(proc, "trading until", RUNNER_READY_TIMEOUT_S)
@@ -292,7 +295,7 @@ class DrillRig:
     def check(self) -> list[str]:
         state_path = self.state_dir / STATE_NAME
         state = json.loads(state_path.read_text(encoding="utf-8")) if state_path.is_file() else None
-        return check_records(self.records(), audit_records(self.audit_dir, "fills"), state)
+        return [*self.failures, *check_records(self.records(), audit_records(self.audit_dir, "fills"), state)]
 
 
 def _tail(text: str, lines: int = 15) -> str:
@@ -367,9 +370,48 @@ def drill_disconnect(rig: DrillRig) -> None:
     rig.stop_runner()
 
 
+SHORT_SESSIONS: Final = (20, 10)  # the three_sessions drill's market: 20 s days, 10 s nights
+THREE_SESSIONS: Final = 3
+
+
+def drill_three_sessions(rig: DrillRig) -> None:
+    """One paper runner, three sessions, no restart by hand: the venue squeezes days into 20 s with 10 s nights
+    (``--short-sessions``) and ``ttlive run --mode paper --sessions 3`` waits for each open, trades, settles
+    after each close, audits how each session ended and writes its compliance report, then exits 0 on its own.
+    Every session must count as paper-phase evidence (open to close, clean reconciliation)."""
+    from core.sessions import SESSION_COMPLETED_EVENT
+
+    rig.start_venue(short_sessions=SHORT_SESSIONS)
+    rig.start_runner("--sessions", str(THREE_SESSIONS))
+    assert rig.runner is not None
+    budget_s = THREE_SESSIONS * sum(SHORT_SESSIONS) + STOP_TIMEOUT_S
+    try:
+        status = rig.runner.popen.wait(timeout=budget_s)
+    except subprocess.TimeoutExpired:
+        raise DrillError(
+            f"the runner did not end on its own after {THREE_SESSIONS} sessions ({budget_s:g} s)"
+        ) from None
+    rig.log(f"runner exited on its own with status {status}")
+    if status != 0:
+        rig.failures.append(f"the runner exited {status}: {_tail(rig.runner.output())}")
+    ended = [r for r in audit_records(rig.audit_dir, "health") if r["extra"].get("event") == SESSION_COMPLETED_EVENT]
+    counted = [r for r in ended if r["extra"].get("counts") is True]
+    rig.log(f"{len(ended)} session(s) ended, {len(counted)} counted; {our_orders(rig.records())} order(s)")
+    if len(ended) != THREE_SESSIONS or len(counted) != THREE_SESSIONS:
+        rig.failures.append(
+            f"expected {THREE_SESSIONS} counted sessions, got {len(counted)} of {len(ended)}: "
+            + "; ".join(str(r["extra"]) for r in ended)
+        )
+    if not list((rig.state_dir / "compliance").glob("compliance-*.json")):
+        rig.failures.append("no daily compliance report was written")
+    if our_orders(rig.records()) == 0:
+        rig.failures.append("the runner placed no order in three sessions")
+
+
 DRILLS: Final[dict[str, Callable[[DrillRig], None]]] = {
     "disconnect": drill_disconnect,
     "runner_kill9": drill_runner_kill9,
+    "three_sessions": drill_three_sessions,
     "venue_restart": drill_venue_restart,
 }
 

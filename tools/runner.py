@@ -48,6 +48,7 @@ PACE_POLL_S: Final = 0.005  # wall seconds a paced sim waits when only I/O (no d
 PACE_SLEEP_MAX_S: Final = 0.05  # a paced wait is cut in slices so a dashboard command is never kept waiting
 PACE_MAX_LAG_S: Final = 1.0  # a paced sim that falls further behind wall time drops the debt (no bursts)
 BROKER_CALL_TIMEOUT_S: Final = 60.0
+SESSION_RETRY_S: Final = (30.0, 120.0, 600.0)  # wall seconds before retrying a session that failed to run
 
 
 
@@ -78,6 +79,7 @@ class RunSettings:
     token: str = ""  # TTLIVE_DASHBOARD_TOKEN
     live_confirmed: bool = False
     fresh: bool = False  # sim: replace an earlier sim run in the output directory (adapters.rundir)
+    sessions: int = 0  # paper/live: stop after this many sessions (0: run session after session until stopped)
 
 
 # --- files and gates ----------------------------------------------------------------------------------------
@@ -137,6 +139,19 @@ def live_gate(*, confirmed: bool, config_path: Path | None, config: EngineConfig
         raise RunError(f"the preflight record {record_path} did not pass: fix the failed checks and rerun it")
     if record.get("config_sha256") != file_sha256(config_path):
         raise RunError(f"{config_path} changed since the preflight passed: rerun `ttlive preflight`")
+    go_live_gate(config)
+
+
+def go_live_gate(config: EngineConfig) -> None:
+    """Spec 6: the first live sessions run at the reduced size, counted from this runner's audit trail."""
+    from core.sessions import go_live_cap_problem
+    from tools.compliance import load_audit
+
+    audit_dir = run_layout(config).audit_dir
+    health = load_audit(audit_dir).health if audit_dir.is_dir() else []
+    problem = go_live_cap_problem(health, Decimal(config.risk.size_scale))
+    if problem is not None:
+        raise RunError(problem)
 
 
 def credentials(config: EngineConfig, purpose: str = "") -> Any:
@@ -466,11 +481,17 @@ class BrokerOutcome:
     halted: bool = False
     dashboard_url: str | None = None
     interrupted: bool = False
+    sessions: int = 0  # sessions run to their end (paper/live)
     messages: list[str] = field(default_factory=list)
 
 
 class BrokerRun:
-    """One paper (or live) session: pre-open start, trade until the close, settle, stop."""
+    """Paper (or live) sessions, one after another, unattended: wait for the pre-open (Alpaca's clock: nights,
+    weekends and holidays), start the engine from its persisted state (warm-up, resync, the daily and weekly
+    windows roll), trade until the close, settle, audit how the session ended (core.sessions), write the day's
+    compliance report, and wait for the next one. A session that fails to run (the broker unreachable at
+    start-up) is retried after a back-off; a refusal (credentials, a safeguard that did not stick) ends the run,
+    as do ``SESSION_RETRY_S`` failures in a row. ``settings.sessions`` bounds the count (0: until stopped)."""
 
     def __init__(self, settings: RunSettings, ui: RunUI) -> None:
         config = settings.config
@@ -496,18 +517,41 @@ class BrokerRun:
     def run(self) -> BrokerOutcome:
         from adapters.alerts import Redactor
 
+        redact = Redactor(self.secrets)
+        failures = 0
         try:
-            trio.run(self._main)
-        except Exception as exc:  # broker refusals, safeguards that did not stick, actor crashes
-            group = exc.exceptions if isinstance(exc, BaseExceptionGroup) else (exc,)
-            redact = Redactor(self.secrets)
-            self.outcome.exit_code = EXIT_FAILED
-            for error in group:
-                log.info("session failed", exc_info=error)  # the traceback goes to run.log only
-                self.outcome.messages.append(redact(f"session failed: {type(error).__name__}: {error}"))
+            while not self._stop.is_set():
+                self.outcome.exit_code = EXIT_OK  # this session's; a failure (or Ctrl-C) below sets it
+                try:
+                    trio.run(self._main)
+                except Exception as exc:  # broker refusals, safeguards that did not stick, actor crashes
+                    group = exc.exceptions if isinstance(exc, BaseExceptionGroup) else (exc,)
+                    self.outcome.exit_code = EXIT_FAILED
+                    for error in group:
+                        log.info("session failed", exc_info=error)  # the traceback goes to run.log only
+                        self.outcome.messages.append(redact(f"session failed: {type(error).__name__}: {error}"))
+                    if self._stop.is_set() or failures >= len(SESSION_RETRY_S) or not all(map(transient, group)):
+                        break
+                    self.ui.info(f"session failed; retrying in {SESSION_RETRY_S[failures]:g} s (Ctrl-C to stop)")
+                    trio.run(self._pause, SESSION_RETRY_S[failures])
+                    failures += 1
+                    continue
+                failures = 0
+                self.outcome.sessions += 1
+                if self.outcome.interrupted or 0 < self.settings.sessions <= self.outcome.sessions:
+                    break
+                if self.outcome.exit_code == EXIT_FAILED:
+                    break  # an actor crash: the engine halted itself; an operator looks before it runs again
         finally:
             self.claim.release()
         return self.outcome
+
+    async def _pause(self, seconds: float) -> None:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(watch_signals, self._graceful)
+            with trio.move_on_after(seconds):
+                await self._stop.wait()
+            nursery.cancel_scope.cancel()
 
     async def _main(self) -> None:
         import httpx
@@ -585,7 +629,8 @@ class BrokerRun:
                         )
 
                     await self._session(
-                        nursery, engine, clock, market_clock, adapters.trading, adapters.market, mark_started
+                        nursery, engine, clock, market_clock, adapters.trading, adapters.market, mark_started,
+                        audit.write, adapters.rest,
                     )
                     final = engine.snapshot()
                     self.outcome.orders = final.counters.orders_submitted
@@ -593,6 +638,8 @@ class BrokerRun:
                     self.outcome.halted = final.halted
                     if final.has_book:
                         self.outcome.pnl_usd = final.day_pl_usd
+                    if final.session_date and not self.outcome.interrupted:
+                        await self._daily_report(adapters.rest, clock, final.session_date)
                 finally:
                     await adapters.aclose()
                 nursery.cancel_scope.cancel()
@@ -609,9 +656,11 @@ class BrokerRun:
         trading: Any,
         market: Any,
         mark_started: Callable[[], None],
+        audit_write: Callable[[Any], None],
+        rest: Any,
     ) -> None:
         from adapters.alpaca.connectivity import forward_connectivity
-        from sim.world import PRE_OPEN_S, SETTLE_AFTER_CLOSE_S  # the daily runner's timing, as simulated
+        from sim.world import PRE_OPEN_S  # the daily runner's timing, as simulated
 
         now_ns = clock.now_ns()
         if not market_clock.is_open:
@@ -622,8 +671,8 @@ class BrokerRun:
                     await self._stop.wait()
                 if self._stop.is_set():
                     return
-        end_ns = market_clock.next_close_ts_ns + SETTLE_AFTER_CLOSE_S * NS
-        self.ui.info(f"trading until {_iso(end_ns)} (close + settle); Ctrl-C stops gracefully")
+        close_ns = market_clock.next_close_ts_ns
+        self.ui.info(f"trading until {_iso(close_ns)} (then settle); Ctrl-C stops gracefully")
         scope = trio.CancelScope()
 
         async def run_engine(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -631,10 +680,16 @@ class BrokerRun:
                 await engine.run(task_status=task_status)
 
         mark_started()
+        by_open = not market_clock.is_open  # started mid-session: not a whole session
         await nursery.start(run_engine)
+        before = engine.snapshot()
         nursery.start_soon(forward_connectivity, engine, engine.broker, trading, market)
-        with trio.move_on_after(max(0.0, (end_ns - clock.now_ns()) / NS)):
+        with trio.move_on_after(max(0.0, (close_ns - clock.now_ns()) / NS)):
             await self._stop.wait()
+        if not self._stop.is_set():  # after the close: the final resync and reconciliation, well before the next open
+            settle_s = await settle_after_close_s(rest, close_ns)
+            with trio.move_on_after(max(0.0, (close_ns + int(settle_s * NS) - clock.now_ns()) / NS)):
+                await self._stop.wait()
         if engine.crash is None:
             with trio.move_on_after(SETTLE_TIMEOUT_S):
                 await engine.settle()
@@ -642,11 +697,79 @@ class BrokerRun:
         if engine.crash is not None:
             self.outcome.exit_code = EXIT_FAILED
             self.outcome.messages.append(f"engine stopped on an actor crash: {engine.crash!r}")
+        open_to_close = by_open and not self._stop.is_set() and engine.crash is None
+        mode = str(self.settings.mode)
+        audit_write(session_record(engine.snapshot(), before, mode=mode, open_to_close=open_to_close))
+
+    async def _daily_report(self, rest: Any, clock: Any, session_date: str) -> None:
+        """The day's compliance reconciliation and weekly review (``ttlive compliance``), after the settle."""
+        from tools.compliance import fetch_broker_records, load_audit, save_records, write_reports
+
+        day = dt.date.fromisoformat(session_date)
+        try:
+            with trio.fail_after(BROKER_CALL_TIMEOUT_S):
+                records = await fetch_broker_records(rest, source=str(self.settings.mode), now_ns=clock.now_ns())
+            save_records(self.layout.directory / f"broker-{session_date}.json", records)
+            result, path, _ = write_reports(
+                day, records, load_audit(self.layout.audit_dir), self.layout.directory / "compliance"
+            )
+        except Exception as exc:  # the session stands without its report; say so
+            log.info("daily compliance report failed", exc_info=exc)
+            self.outcome.messages.append(f"no compliance report for {session_date}: {type(exc).__name__}")
+            return
+        verdict = "reconciled" if result.ok else f"{len(result.differences)} difference(s)"
+        self.ui.info(f"compliance {session_date}: {verdict} ({path})")
 
     async def _graceful(self) -> None:
         self.outcome.interrupted = True
         self.outcome.exit_code = EXIT_INTERRUPTED
         self._stop.set()
+
+
+async def settle_after_close_s(rest: Any, close_ns: int) -> float:
+    """How long to keep the engine up after the close: ``SETTLE_AFTER_CLOSE_S``, or a third of the break before
+    the next open when that is shorter (a market whose days are squeezed into minutes, in drills)."""
+    from sim.world import SETTLE_AFTER_CLOSE_S
+
+    try:
+        with trio.fail_after(BROKER_CALL_TIMEOUT_S):
+            after = await rest.get_clock()
+    except Exception:  # no answer: the usual settle; the next session's start reads the clock again
+        return float(SETTLE_AFTER_CLOSE_S)
+    return float(min(SETTLE_AFTER_CLOSE_S, max(0, after.next_open_ts_ns - close_ns) / NS / 3))
+
+
+def transient(error: BaseException) -> bool:
+    """A failure worth retrying unattended: the broker unreachable or slow (not a refusal: bad credentials, a
+    safeguard that did not stick, a bug, which a retry would only repeat)."""
+    from core.ports import BrokerError, BrokerUnavailable, RateLimited
+
+    if isinstance(error, BrokerUnavailable | RateLimited | trio.TooSlowError | ConnectionError | TimeoutError):
+        return True
+    return isinstance(error, BrokerError) and error.retryable
+
+
+def session_record(after: Any, before: Any, *, mode: str, open_to_close: bool) -> Any:
+    """How the session ended, to audit (core.sessions): paper-phase evidence and the go-live cap count these.
+    ``before``/``after`` are engine snapshots taken when the engine started and after it settled."""
+    from core.halt_fsm import HaltState, HaltTrigger
+    from core.sessions import SessionOutcome, session_completed_record
+
+    start_ns = before.ts_ns
+    outcome = SessionOutcome(
+        mode=mode,
+        session_date=after.session_date or before.session_date,
+        open_to_close=open_to_close,
+        reconciliations=after.counters.reconciliations - before.counters.reconciliations,
+        reconcile_mismatches=after.counters.reconcile_mismatches - before.counters.reconcile_mismatches,
+        reconciliation_halt=any(
+            ts >= start_ns and trigger == HaltTrigger.RECONCILIATION_MISMATCH for ts, trigger, _ in after.trip_log
+        ),
+        halted=after.halt is not None and after.halt.state is not HaltState.ACTIVE,
+        orders=after.counters.orders_submitted - before.counters.orders_submitted,
+        fills=after.counters.fills - before.counters.fills,
+    )
+    return session_completed_record(outcome, ts_ns=after.ts_ns)
 
 
 def idle_latch(store: Any, audit: Any, clock: Any, kind: str, actor: str, reason: str) -> None:

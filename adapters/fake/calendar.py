@@ -200,6 +200,24 @@ class AlwaysOpenCalendar(ArraySessionCalendar):
         super().__init__(dates, days * NS_PER_DAY, (days + 1) * NS_PER_DAY)
 
 
+class ShortSessionsCalendar(ArraySessionCalendar):
+    """Sessions of ``session_s`` seconds every ``session_s + break_s`` seconds (the first opening at ``first_open_ns``):
+    days squeezed into minutes, so a drill sees a paper runner wait for an open, trade, settle after the close and
+    start again, several times over, on the wall clock. Session ``k`` is labelled ``first_date`` + ``k`` days (the
+    labels only order the sessions; ``history`` sessions before the first give the market its warm-up days)."""
+
+    def __init__(
+        self, first_open_ns: int, first_date: str, *, session_s: int, break_s: int, count: int = 10_000,
+        history: int = 400,
+    ) -> None:  # fmt: skip
+        assert session_s > 0 and break_s > 0, "sessions and breaks must last"
+        k = np.arange(-history, count, dtype=np.int64)
+        opens = first_open_ns + k * (session_s + break_s) * NS_PER_S
+        start = np.datetime64(first_date, "D")
+        dates = tuple(str(d) for d in (start + k.astype("timedelta64[D]")))
+        super().__init__(dates, opens, opens + session_s * NS_PER_S)
+
+
 class TradingTimeClock:
     """Maps elapsed seconds to the session clock so that time only runs while the market is open.
 

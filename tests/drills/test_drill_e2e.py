@@ -43,3 +43,15 @@ def test_runner_kill9_drill_holds_and_cleans_up(tmp_path: Path) -> None:
     assert len(list((tmp_path / "work" / "state" / "audit" / "fills").glob("*.jsonl"))) >= 1
     assert len(result.pids) == 3  # venue, runner life 1, runner life 2
     assert not any(_alive(pid) for pid in result.pids)
+
+
+@pytest.mark.slow
+def test_three_sessions_drill_runs_unattended(tmp_path: Path) -> None:
+    """`ttlive run --mode paper --sessions 3` against a venue whose days last 20 s: it waits for each open,
+    settles after each close and ends on its own; each session is audited and counts as paper evidence."""
+    lines: list[str] = []
+    result = run_drill("three_sessions", workdir=tmp_path / "work", log=lines.append)
+    assert result.violations == [], "\n".join([*result.violations, *lines])
+    assert any("3 session(s) ended, 3 counted" in line for line in lines)
+    assert len(result.pids) == 2  # one venue, one runner: no restart by hand
+    assert not any(_alive(pid) for pid in result.pids)

@@ -11,6 +11,7 @@ import pytest
 from adapters.audit_jsonl import JsonlAuditSink
 from core.audit import system_record
 from core.config import EngineConfig, parse_config
+from core.sessions import SessionOutcome, session_completed_record
 from tests.runner.conftest import CANARIES, CANARY_KEY_ID, CANARY_SECRET, CANARY_TOKEN
 from tools.cli import main
 from tools.cmd_preflight import (
@@ -30,21 +31,36 @@ NS = 1_000_000_000
 
 
 def paper_history(directory: Path, days: int) -> None:
-    """What paper runners leave behind: an audited runner_started record per session day; a simulated session
-    before them must not count."""
+    """What paper runners leave behind: per session day a runner_started record and, at the end, a
+    session_completed record (core.sessions). A simulated session, a paper day that crashed (started, never
+    completed), one started mid-session and one with a reconciliation mismatch come first: none may count."""
     start = dt.date(2026, 3, 2)  # a Monday
-    weekdays = [d for d in (start + dt.timedelta(days=i) for i in range(3 * days)) if d.weekday() < 5]
+    weekdays = [d for d in (start + dt.timedelta(days=i) for i in range(3 * days + 12)) if d.weekday() < 5]
+    spoilt = ["sim", "crashed", "mid_session", "mismatch"]
     with JsonlAuditSink(directory, fsync=False) as sink:
-        for i, day in enumerate(weekdays[: days + 1]):
+        for i, day in enumerate(weekdays[: days + len(spoilt)]):
+            kind = spoilt[i] if i < len(spoilt) else "clean"
+            mode = "sim" if kind == "sim" else "paper"
             ts_ns = int(dt.datetime.combine(day, dt.time(13, 25), tzinfo=dt.UTC).timestamp()) * NS
             sink.write(
                 system_record(
-                    "health",
-                    ts_ns=ts_ns,
-                    reason="runner started",
-                    extra={"event": "runner_started", "mode": "sim" if i == 0 else "paper"},
+                    "health", ts_ns=ts_ns, reason="runner started", extra={"event": "runner_started", "mode": mode}
                 )
             )
+            if kind == "crashed":
+                continue
+            outcome = SessionOutcome(
+                mode=mode,
+                session_date=day.isoformat(),
+                open_to_close=kind != "mid_session",
+                reconciliations=7,
+                reconcile_mismatches=1 if kind == "mismatch" else 0,
+                reconciliation_halt=False,
+                halted=False,
+                orders=3,
+                fills=3,
+            )
+            sink.write(session_completed_record(outcome, ts_ns=ts_ns + 7 * 3600 * NS))
 
 
 @pytest.fixture

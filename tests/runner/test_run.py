@@ -220,8 +220,13 @@ def test_live_needs_confirmation_config_and_a_matching_preflight(
     with pytest.raises(RunError, match="did not pass"):
         live_gate(confirmed=True, config_path=config_path, config=config)
     record.write_text(json.dumps({"passed": True, "config_sha256": file_sha256(config_path)}))
-    live_gate(confirmed=True, config_path=config_path, config=config)  # cleared: no exception
+    with pytest.raises(RunError, match=r"size_scale = 1.0 but only 0 of the first 10 live sessions"):
+        live_gate(confirmed=True, config_path=config_path, config=config)  # spec 6: go live at reduced size
     config_path.write_text(config_path.read_text() + '[risk]\nsize_scale = "0.25"\n')
+    config = parse_config(config_path.read_text())
+    record.write_text(json.dumps({"passed": True, "config_sha256": file_sha256(config_path)}))
+    live_gate(confirmed=True, config_path=config_path, config=config)  # cleared: no exception
+    config_path.write_text(config_path.read_text() + "# edited after the preflight\n")
     with pytest.raises(RunError, match="changed since the preflight"):
         live_gate(confirmed=True, config_path=config_path, config=parse_config(config_path.read_text()))
 
