@@ -10,6 +10,8 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -17,7 +19,10 @@ from alpaca.data.live import StockDataStream
 from alpaca.data.models import Quote, Trade
 
 from tests.conformance.test_alpaca_py import RunningFake, _run_in_thread
-from tools.cmd_fake_alpaca import DEFAULT_SYMBOLS, FakeAlpacaOptions, exposure_warning
+from tools import cli
+from tools.cmd_fake_alpaca import DEFAULT_SYMBOLS, FakeAlpacaOptions, build_server, exposure_warning, options_from_args
+
+REPO = Path(__file__).resolve().parents[2]
 
 ARRIVAL_BOUND_S = 2.0  # a real IEX subscription on a liquid name sees quotes within a second
 FAIL_AFTER_S = 10.0
@@ -103,3 +108,19 @@ def test_binding_beyond_loopback_warns() -> None:
     for host in ("0.0.0.0", "::", "192.0.2.7"):
         warning = exposure_warning(host)
         assert warning is not None and "WARNING" in warning and host in warning
+
+
+def test_ticks_default_realistic_unless_asked(tmp_path: Path) -> None:
+    def market(*argv: str) -> Any:
+        args = cli.build_parser().parse_args(["fake-alpaca", "--port", "0", *argv])
+        return build_server(options_from_args(args)).venue.market
+
+    assert market().realistic_ticks
+    assert not market("--ticks", "bar").realistic_ticks
+    plain = tmp_path / "plain.toml"  # a scenario that does not say: the server's default
+    plain.write_text((REPO / "scenarios" / "clean_day.toml").read_text())
+    assert market("--scenario", str(plain)).realistic_ticks
+    barred = tmp_path / "barred.toml"
+    barred.write_text(plain.read_text().replace('source = "replay"', 'source = "replay"\nticks = "bar"'))
+    assert not market("--scenario", str(barred)).realistic_ticks
+    assert market("--scenario", str(barred), "--ticks", "realistic").realistic_ticks

@@ -21,6 +21,7 @@ from adapters.fake.market_realistic import QUOTE_SLOT_S, TRADE_SLOT_S
 from adapters.fake.market_replay import ReplaySource
 from adapters.fake.market_spec import market_from_spec
 from adapters.fake.wire import parse_time_ns
+from core.config import ConfigError
 from sim.scenario import load_scenario
 from tests.fake.test_market_support import MINUTE_NS, NS, OPEN_NS, body, calendar, get, make_venue, post, replay
 
@@ -241,3 +242,20 @@ def test_rest_without_credentials_is_alpacas_401() -> None:
     assert venue.handle_rest(get("/v2/account", headers=pair)).status == 200
     oauth = venue.handle_rest(get("/v2/account", headers={"authorization": "Bearer token"}))
     assert oauth.status == 200
+
+
+@pytest.mark.parametrize(
+    ("line", "bad", "message"),
+    [
+        ('ticks = "realistic"', 'ticks = "every"', "market.ticks"),
+        ("tick_rate = 0.1", "tick_rate = 0", "market.tick_rate"),
+    ],
+)
+def test_bad_tick_keys_name_the_key_and_line(tmp_path: Path, line: str, bad: str, message: str) -> None:
+    text = (REPO / "scenarios" / "minute_bars.toml").read_text()
+    assert line in text
+    path = tmp_path / "bad.toml"
+    path.write_text(text.replace(line, bad))
+    with pytest.raises(ConfigError, match=message) as raised:
+        load_scenario(path)
+    assert "(line " in str(raised.value)
