@@ -19,13 +19,17 @@ from numpy.typing import NDArray
 from adapters.fake.calendar import NS_PER_DAY, ArraySessionCalendar, ns_at
 from adapters.fake.interfaces import FakeBar, FakeQuote
 from adapters.fake.market import FakeTrade
-from adapters.fake.market_realistic import TICK_MODES, TickDay, generate
+from adapters.fake.market_realistic import (  # one home for the print and lot sizes, shared with the ticks
+    AVG_TRADE_SIZE_SHARES,
+    ROUND_LOT,
+    TICK_MODES,
+    TickDay,
+    generate,
+)
 from core.model import NS_PER_S
 
 DAY_CACHE_MAX = 256  # precomputed symbol-sessions kept per source (~50 KB each at 60 s bars)
 TICK_CACHE_MAX = 12  # realistic tick days kept per source (a few MB each); rebuilt identically when dropped
-ROUND_LOT = 100  # shares; touch and trade sizes are whole round lots
-AVG_TRADE_SIZE_SHARES = 200  # splits a bar's volume into a trade count
 TOUCH_FRACTION_OF_BAR_VOLUME = 0.02  # size at each side of the touch, before seeded jitter
 
 

@@ -4,8 +4,9 @@ One symbol-session at a time, vectorised, from its precomputed ``DayPath`` (the 
 
 - Trades arrive as a cluster process (a Hawkes-like self-exciting flow: bursts of ``CLUSTER_MEAN_TRADES`` prints
   on average, ``BURST_GAP_MS`` apart) whose rate follows the bar's volume (``volume / AVG_TRADE_SIZE_SHARES``
-  prints per bar, so denser near the open and close, as the U-shaped volume is), plus one "heartbeat" print per
-  ``TRADE_SLOT_S`` slot (in the slot's middle half), so a subscriber never waits more than 1.5 slots for a print.
+  prints per bar, at most ``MAX_PRINTS_PER_S`` a second: denser near the open and close, as the U-shaped volume is),
+  plus one "heartbeat" print per ``TRADE_SLOT_S`` slot (in the slot's middle half), so a subscriber never waits
+  more than 1.5 slots for a print.
   Inside each bar the prints reproduce the bar exactly: the first at its open, the last at its close, one at its
   high and one at its low, sizes summing to its volume; the bar's ``n`` and ``vw`` are those of its prints.
 - Quotes: one at the session open, one shortly after about half the prints (centred on the print), quote-only
@@ -31,7 +32,8 @@ if TYPE_CHECKING:
     from adapters.fake.market_paths import DayPath
 
 TICK_MODES = ("bar", "realistic")  # [market] ticks: one quote/trade per bar (in-process default) | realistic
-AVG_TRADE_SIZE_SHARES = 200  # prints per bar = volume / this (times rate)
+AVG_TRADE_SIZE_SHARES = 200  # a bar's print count = volume / this (bar mode; realistic: times rate) ...
+MAX_PRINTS_PER_S = 5.0  # ... at most this many a second on average (heavier days print bigger, not more)
 CLUSTER_MEAN_TRADES = 2.5  # mean prints per burst (branching ratio 0.6)
 BURST_GAP_MS = 120.0  # mean gap between prints inside a burst
 TRADE_SLOT_S = 1.0  # heartbeat: at least one print per slot while the bar trades (gaps <= 1.5 slots)
@@ -41,7 +43,7 @@ QUOTE_AFTER_TRADE_US = 40  # ... this many microseconds later
 QUOTE_ONLY_PER_TRADE = 0.5  # quote-only updates per print
 SPREAD_WIDEN_MEAN = 0.3  # spread = bar spread * (1 + Exp(mean)), whole cents
 PRICE_NOISE_OF_RANGE = 0.25  # interior prints: the open->close line plus N(0, this * (high - low))
-ROUND_LOT = 100
+ROUND_LOT = 100  # shares; touch sizes (and bar-mode trade sizes) are whole round lots
 US = 1_000  # ns per microsecond
 
 
@@ -107,7 +109,7 @@ def generate(day: DayPath, rng: np.random.Generator, rate: float) -> TickDay:
     starts = open_ns + np.arange(n, dtype=np.int64) * iv
 
     # --- print times: bursts + heartbeat, then a top-up so every trading bar can print o, h, l and c ---
-    lam = np.where(active, vol / AVG_TRADE_SIZE_SHARES * rate, 0.0)
+    lam = np.where(active, np.minimum(vol / AVG_TRADE_SIZE_SHARES, MAX_PRINTS_PER_S * iv / NS_PER_S) * rate, 0.0)
     b_burst, off = _burst_offsets(lam, iv_us, rng)
     t_burst = starts[b_burst] + off.astype(np.int64) * US
     t_beat = _slot_times(open_ns, day.close_ns, max(US, round(TRADE_SLOT_S / rate * NS_PER_S)), rng)
@@ -126,6 +128,7 @@ def generate(day: DayPath, rng: np.random.Generator, rate: float) -> TickDay:
     rank = np.arange(len(times)) - first_of_bar[bar_of]
     keep = rank < vol[bar_of]
     times, bar_of, rank = times[keep], bar_of[keep], rank[keep]
+    assert len(times) < 1_000_000, "trade ids are date * 10**6 + the print's index in its session"
     times = _strictly_increasing(times)  # repeats move < 1 us: never across a bar boundary
     count = np.bincount(bar_of, minlength=n).astype(np.int64)
     m = count[bar_of]
