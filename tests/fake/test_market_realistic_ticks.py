@@ -259,3 +259,15 @@ def test_bad_tick_keys_name_the_key_and_line(tmp_path: Path, line: str, bad: str
     with pytest.raises(ConfigError, match=message) as raised:
         load_scenario(path)
     assert "(line " in str(raised.value)
+
+
+def test_the_swarm_runs_some_worlds_with_realistic_ticks(tmp_path: Path) -> None:
+    from sim.swarm import derive_seed, generate_world, world_toml
+
+    seeds = [derive_seed(1, i) for i in range(200)]
+    ticked = [s for s in seeds if generate_world(s)["market"].get("ticks") == "realistic"]
+    assert 5 <= len(ticked) <= 40  # about a tenth, from the feature's own random stream
+    path = tmp_path / "ticked.toml"
+    path.write_text(world_toml(ticked[0]))
+    market = load_scenario(path).market
+    assert market.ticks == "realistic" and 0 < market.tick_rate <= 0.05  # thinned: swarm worlds stay fast
