@@ -23,6 +23,7 @@ from adapters.fake.market_realistic import (  # one home for the print and lot s
     AVG_TRADE_SIZE_SHARES,
     ROUND_LOT,
     TICK_MODES,
+    TICK_RATE_RANGE,
     TickDay,
     generate,
 )
@@ -292,8 +293,8 @@ class PathSource:
         before the first lookup."""
         if mode not in TICK_MODES:
             raise ValueError(f"unknown ticks mode {mode!r} ({' | '.join(TICK_MODES)})")
-        if not 0.0 < rate <= 10.0:
-            raise ValueError(f"tick_rate must be in (0, 10], got {rate!r}")
+        if not TICK_RATE_RANGE[0] <= rate <= TICK_RATE_RANGE[1]:
+            raise ValueError(f"tick_rate must be in [{TICK_RATE_RANGE[0]:g}, {TICK_RATE_RANGE[1]:g}], got {rate!r}")
         assert not self._days, "choose the tick mode before the market is read"
         self._tick_rate = rate if mode == "realistic" else None
 

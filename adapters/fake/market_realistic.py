@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from adapters.fake.market_paths import DayPath
 
 TICK_MODES = ("bar", "realistic")  # [market] ticks: one quote/trade per bar (in-process default) | realistic
+TICK_RATE_RANGE = (0.01, 10.0)  # [market] tick_rate: scales every arrival rate of realistic ticks
 AVG_TRADE_SIZE_SHARES = 200  # a bar's print count = volume / this (bar mode; realistic: times rate) ...
 MAX_PRINTS_PER_S = 5.0  # ... at most this many a second on average (heavier days print bigger, not more)
 CLUSTER_MEAN_TRADES = 2.5  # mean prints per burst (branching ratio 0.6)
