@@ -18,6 +18,7 @@ import msgspec
 
 from adapters.fake.faults import HARNESS_KINDS, FaultPlan, FaultPlanError
 from adapters.fake.market import market_data_dir
+from adapters.fake.market_realistic import TICK_RATE_RANGE
 from core import limits
 from core.config import (
     Checker,
@@ -74,6 +75,8 @@ class MarketSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     correlation: float | list[list[float]] = 0.3
     spread_bps: float = 2.0
     regimes: list[RegimeSpec] = msgspec.field(default_factory=list)
+    ticks: Literal["bar", "realistic"] | None = None  # None: the front-end's default (FORMAT.md, "Ticks")
+    tick_rate: float = 1.0
 
 
 class ExpectSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -195,6 +198,7 @@ def _check_market(check: Checker, s: Scenario, start: dt.date) -> None:
     check.number("market.drift_bps_per_day", m.drift_bps_per_day, limits.MARKET_DRIFT_RANGE_BPS_PER_DAY)
     check.number("market.vol_pct_per_day", m.vol_pct_per_day, limits.MARKET_VOL_RANGE_PCT_PER_DAY)
     check.number("market.spread_bps", m.spread_bps, limits.MARKET_SPREAD_RANGE_BPS)
+    check.number("market.tick_rate", m.tick_rate, TICK_RATE_RANGE)
     rows = m.correlation if isinstance(m.correlation, list) else [[m.correlation]]
     for row in rows:
         for value in row:

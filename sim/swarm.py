@@ -109,6 +109,7 @@ def generate_world(seed: int) -> dict[str, Any]:
         world["account"]["positions"] = book
         _outside_trade(seed, world, book, windows)
     _foreign_orders(seed, world, symbols, windows)
+    _realistic_ticks(seed, world)
     return {key: value for key, value in world.items() if value != {} or key == "expect"}
 
 
@@ -148,6 +149,16 @@ def _foreign_orders(seed: int, world: dict[str, Any], symbols: list[str], window
         _add_event(world, event, day, rng.randint(*windows[day]), len(windows))
     if rng.random() < 0.5:  # an account the policy must own alone: ttlive cancels what it did not place
         world.setdefault("reconcile", {})["foreign_orders"] = "cancel"
+
+
+def _realistic_ticks(seed: int, world: dict[str, Any]) -> None:
+    """A tenth of the worlds run realistic ticks between bars (quotes and trades the venue fills against, the
+    in-process clock waking at each), thinned for speed: the engine must hold its invariants on a busy feed."""
+    rng = random.Random(f"ttlive-swarm-ticks:{seed}")
+    if rng.random() >= 0.1:
+        return
+    world["market"]["ticks"] = "realistic"
+    world["market"]["tick_rate"] = rng.choice((0.01, 0.02, 0.05))
 
 
 def _outside_trade(seed: int, world: dict[str, Any], book: list[dict[str, str]],

@@ -21,6 +21,8 @@ from tools.exitcodes import EXIT_OK, EXIT_USAGE
 
 DEFAULT_SYMBOLS = ("NVDA", "ORCL")
 DEFAULT_START_DATE = "2014-06-02"
+DEFAULT_TICKS = "realistic"  # quotes and trades between bars, as a real feed has them (FORMAT.md, "Ticks")
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "[::1]", "localhost"})
 
 
 class UsageError(ValueError):
@@ -41,6 +43,7 @@ class FakeAlpacaOptions:
     clock: str = "session"  # session (trading time from a replay open) | wall (real NYSE hours, wall time)
     # | now (drills: wall time, a market open around the clock, so a paper runner on the wall clock trades)
     market: Any = None  # a [market]-like object for adapters.fake.market_spec.market_from_spec; None = replay
+    ticks: str | None = None  # --ticks: bar | realistic; None = the scenario's [market] ticks, else realistic
     bar_interval_s: int = 60
     account_type: str = "margin_initial"
     cash_usd: Decimal = Decimal(100_000)
@@ -137,6 +140,13 @@ def register(subparsers: Any) -> None:
         "BREAK_S seconds after start (drills of a runner that goes from session to session)",
     )
     parser.add_argument("--bar-interval-s", type=int, choices=(1, 5, 10, 15, 30, 60, 300), default=None)
+    parser.add_argument(
+        "--ticks",
+        choices=("bar", "realistic"),
+        default=None,
+        help="realistic: quotes and trades between bars at a seeded, bursty cadence (default, unless the "
+        "scenario's [market] ticks says otherwise); bar: one quote and one trade per bar",
+    )
     parser.add_argument("--cash-usd", default=None, help="starting cash (default 100000)")
     parser.add_argument("--rate-limit", type=int, default=200, help="requests per minute per key (0 = off)")
     parser.add_argument(
@@ -170,6 +180,7 @@ def options_from_args(args: argparse.Namespace) -> FakeAlpacaOptions:
         "drill_admin": getattr(args, "drill_admin", False),
         "snapshot_path": str(args.snapshot) if getattr(args, "snapshot", None) is not None else None,
         "restore": getattr(args, "restore", False),
+        "ticks": getattr(args, "ticks", None),
     }
     if args.short_sessions is not None:
         if args.clock != "now":
@@ -282,7 +293,10 @@ def build_server(opts: FakeAlpacaOptions) -> Any:
             bar_interval_s=opts.bar_interval_s,
             start_date=market_start,
             calendar=calendar,
+            default_ticks=DEFAULT_TICKS,
         )
+        if opts.ticks is not None:
+            market.set_ticks(opts.ticks, float(getattr(opts.market, "tick_rate", 1.0)))
         faults = FaultPlan.from_toml_dict(opts.faults)
         config = VenueConfig(
             seed=opts.seed,
@@ -316,6 +330,17 @@ def _restored_server(opts: FakeAlpacaOptions) -> Any:
     return LoopbackServer(venue, clock, drill_admin=opts.drill_admin, snapshot_path=opts.snapshot_path)
 
 
+def exposure_warning(host: str) -> str | None:
+    """The warning printed when the fake is bound beyond loopback (anyone who reaches the port may trade it)."""
+    if host.lower() in LOOPBACK_HOSTS:
+        return None
+    return (
+        f"ttlive fake-alpaca: WARNING: bound to {host}, beyond loopback: anyone who can reach this port can use "
+        "the fake venue (any non-empty key pair is accepted unless --key/--secret are given). Bind 127.0.0.1 "
+        "unless you mean it."
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         opts = options_from_args(args)
@@ -323,6 +348,9 @@ def run(args: argparse.Namespace) -> int:
     except UsageError as exc:
         print(f"ttlive fake-alpaca: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    warning = exposure_warning(opts.host)
+    if warning is not None:
+        print(warning, file=sys.stderr, flush=True)
     import trio
 
     from adapters.fake.calendar import et_from_ns
@@ -349,7 +377,7 @@ def run(args: argparse.Namespace) -> int:
             print(
                 f"session clock starts {et_from_ns(server.venue.now_ns):%Y-%m-%d %H:%M %Z} "
                 f"({opts.clock}, speed {opts.speed:g}); symbols {','.join(opts.symbols)}; seed {opts.seed}; "
-                "Ctrl-C stops",
+                f"ticks {'realistic' if server.venue.market.realistic_ticks else 'bar'}; Ctrl-C stops",
                 flush=True,
             )
 

@@ -110,8 +110,10 @@ class VenueDriver:
 
     Venue ns = ``clock.session_ns(trio.current_time() - t0)``, t0 taken at the first use. The clock task
     ticks at every bar boundary while the market is open and at the next open (or the venue's next
-    wake-up: fault, close) while it is closed. Every request and every client message first brings the
-    venue up to now, so REST and streams always see the current instant.
+    wake-up: fault, close) while it is closed; with realistic ticks (``market.realistic_ticks``) also at the
+    market's next quote or trade while open, at most one wake per ``tick_coalesce_s`` front-end seconds (0: each
+    tick at its own instant; the loopback server batches them). Every request and every client message first
+    brings the venue up to now, so REST and streams always see the current instant.
     """
 
     def __init__(
@@ -121,6 +123,9 @@ class VenueDriver:
         self.clock = clock
         self.handshake_timeout_s = handshake_timeout_s
         self.data_options: dict[str, Any] = {}  # extra DataStreamSession arguments for new connections
+        self.tick_coalesce_s = 0.0
+        market = venue.market
+        self._next_market_tick = market.next_tick_ns if getattr(market, "realistic_ticks", False) else None
         self._t0: float | None = None
         self._connections: list[_Connection] = []
         # records ("fakes record what happened")
@@ -165,6 +170,12 @@ class VenueDriver:
         if calendar is not None and not calendar.is_open(now):
             with suppress(ValueError):
                 candidates = [calendar.next_open_ns(now)]
+        elif self._next_market_tick is not None:
+            tick: int | None = self._next_market_tick(now)
+            if tick is not None:
+                if self.tick_coalesce_s > 0:
+                    tick = max(tick, self.clock.session_ns(self.clock.elapsed_s(now) + self.tick_coalesce_s))
+                candidates.append(tick)
         wakeup = getattr(self.venue, "next_wakeup_ns", None)
         extra: int | None = wakeup() if wakeup is not None else None
         if extra is not None and extra > now:

@@ -19,11 +19,18 @@ from numpy.typing import NDArray
 from adapters.fake.calendar import NS_PER_DAY, ArraySessionCalendar, ns_at
 from adapters.fake.interfaces import FakeBar, FakeQuote
 from adapters.fake.market import FakeTrade
+from adapters.fake.market_realistic import (  # one home for the print and lot sizes, shared with the ticks
+    AVG_TRADE_SIZE_SHARES,
+    ROUND_LOT,
+    TICK_MODES,
+    TICK_RATE_RANGE,
+    TickDay,
+    generate,
+)
 from core.model import NS_PER_S
 
 DAY_CACHE_MAX = 256  # precomputed symbol-sessions kept per source (~50 KB each at 60 s bars)
-ROUND_LOT = 100  # shares; touch and trade sizes are whole round lots
-AVG_TRADE_SIZE_SHARES = 200  # splits a bar's volume into a trade count
+TICK_CACHE_MAX = 12  # realistic tick days kept per source (a few MB each); rebuilt identically when dropped
 TOUCH_FRACTION_OF_BAR_VOLUME = 0.02  # size at each side of the touch, before seeded jitter
 
 
@@ -68,6 +75,7 @@ class DayPath:
         "interval_ns",
         "n",
         "open_ns",
+        "realistic",
         "symbol",
         "trade_id_base",
         "trade_size",
@@ -121,6 +129,7 @@ class DayPath:
         ).astype(np.int64)
         self.trade_id_base = int(date.replace("-", "")) * 1_000_000
         self._quotes: list[FakeQuote | None] = [None] * n
+        self.realistic = False  # bar_count/bar_vwap come from realistic ticks (PathSource.set_ticks)
 
     def tick_ns(self, k: int) -> int:
         return self.open_ns + k * self.interval_ns
@@ -275,6 +284,23 @@ class PathSource:
         self._days: OrderedDict[tuple[str, int], DayPath | None] = OrderedDict()
         self._windows: dict[str, list[_Window]] = {}
         self._latest_query_ns = 0
+        self._tick_rate: float | None = None  # None: one quote and one trade per bar ("bar" ticks)
+        self._tick_days: OrderedDict[tuple[str, str], TickDay] = OrderedDict()
+
+    def set_ticks(self, mode: str, rate: float = 1.0) -> None:
+        """``"bar"``: one quote and one trade per bar, at its open (the default). ``"realistic"``: quotes and
+        trades between bars (adapters.fake.market_realistic), ``rate`` scaling their arrival rates. Choose
+        before the first lookup."""
+        if mode not in TICK_MODES:
+            raise ValueError(f"unknown ticks mode {mode!r} ({' | '.join(TICK_MODES)})")
+        if not TICK_RATE_RANGE[0] <= rate <= TICK_RATE_RANGE[1]:
+            raise ValueError(f"tick_rate must be in [{TICK_RATE_RANGE[0]:g}, {TICK_RATE_RANGE[1]:g}], got {rate!r}")
+        assert not self._days, "choose the tick mode before the market is read"
+        self._tick_rate = rate if mode == "realistic" else None
+
+    @property
+    def realistic_ticks(self) -> bool:
+        return self._tick_rate is not None
 
     # --- subclass hooks --------------------------------------------------------------------------
     def _sessions(self, symbol: str) -> ArraySessionCalendar:
@@ -311,7 +337,9 @@ class PathSource:
                     if w.kind == "gap":
                         return None
                     frozen = self._locate(symbol, w.from_ns)  # stale: the quote as it was when it froze
-                    return frozen[0].quote(frozen[1]) if frozen else None
+                    return self._quote_in_force(frozen[0], frozen[1], w.from_ns) if frozen else None
+        if day.realistic:
+            return self._quote_in_force(day, k, ts_ns)
         return day.quote(k)
 
     def bars_between(
@@ -408,6 +436,43 @@ class PathSource:
     def clear_faults(self) -> None:
         self._windows.clear()
 
+    # --- realistic ticks --------------------------------------------------------------------------
+    def next_tick_ns(self, after_ns: int) -> int | None:
+        """The first quote or trade of any symbol after ``after_ns`` in the sessions in progress then; None
+        with bar ticks (the bar boundaries are the only instants) or outside every session."""
+        if self._tick_rate is None:
+            return None
+        best: int | None = None
+        for symbol in self._symbols:
+            located = self._locate(symbol, after_ns)
+            if located is None:
+                continue
+            td = self._tick_day(located[0])
+            for stamps in (td.quote_ns, td.trade_ns):
+                i = int(np.searchsorted(stamps, after_ns, side="right"))
+                if i < len(stamps) and (best is None or int(stamps[i]) < best):
+                    best = int(stamps[i])
+        return best
+
+    def _tick_day(self, day: DayPath) -> TickDay:
+        key = (day.symbol, day.date)
+        td = self._tick_days.get(key)
+        if td is not None:
+            self._tick_days.move_to_end(key)
+            return td
+        assert self._tick_rate is not None
+        td = generate(day, seeded_rng(self.seed, "ticks", day.symbol, day.date), self._tick_rate)
+        self._tick_days[key] = td
+        while len(self._tick_days) > TICK_CACHE_MAX:
+            self._tick_days.popitem(last=False)
+        return td
+
+    def _quote_in_force(self, day: DayPath, k: int, ts_ns: int) -> FakeQuote:
+        if not day.realistic:
+            return day.quote(k)
+        td = self._tick_day(day)
+        return _tick_quote(day, td, int(np.searchsorted(td.quote_ns, ts_ns, side="right")) - 1)
+
     def _add_window(self, kind: str, symbol: str, from_ns: int, until_ns: int) -> None:
         assert until_ns >= from_ns, "fault window ends before it starts"
         targets = self._symbols if symbol == "*" else (symbol,)
@@ -431,6 +496,9 @@ class PathSource:
         return day
 
     def _remember(self, key: tuple[str, int], day: DayPath | None) -> None:
+        if self._tick_rate is not None and day is not None and not day.realistic:
+            td = self._tick_day(day)  # the bars' n and vw become those of their prints
+            day.bar_count, day.bar_vwap, day.realistic = td.bar_count, td.bar_vwap, True
         self._days[key] = day
         self._days.move_to_end(key)
         while len(self._days) > DAY_CACHE_MAX:
@@ -461,6 +529,10 @@ class PathSource:
             day = self._day(symbol, index)
             if day is None:
                 continue
+            if day.realistic and what != "bar":
+                if self._collect_ticks(day, symbol, start_ns, end_ns, limit, descending, what, out):
+                    return out
+                continue
             lo = max(0, -((day.open_ns - start_ns) // day.interval_ns))  # first k with tick >= start
             hi = min(day.n, -((day.open_ns - end_ns) // day.interval_ns))  # first k with tick >= end
             ks = range(hi - 1, lo - 1, -1) if descending else range(lo, hi)
@@ -480,3 +552,48 @@ class PathSource:
                     if limit is not None and len(out) >= limit:
                         return out
         return out
+
+    def _collect_ticks(
+        self,
+        day: DayPath,
+        symbol: str,
+        start_ns: int,
+        end_ns: int,
+        limit: int | None,
+        descending: bool,
+        what: str,
+        out: list[object],
+    ) -> bool:
+        """Append the day's quotes or trades stamped in [start_ns, end_ns) to out; True once limit is reached."""
+        td = self._tick_day(day)
+        stamps = td.quote_ns if what == "quote" else td.trade_ns
+        lo = int(np.searchsorted(stamps, start_ns, side="left"))
+        hi = int(np.searchsorted(stamps, end_ns, side="left"))
+        for i in range(hi - 1, lo - 1, -1) if descending else range(lo, hi):
+            if self._windows and self._suppressed(symbol, int(stamps[i]), what):
+                continue
+            out.append(_tick_quote(day, td, i) if what == "quote" else _tick_trade(day, td, i))
+            if limit is not None and len(out) >= limit:
+                return True
+        return False
+
+
+def _tick_quote(day: DayPath, td: TickDay, i: int) -> FakeQuote:
+    return FakeQuote(
+        symbol=day.symbol,
+        bid_price=cents(td.bid[i]),
+        ask_price=cents(td.ask[i]),
+        bid_size=int(td.bid_size[i]),
+        ask_size=int(td.ask_size[i]),
+        ts_ns=int(td.quote_ns[i]),
+    )
+
+
+def _tick_trade(day: DayPath, td: TickDay, i: int) -> FakeTrade:
+    return FakeTrade(
+        symbol=day.symbol,
+        price=cents(td.trade_px[i]),
+        size=int(td.trade_size[i]),
+        ts_ns=int(td.trade_ns[i]),
+        trade_id=day.trade_id_base + i,
+    )

@@ -17,7 +17,6 @@ from adapters.fake.calendar import ArraySessionCalendar, NyseCalendar, ns_at
 from adapters.fake.interfaces import FakeBar
 from adapters.fake.market import market_data_dir
 from adapters.fake.market_paths import (
-    AVG_TRADE_SIZE_SHARES,
     DayPath,
     PathSource,
     cents,
@@ -26,6 +25,7 @@ from adapters.fake.market_paths import (
     to_cents,
     u_shape_split,
 )
+from adapters.fake.market_realistic import AVG_TRADE_SIZE_SHARES
 from core.model import NS_PER_S
 
 

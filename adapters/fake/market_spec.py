@@ -21,13 +21,31 @@ def market_from_spec(
     bar_interval_s: int,
     start_date: str,
     calendar: ArraySessionCalendar | None = None,
+    default_ticks: str = "bar",
 ) -> PathSource:
     """A MarketSource from a scenario's ``[market]`` table (any object with those attributes).
 
     source = "replay": ``files`` maps symbol -> file (relative to the data dir); symbols without an entry
     use KNOWN_FILES. source = "generator": drift_bps_per_day, vol_pct_per_day, correlation, spread_bps,
     regimes (objects with at, kind, size_pct, duration_s).
+    ticks = "bar" | "realistic" (None or absent: ``default_ticks``, which is "bar" for the in-process simulation
+    and "realistic" for ``ttlive fake-alpaca``) and tick_rate (realistic arrival-rate scale) choose the ticks
+    between bars (PathSource.set_ticks).
     """
+    market = _source(spec, symbols, sectors, seed, bar_interval_s, start_date, calendar)
+    market.set_ticks(getattr(spec, "ticks", None) or default_ticks, float(getattr(spec, "tick_rate", 1.0)))
+    return market
+
+
+def _source(
+    spec: Any,
+    symbols: Sequence[str],
+    sectors: Mapping[str, str],
+    seed: int,
+    bar_interval_s: int,
+    start_date: str,
+    calendar: ArraySessionCalendar | None,
+) -> PathSource:
     source = getattr(spec, "source", "replay")
     spread_bps = float(getattr(spec, "spread_bps", 2.0))
     if source == "replay":

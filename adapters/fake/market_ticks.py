@@ -8,7 +8,8 @@ from decimal import Decimal
 from adapters.fake.calendar import NS_PER_DAY
 from adapters.fake.interfaces import FakeBar, FakeQuote, MarketSource
 from adapters.fake.market import FakeTrade, TickSource
-from adapters.fake.market_paths import ROUND_LOT, PathSource
+from adapters.fake.market_paths import PathSource
+from adapters.fake.market_realistic import ROUND_LOT
 from core.model import NS_PER_S
 
 

@@ -35,6 +35,7 @@ MAX_BODY_BYTES = 1 << 20  # a request body larger than this is refused (413)
 ABORT_CLOSE_CODE = 1011  # ASGI cannot drop a TCP connection: a 1006 abort becomes this close code
 _GATEWAY_TIMEOUT = (504, encode(error_body(50410000, "gateway timeout")))
 DRILL_PREFIX = "/_drill/"  # drill endpoints (only with drill_admin): not part of Alpaca's API
+TICK_COALESCE_S = 0.05  # realistic ticks: the clock wakes at most this often (wall s); frames carry their own t
 
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
@@ -96,6 +97,7 @@ class LoopbackServer(VenueDriver):
         # Alpaca's 10 s to authenticate are wall seconds for a real client, whatever the clock speed.
         speed = float(getattr(clock, "speed", 1.0))
         self.data_options = {"auth_timeout_ns": round(AUTH_TIMEOUT_NS * speed)}
+        self.tick_coalesce_s = TICK_COALESCE_S
 
     async def serve(
         self,

@@ -333,8 +333,10 @@ class Venue:
 
     def _handle_rest(self, req: RestRequest) -> RestResponse:
         key = self._authenticate(req.headers)
-        if key is None:
-            return _json_response(401, error_body(40110000, "unauthorized."))
+        if key is None:  # Alpaca's bodies: the trading API carries a code, the data API only a message
+            if req.path.startswith("/v2/stocks"):
+                return _json_response(401, {"message": "unauthorized."})
+            return _json_response(401, error_body(40110000, "request is not authorized"))
         family = "data" if req.path.startswith("/v2/stocks") else "trading"
         decision = self._limiter.take(key, family, self._now_ns)
         headers = decision.headers()
@@ -373,15 +375,20 @@ class Venue:
         return response
 
     def _authenticate(self, headers: dict[str, str]) -> str | None:
+        """The rate-limit key of an authorised request, None for Alpaca's 401: both key headers non-empty (and
+        equal to the configured pair, if any), or an OAuth Bearer token when no pair is configured."""
         key = headers.get("apca-api-key-id")
         secret = headers.get("apca-api-secret-key")
         if key is None and secret is None and headers.get("authorization", "").startswith("Bearer "):
             return "oauth" if self.config.key_id is None else None
-        if self.check_credentials(key or "", secret or ""):
-            return key or "anonymous"
+        if key is not None and secret is not None and self.check_credentials(key, secret):
+            return key
         return None
 
     def check_credentials(self, key_id: str, secret_key: str) -> bool:
+        """REST and both streams: an empty key or secret never passes; any other pair does unless configured."""
+        if not key_id or not secret_key:
+            return False
         if self.config.key_id is None:
             return True
         return key_id == self.config.key_id and secret_key == self.config.secret_key
