@@ -1,8 +1,10 @@
 """A simulated trading world: fake venue + real adapter + engine, in virtual time, from a scenario and a seed.
 
 The engine talks to the fake through the wire (the real adapter over an in-process httpx transport and in-memory
-WebSockets), so chaos scenarios test the code that runs live. Every session day starts the engine at the pre-open
-from its persisted state, as a daily runner would; harness events (crash, manual kill/reset) act on it from outside.
+WebSockets), so chaos scenarios test the code that runs live; ``WorldOptions(path="ports")`` runs the same venue and
+engine without the wire (``adapters.ports_venue``: bulk backtests; wire-only faults are refused there). Every session
+day starts the engine at the pre-open from its persisted state, as a daily runner would; harness events (crash,
+manual kill/reset) act on it from outside.
 Same scenario + seed => byte-identical audit files and trace hash, in any process (see sim/determinism.py).
 """
 
