@@ -88,7 +88,12 @@ class FileStateStore:
             return
         self._ensure_dir()
         tmp = self.path.with_suffix(self.path.suffix + ".tmp")
-        with open(tmp, "wb") as f:
+        try:
+            f = open(tmp, "wb")  # noqa: SIM115 - closed below; reopened once if the directory went away
+        except FileNotFoundError:
+            self.path.parent.mkdir(parents=True, exist_ok=True)  # removed since the first save: make it again
+            f = open(tmp, "wb")  # noqa: SIM115
+        with f:
             f.write(data)
             if self.fsync:
                 f.flush()

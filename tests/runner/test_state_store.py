@@ -101,3 +101,14 @@ def test_an_unreadable_file_is_set_aside_even_when_the_state_repeats(engine_stat
     store.save(engine_state)
     assert (tmp_path / "state.json.unreadable-1").read_bytes() == b"{not json"
     assert store.load() == engine_state
+
+
+def test_a_directory_removed_under_the_store_is_made_again(engine_state: dict[str, Any], tmp_path: Path) -> None:
+    import shutil
+
+    path = tmp_path / "run" / "state.json"
+    store = FileStateStore(path, fsync=False)
+    store.save(engine_state)
+    shutil.rmtree(tmp_path / "run")
+    store.save(engine_state)  # the same bytes, but the file is gone: written again, directory and all
+    assert store.load() == engine_state and store.saves == 2
