@@ -10,6 +10,7 @@ the ids; the adapters, their wiring and the engine are built the same way for al
     layout = run_layout(config)      # adapters.rundir: or run_layout(out_dir=...) for a sim the caller owns
     audit, store = open_audit(layout, secrets=...), open_store(layout)
     link = BrokerLink.alpaca(mode, config.broker, credentials)   # or BrokerLink.in_process(front, credentials)
+                                                                 # or PortsLink.over(front, credentials)
     adapters = open_adapters(link, clock=clock, monitor=telemetry, symbols=config.symbols)
     engine = build_engine(config, adapters, clock=clock, ids=..., model=..., alerts=..., audit=audit, store=store,
                           account_type=..., monitor=telemetry)
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final, overload
 
 import httpx
 import trio
@@ -36,6 +37,9 @@ from core.config import BrokerSection, EngineConfig, Mode
 from core.engine.system import Engine
 from core.model import NS_PER_S, AccountType
 from core.ports import AlertSink, Clock, DecisionModel, IdFactory
+
+if TYPE_CHECKING:
+    from adapters.ports_venue import PortAdapters
 
 ONE_MINUTE_S: Final = 60
 
@@ -112,6 +116,23 @@ class BrokerLink:
         )
 
 
+@dataclass(frozen=True)
+class PortsLink:
+    """The deterministic fake venue at the engine's ports (``adapters.ports_venue``): no wire at all, for bulk
+    backtests. ``front`` is the venue's in-process front-end (``adapters.fake.inprocess.InProcessVenue``), which
+    drives its clock. ``over`` refuses a venue whose fault plan needs the wire (``PortsPathError``)."""
+
+    front: Any
+    credentials: Credentials
+
+    @classmethod
+    def over(cls, front: Any, credentials: Credentials) -> PortsLink:
+        from adapters.ports_venue import check_plan
+
+        check_plan(front.venue.config.faults)
+        return cls(front=front, credentials=credentials)
+
+
 def _ws(url: str) -> str:
     return "ws" + url[len("http") :] if url.startswith("http") else url
 
@@ -147,18 +168,41 @@ def open_data(link: BrokerLink, *, clock: Clock, telemetry: LatencyTelemetry | N
                       monitor=telemetry, feed=link.feed)
 
 
+@overload
+def open_adapters(link: BrokerLink, *, clock: Clock, telemetry: LatencyTelemetry, symbols: Iterable[str],
+                  bar_interval_s: int = ..., alerts: AlertSink | None = ...) -> Adapters: ...
+@overload
+def open_adapters(link: PortsLink, *, clock: Clock, telemetry: LatencyTelemetry, symbols: Iterable[str],
+                  bar_interval_s: int = ..., alerts: AlertSink | None = ...) -> PortAdapters: ...
+@overload
+def open_adapters(link: BrokerLink | PortsLink, *, clock: Clock, telemetry: LatencyTelemetry,
+                  symbols: Iterable[str], bar_interval_s: int = ...,
+                  alerts: AlertSink | None = ...) -> Adapters | PortAdapters: ...
 def open_adapters(
-    link: BrokerLink,
+    link: BrokerLink | PortsLink,
     *,
     clock: Clock,
     telemetry: LatencyTelemetry,
     symbols: Iterable[str],
     bar_interval_s: int = ONE_MINUTE_S,
     alerts: AlertSink | None = None,
-) -> Adapters:
+) -> Adapters | PortAdapters:
     """REST (trading, rate-limited to Alpaca's 200/min), market-data REST, and the two streams, subscribed to
     ``symbols``' bars and quotes at ``bar_interval_s``. ``alerts``: where the streams' own alerts go (degraded to
-    REST polling, failed), the same sinks as the engine's: log, dashboard, webhook."""
+    REST polling, failed), the same sinks as the engine's: log, dashboard, webhook.
+
+    On a ``PortsLink`` the same four ports, implemented straight over the fake venue (``adapters.ports_venue``):
+    the same client token bucket, no wire, nothing that can disconnect (so no stream alerts)."""
+    if isinstance(link, PortsLink):
+        from adapters.ports_venue import PortAdapters, PortsHistory, PortsMarketStream, PortsRest, PortsTradingStream
+
+        return PortAdapters(
+            rest=PortsRest(link.front, limiter=RateLimiter(TokenBucket.per_minute()), monitor=telemetry),
+            data=PortsHistory(link.front, link.credentials),
+            trading=PortsTradingStream(link.front),
+            market=PortsMarketStream(link.front, symbols=list(symbols), bar_interval_s=bar_interval_s),
+            telemetry=telemetry,
+        )
     rest = open_rest(link, clock=clock, telemetry=telemetry, limiter=RateLimiter(TokenBucket.per_minute()))
     data = open_data(link, clock=clock, telemetry=telemetry)
     stream_io: dict[str, Any] = {} if link.ws_connect is None else {"ws_connect": link.ws_connect}
@@ -178,7 +222,7 @@ def open_adapters(
 
 def build_engine(
     config: EngineConfig,
-    adapters: Adapters,
+    adapters: Adapters | PortAdapters,
     *,
     clock: Clock,
     ids: IdFactory,

@@ -108,20 +108,25 @@ def ignore_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def sweep_on_ray(jobs: Sequence[Job], out: str, *, workers: int, seen: Callable[[Outcome], None]) -> None:
+def sweep_on_ray(jobs: Sequence[Job], out: str, *, workers: int, seen: Callable[[Outcome], None],
+                 world_options: Mapping[str, Any] | None = None) -> None:
     """Every job as a Ray task; outcomes handed to ``seen`` in job order. ImportError without the ``ray`` extra."""
     ray = init_ray(workers)
     remote = ray.remote(run_one)
-    for result in ray.get([remote.remote(p, s, run_dir(out, p, s), log_to_file=True) for p, s in jobs]):
+    options = dict(world_options or {})
+    for result in ray.get([remote.remote(p, s, run_dir(out, p, s), log_to_file=True, world_options=options)
+                           for p, s in jobs]):
         seen(result)
 
 
 def sweep_locally(jobs: Sequence[Job], out: str, *, workers: int, seen: Callable[[Outcome], None],
                   advanced: Callable[[], None] = lambda: None,
-                  interrupting: Callable[[], None] = lambda: None) -> bool:
+                  interrupting: Callable[[], None] = lambda: None,
+                  world_options: Mapping[str, Any] | None = None) -> bool:
     """Run ``jobs`` on a process pool, handing each outcome to ``seen`` as it completes (then calling
     ``advanced``). Ctrl-C stops the sweep (``interrupting`` is told at once): queued runs are dropped, runs in
-    flight finish and are reported. Returns whether it was interrupted."""
+    flight finish and are reported. Returns whether it was interrupted. ``world_options``: every run's
+    ``WorldOptions`` keywords (``{"path": "ports"}``: a bulk sweep at the engine's ports)."""
     interrupted = False
     collected: set[concurrent.futures.Future[Outcome]] = set()
 
@@ -133,7 +138,9 @@ def sweep_locally(jobs: Sequence[Job], out: str, *, workers: int, seen: Callable
             seen(failed_run(*job, exc))
 
     pool = concurrent.futures.ProcessPoolExecutor(max_workers=workers, initializer=ignore_sigint)
-    futures = {pool.submit(run_one, p, s, run_dir(out, p, s), log_to_file=True): (p, s) for p, s in jobs}
+    options = dict(world_options or {})
+    futures = {pool.submit(run_one, p, s, run_dir(out, p, s), log_to_file=True, world_options=options): (p, s)
+               for p, s in jobs}
     try:
         for future in concurrent.futures.as_completed(futures):
             collect(future, futures[future])

@@ -1,8 +1,10 @@
 """A simulated trading world: fake venue + real adapter + engine, in virtual time, from a scenario and a seed.
 
 The engine talks to the fake through the wire (the real adapter over an in-process httpx transport and in-memory
-WebSockets), so chaos scenarios test the code that runs live. Every session day starts the engine at the pre-open
-from its persisted state, as a daily runner would; harness events (crash, manual kill/reset) act on it from outside.
+WebSockets), so chaos scenarios test the code that runs live; ``WorldOptions(path="ports")`` runs the same venue and
+engine without the wire (``adapters.ports_venue``: bulk backtests; wire-only faults are refused there). Every session
+day starts the engine at the pre-open from its persisted state, as a daily runner would; harness events (crash,
+manual kill/reset) act on it from outside.
 Same scenario + seed => byte-identical audit files and trace hash, in any process (see sim/determinism.py).
 """
 
@@ -17,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import trio
@@ -28,7 +30,15 @@ from adapters.alpaca.config import Credentials
 from adapters.alpaca.connectivity import Channels, forward_connectivity
 from adapters.alpaca.telemetry import LatencyTelemetry
 from adapters.audit_jsonl import JsonlAuditSink
-from adapters.bootstrap import Adapters, BrokerLink, build_engine, open_adapters, open_audit, open_store
+from adapters.bootstrap import (
+    Adapters,
+    BrokerLink,
+    PortsLink,
+    build_engine,
+    open_adapters,
+    open_audit,
+    open_store,
+)
 from adapters.fake.calendar import NyseCalendar, ns_at
 from adapters.fake.faults import HARNESS_KINDS, FaultEvent, FaultPlan
 from adapters.fake.inprocess import InProcessVenue
@@ -47,6 +57,9 @@ from sim.determinism import seed_trio_scheduler
 from sim.invariants import check_expectations, check_invariants
 from sim.report import Report, encode_report
 from sim.scenario import Scenario
+
+if TYPE_CHECKING:
+    from adapters.ports_venue import PortAdapters
 
 log = logging.getLogger("ttlive.sim")
 PRE_OPEN_S = 300  # the engine starts five minutes before the open (model warm-up, resync)
@@ -75,6 +88,9 @@ class WorldOptions:
     progress: Callable[[int, int], None] | None = None  # (sim seconds done, total)
     on_engine: Callable[[Engine], None] | None = None  # the dashboard hooks in here
     fsync_audit: bool = False  # simulation: durability is not what is measured
+    # "wire": the engine talks to the fake through the real Alpaca adapter (chaos scenarios, the swarm);
+    # "ports": the same venue straight at the engine's ports, no wire (bulk backtests; adapters.ports_venue).
+    path: str = "wire"
 
 
 @dataclass
@@ -164,7 +180,14 @@ class World:
         self.layout = layout or run_layout(out_dir=out_dir)  # ttlive run passes its configured layout
         self.audit_dir = self.layout.audit_dir
         self.state_path = self.layout.state_path
-        self.link = BrokerLink.in_process(self.front, SIM_KEY, BASE_URL)
+        self.link = BrokerLink.in_process(self.front, SIM_KEY, BASE_URL)  # also for one-off pulls (runner)
+        self.engine_link: BrokerLink | PortsLink = self.link
+        if options.path == "ports":
+            if options.break_idempotency or options.break_halt_gate:
+                raise ValueError("the deliberately broken engines break the wire adapter: run them on the wire path")
+            self.engine_link = PortsLink.over(self.front, SIM_KEY)
+        elif options.path != "wire":
+            raise ValueError(f"world path must be 'wire' or 'ports', got {options.path!r}")
         self.model: DecisionModel = load_decision_model(config.policy.kind, config.policy.model,
                                                         config.policy.precision)
         self.engine: Engine | None = None
@@ -174,17 +197,20 @@ class World:
     # --- composition ---------------------------------------------------------------------------------------
 
     def build_engine(self, audit: JsonlAuditSink, alerts: AlertRouter,
-                     store: FileStateStore) -> tuple[Engine, Adapters]:
+                     store: FileStateStore) -> tuple[Engine, Adapters | PortAdapters]:
         """One engine life on the in-process fake, assembled by the composition root like every other run."""
-        adapters = open_adapters(self.link, clock=self.clock, telemetry=self.telemetry, symbols=self.config.symbols,
-                                 bar_interval_s=self.scenario.session.bar_interval_s, alerts=alerts)
+        adapters = open_adapters(self.engine_link, clock=self.clock, telemetry=self.telemetry,
+                                 symbols=self.config.symbols, bar_interval_s=self.scenario.session.bar_interval_s,
+                                 alerts=alerts)
         if self.options.break_idempotency:
             from sim.breakage import break_idempotent_retries
 
+            assert isinstance(adapters, Adapters)  # World.__init__ refuses breakage on the ports path
             break_idempotent_retries(adapters.rest, self.link)
         if self.options.break_halt_gate:
             from sim.breakage import break_halt_gate
 
+            assert isinstance(adapters, Adapters)
             break_halt_gate(adapters.rest)
         engine = build_engine(self.config, adapters, clock=self.clock, ids=SeededIds(self.seed), model=self.model,
                               alerts=alerts, audit=audit, store=store,
@@ -281,7 +307,7 @@ class World:
                 return
             await self.sleep_until_ns(crashed_until)
 
-    async def watch_connectivity(self, engine: Engine, adapters: Adapters) -> None:
+    async def watch_connectivity(self, engine: Engine, adapters: Adapters | PortAdapters) -> None:
         """The runner's connectivity loop (stream + REST states -> the kill switch), counting polling seconds."""
 
         was_polling = False
@@ -299,7 +325,7 @@ class World:
 
         await forward_connectivity(engine, adapters.rest, adapters.trading, adapters.market, on_sample=count_polling)
 
-    def collect(self, engine: Engine, adapters: Adapters) -> None:
+    def collect(self, engine: Engine, adapters: Adapters | PortAdapters) -> None:
         trading, market = adapters.trading, adapters.market
         self.record.reconnects += max(0, trading.connects - 1) + max(0, market.connects - 1)
         self.record.rest_retries = sum(

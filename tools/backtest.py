@@ -23,6 +23,7 @@ import msgspec
 import trio
 import trio.testing
 
+from adapters.ports_venue import PATHS
 from core.audit import slippage_bps
 from core.model import NS_PER_S as NS
 from core.model import Bar, Side
@@ -32,6 +33,7 @@ from sim.world import (
     BASE_URL,
     SIM_KEY,
     VenueClock,
+    WorldOptions,
     run_scenario,
     session_days,
 )
@@ -534,11 +536,18 @@ class BacktestResult:
 
 
 def run_backtest(scenario: Scenario, *, seed: int | None = None, days: int | None = None, out_dir: str | Path,
-                 agent: str = "engine", bars_source: str = "fake", scenario_file: str = "") -> BacktestResult:
+                 agent: str = "engine", bars_source: str = "fake", scenario_file: str = "",
+                 path: str = "wire") -> BacktestResult:
     """Run the scenario (its own policy through the engine, or a TensorTrade agent through the bridge), then
-    compare its fills with the bars and write DIR/drift_report.{md,png,json}; the run itself is in DIR/run."""
+    compare its fills with the bars and write DIR/drift_report.{md,png,json}; the run itself is in DIR/run.
+    ``path``: "wire" (the real Alpaca adapter against the fake) or "ports" (the same venue at the engine's ports,
+    ``adapters.ports_venue``; engine agent only; a scenario with wire-only faults raises ``PortsPathError``)."""
     if agent not in AGENTS:
         raise ValueError(f"agent must be one of {AGENTS}, got {agent!r}")
+    if path not in PATHS:
+        raise ValueError(f"path must be one of {PATHS}, got {path!r}")
+    if path == "ports" and agent != "engine":
+        raise ValueError("the ports path runs the engine agent only")
     if days is not None:
         session = msgspec.structs.replace(scenario.session, days=days)
         scenario = msgspec.structs.replace(scenario, session=session)
@@ -546,7 +555,8 @@ def run_backtest(scenario: Scenario, *, seed: int | None = None, days: int | Non
     out = Path(out_dir)
     run_dir = out / "run"
     if agent == "engine":
-        run = run_scenario(scenario, seed=seed, out_dir=run_dir, scenario_file=scenario_file)
+        run = run_scenario(scenario, seed=seed, out_dir=run_dir, scenario_file=scenario_file,
+                           options=WorldOptions(path=path))
     else:
         from sim.bridge_world import run_bridge_scenario
 

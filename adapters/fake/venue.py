@@ -19,6 +19,7 @@ import importlib
 import random
 import traceback
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any, Final
@@ -144,6 +145,9 @@ class Venue:
         self._trading_sessions: list[TradingStreamSession] = []
         self._stream_keys: dict[int, str] = {}  # id(session) -> key it authenticated with
         self._data_sessions: list[Any] = []
+        # Decoded trade updates for a client at the ports (adapters.ports_venue): each is called with the
+        # update's data object, before (and whether or not) it is encoded for the WebSocket sessions.
+        self.trade_update_listeners: list[Callable[[dict[str, Any]], None]] = []
         # Records: tests and the simulation's invariants read these ("fakes record what happened").
         self.order_log: list[AcceptedOrder] = []
         self.fills: list[Fill] = []  # every execution of an order placed through the API
@@ -331,6 +335,22 @@ class Venue:
         self._end_cycle()
         return response
 
+    def handle_decoded(self, req: RestRequest) -> tuple[int, Any]:
+        """A trading request from a client at the ports (adapters.ports_venue): the same router and records as
+        ``handle_rest``, without the wire around it (no credentials, rate limiter, faults or reply encoding).
+        Returns (status, reply object); a refusal raises ``ApiError``."""
+        self._forget_instant()
+        status = 500
+        try:
+            status, body = dispatch(self, req)
+        except ApiError as err:
+            status = err.status
+            raise
+        finally:
+            self.request_log.append(RequestRecord(self._now_ns, req.method, req.path, status))
+            self._end_cycle()
+        return status, body
+
     def _handle_rest(self, req: RestRequest) -> RestResponse:
         key = self._authenticate(req.headers)
         if key is None:  # Alpaca's bodies: the trading API carries a code, the data API only a message
@@ -451,11 +471,15 @@ class Venue:
         if execution_id is not None:
             assert price is not None and qty is not None and position_qty is not None
             data.update(price=dec_str(price), qty=dec_str(qty), position_qty=dec_str(position_qty))
-        payload = encode({"stream": "trade_updates", "data": data})
         self.event_log.append(TradeUpdateRecord(self._now_ns, event, order.id, execution_id))
-        for session in list(self._trading_sessions):
-            if session.wants_trade_updates:
-                session.publish(payload, "deliver" if session.muted else self.faults.trade_update_fate())
+        for listener in list(self.trade_update_listeners):
+            listener(data)
+        sessions = [session for session in self._trading_sessions if session.wants_trade_updates]
+        if not sessions:
+            return
+        payload = encode({"stream": "trade_updates", "data": data})
+        for session in sessions:
+            session.publish(payload, "deliver" if session.muted else self.faults.trade_update_fate())
 
     # --- account ------------------------------------------------------------------------------------------------
 

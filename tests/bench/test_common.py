@@ -68,3 +68,35 @@ def test_bench_scenarios_pass_the_harness_loader(tmp_path: Path) -> None:
         assert [i.symbol for i in scenario.instruments] == list(symbols)
         assert scenario.market.source == source and scenario.session.days == 2 and scenario.seed == 5
         assert {i.symbol: i.sector for i in scenario.instruments} == sectors
+
+
+def test_ports_runs_are_their_own_and_share_the_budget() -> None:
+    calls: list[tuple[int, int, str]] = []
+
+    def run(n_symbols: int, days: int, *, seed: int, path: str = "wire") -> SimRun:
+        calls.append((n_symbols, days, path))
+        return SimRun(True, n_symbols, days, wall_s=4.0 if path == "ports" else 10.0, sim_s=23_400.0, path=path)
+
+    budget = SimBudget(100.0, seed=1, runner=run)
+    wire = budget.run(3, 1, optional=False)
+    ports = budget.run(3, 1, optional=False, path="ports")
+    assert (wire.path, wire.wall_s, ports.path, ports.wall_s) == ("wire", 10.0, "ports", 4.0)
+    assert budget.run(3, 1, optional=False, path="ports") is ports and budget.runs[(3, 1)] is wire
+    assert budget.spent_s == 14.0 and calls == [(3, 1, "wire"), (3, 1, "ports")]
+
+
+def test_the_ports_row_uses_the_same_nautilus_run() -> None:
+    from tools.bench import nautilus
+    from tools.bench.common import Options
+    from tools.bench.nautilus import TtliveRun
+
+    def side(bars: int, wall_s: float) -> object:
+        return lambda symbols, days: TtliveRun(True, events=2 * bars, bars=bars, wall_s=wall_s, orders=1, fills=1,
+                                               how="test")
+
+    section = nautilus.run(Options(quick=True, nautilus_python="/nonexistent/python"), side(390, 2.0),
+                           ports_side=side(390, 0.5))
+    rows = {r.name: r for r in section.results}
+    assert set(rows) == {"nautilus_events_per_s_ratio", "nautilus_ports_ratio"}
+    assert rows["nautilus_ports_ratio"].value == 780.0 and rows["nautilus_events_per_s_ratio"].value == 195.0
+    assert rows["nautilus_ports_ratio"].ratio is None  # Nautilus not measured: no ratio, nothing estimated

@@ -36,7 +36,10 @@ def _runner(key: str, module: str) -> Callable[[Options], Section]:
         from tools.bench.simrun import DECISION_INTERVAL_S, nautilus_peer
 
         return lambda options: mod.run(
-            options, ttlive_side=nautilus_peer(options), decision_interval_s=DECISION_INTERVAL_S
+            options,
+            ttlive_side=nautilus_peer(options),
+            decision_interval_s=DECISION_INTERVAL_S,
+            ports_side=nautilus_peer(options, path="ports"),
         )
     run: Callable[[Options], Section] = mod.run
     return run

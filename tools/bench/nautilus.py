@@ -99,8 +99,11 @@ class TtliveRun:
         return self.bars / self.wall_s if self.ok and self.wall_s > 0 else None
 
 
-def run(options: Options, ttlive_side: Any = None, *, decision_interval_s: int = 300) -> Section:
-    """``ttlive_side(symbols, days) -> TtliveRun`` runs ttlive's sim of these bars (tools.bench.simrun)."""
+def run(options: Options, ttlive_side: Any = None, *, decision_interval_s: int = 300,
+        ports_side: Any = None) -> Section:
+    """``ttlive_side(symbols, days) -> TtliveRun`` runs ttlive's sim of these bars (tools.bench.simrun) on the wire
+    path; ``ports_side`` the same at the engine's ports (the bulk backtest path): a second row and ratio against
+    the same NautilusTrader run."""
     days = options.n(5, 1)
     python, how = find_python(options)
     with tempfile.TemporaryDirectory(prefix="ttlive-bench-") as tmp:
@@ -139,21 +142,21 @@ def run(options: Options, ttlive_side: Any = None, *, decision_interval_s: int =
         )
     else:
         rows.append(("NautilusTrader", "not measured", theirs.error, "", "", "", ""))
-    if ours.ok:
-        r = ratio(our_rate, their_rate)
-        rows.append(
-            (
-                f"ttlive sim ({ours.how})",
-                f"{ours.bars:,} bars + {ours.events - ours.bars:,} quotes",
-                fmt(our_rate),
-                fmt(ours.wall_s, 2),
-                fmt(ours.wall_s, 2),
-                f"{ours.orders:,} / {ours.fills:,}",
-                f"{r:.3f}x" if r is not None else "n/a",
+    rows.append(_ttlive_row(ours, their_rate))
+    results = [result]
+    ports = ports_side(REPLAY_SYMBOLS, days) if ports_side is not None else None
+    if ports is not None:
+        results.append(
+            Result(
+                name="nautilus_ports_ratio",
+                unit="bars/s",
+                value=_round(ports.bars_per_s),
+                peer=peer,
+                peer_value=_round(their_rate),
+                ratio=ratio(ports.bars_per_s, their_rate),
             )
         )
-    else:
-        rows.append(("ttlive sim", "not measured", ours.error, "", "", "", ""))
+        rows.append(_ttlive_row(ports, their_rate))
     md = [
         table(("side", "market data", "bars/s", "run s", "total s", "orders / fills", "vs Nautilus"), rows),
         "",
@@ -176,7 +179,31 @@ def run(options: Options, ttlive_side: Any = None, *, decision_interval_s: int =
         md += [_explain(theirs, ours), ""]
     else:
         md += ["Ratio not computed: one side was not measured. Nothing is estimated in its place.", ""]
-    return Section(key="nautilus", markdown="\n".join(md), results=[result])
+    if ports is not None and ports.ok and theirs.ok:
+        r = ratio(ports.bars_per_s, theirs.bars_per_s) or 0.0
+        md += [
+            f"At the engine's ports (`nautilus_ports_ratio`, the bulk backtest path `--path ports`): the same "
+            "scenario, venue, engine, policy, risk guard, order machines, reconciliation and audit log, minus the "
+            f"wire (no msgpack/JSON frames, WebSockets or httpx): {r:.3f}x NautilusTrader's rate"
+            + (f", {1 / r:,.1f}x slower." if 0 < r < 1 else "."),
+            "",
+        ]
+    return Section(key="nautilus", markdown="\n".join(md), results=results)
+
+
+def _ttlive_row(ours: TtliveRun, their_rate: float | None) -> tuple[str, ...]:
+    if not ours.ok:
+        return ("ttlive sim", "not measured", ours.error, "", "", "", "")
+    r = ratio(ours.bars_per_s, their_rate)
+    return (
+        f"ttlive sim ({ours.how})",
+        f"{ours.bars:,} bars + {ours.events - ours.bars:,} quotes",
+        fmt(ours.bars_per_s),
+        fmt(ours.wall_s, 2),
+        fmt(ours.wall_s, 2),
+        f"{ours.orders:,} / {ours.fills:,}",
+        f"{r:.3f}x" if r is not None else "n/a",
+    )
 
 
 def _round(value: float | None) -> float | None:
