@@ -38,7 +38,7 @@ class BridgeWorld(World):
         self.model = BridgeHoldModel()
         self.make_env = make_env or default_environment
         self.agent = agent or PolicyAgent(policy_model.runtime, len(self.config.symbols))
-        self.interval_s = interval_s or int(max(60.0, self.config.policy.decision_interval_s))
+        self.interval_s = interval_s  # None: the engine's decision interval (the model contract's when unset)
         self.target_weight = target_weight
         self.hosts: list[Any] = []
         self.episodes: list[Any] = []

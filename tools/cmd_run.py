@@ -113,7 +113,23 @@ def register(sub: Any) -> None:
         help="sim: keep serving the dashboard S seconds after the session ends",
     )
     p.add_argument("--quiet", action="store_true", help="no progress output")
+    add_contract_override(p)
     p.set_defaults(func=run)
+
+
+def add_contract_override(p: argparse.ArgumentParser) -> None:
+    """``--override-contract FIELD`` (repeatable): run although FIELD differs from the model's contract."""
+    from core.config import CONTRACT_OVERRIDABLE
+
+    p.add_argument(
+        "--override-contract",
+        action="append",
+        default=[],
+        choices=CONTRACT_OVERRIDABLE,
+        metavar="FIELD",
+        help="run although FIELD differs from the model contract (audited as a warning); "
+        f"one of {', '.join(CONTRACT_OVERRIDABLE)}; the config's policy.contract_override does the same",
+    )
 
 
 class ConsoleUI:
@@ -214,6 +230,7 @@ def settings_from(args: argparse.Namespace) -> Any:
         live_confirmed=args.live_confirmed,
         # why: with no --out and no --config the directory is the default sim one, ours to replace (`make run`)
         fresh=args.fresh or (args.out is None and args.config is None),
+        contract_overrides=tuple(args.override_contract),
     )
 
 

@@ -64,6 +64,9 @@ def register(sub: Any) -> None:
     p.add_argument("--workers", type=positive_int, default=max(1, (os.cpu_count() or 2)), help="sweep processes")
     p.add_argument("--backend", choices=("local", "ray"), default="local", help="sweep backend")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    from tools.cmd_run import add_contract_override
+
+    add_contract_override(p)
     p.set_defaults(func=run)
 
 
@@ -112,10 +115,16 @@ def print_summary(report: dict[str, Any], out: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from adapters.policy.contract import ContractError, check_run
+
     try:
         for path in args.scenarios:
-            _load(path)  # validate everything before running anything
-    except ConfigError as exc:
+            scenario = _load(path)  # validate everything before running anything
+            check = check_run(scenario.policy, [i.symbol for i in scenario.instruments], source=path,
+                              overrides=tuple(getattr(args, "override_contract", ())))
+            for line in check.lines():
+                print(f"ttlive sim: {path}: model contract: {line}", file=sys.stderr)
+    except (ConfigError, ContractError) as exc:
         print(f"ttlive sim: {exc}", file=sys.stderr)
         return 2
     refused = claim_out(args)

@@ -78,6 +78,7 @@ class RunSettings:
     token: str = ""  # TTLIVE_DASHBOARD_TOKEN
     live_confirmed: bool = False
     fresh: bool = False  # sim: replace an earlier sim run in the output directory (adapters.rundir)
+    contract_overrides: tuple[str, ...] = ()  # --override-contract: model-contract fields this run may differ in
 
 
 # --- files and gates ----------------------------------------------------------------------------------------
@@ -161,6 +162,24 @@ def credentials(config: EngineConfig, purpose: str = "") -> Any:
 
 def secrets_of(*values: str) -> list[str]:
     return sorted({v for v in values if v})
+
+
+def check_contract(settings: RunSettings, policy: PolicySection, symbols: list[str]) -> Any:
+    """The run against its model's contract (``adapters.policy.contract.check_run``); a mismatch that is not
+    overridden is a RunError (exit 2) naming the field and both values."""
+    from adapters.policy.contract import ContractError, check_run
+
+    source = str(settings.config_path or settings.scenario_path or "the default session")
+    try:
+        return check_run(policy, symbols, overrides=settings.contract_overrides, source=source)
+    except ContractError as exc:
+        raise RunError(str(exc)) from None
+
+
+def warn_contract(check: Any, ui: RunUI) -> None:
+    for line in check.lines():
+        log.warning("model contract: %s", line)
+        ui.info(f"[yellow]model contract[/yellow]: {line}")
 
 
 # --- the paced clock ----------------------------------------------------------------------------------------
@@ -263,7 +282,8 @@ def sim_scenario(settings: RunSettings) -> tuple[Any, Path]:
             kind="onnx",
             model="default",
             precision=PolicySection().precision,  # the config default (FP32: see the model card)
-            decision_interval_s=scenario.policy.decision_interval_s,
+            decision_interval_s=scenario.policy.decision_interval_s,  # unset: the model's (its contract)
+            contract_override=list(scenario.policy.contract_override),
         )
         scenario = msgspec.structs.replace(scenario, policy=shipped)
     return scenario, path
@@ -297,6 +317,7 @@ class SimRun:
         from sim.world import World, WorldOptions
 
         scenario, path = sim_scenario(settings)
+        self.contract = check_contract(settings, scenario.policy, [i.symbol for i in scenario.instruments])
         self.settings = settings
         self.ui = ui
         self.scenario_path = path
@@ -308,12 +329,23 @@ class SimRun:
         self.source = EngineDashboardSource(
             mode="sim", clock=self.world.clock, alerts=self.world.dashboard_alerts
         )
-        self.world.options.on_engine = self.source.attach
+        self.world.options.on_engine = self._on_engine
         self.bridge = LoopBridgeSource(self.source)
         self.pacer = Pacer(settings.speed) if settings.speed is not None else None
         self.interrupted = False
         self.records: Any = None
         self._world_scope = trio.CancelScope()
+        self._contract_audited = False
+
+    def _on_engine(self, engine: Any) -> None:
+        """Each engine life of the world: the dashboard follows it; the first one audits the model contract."""
+        from adapters.policy.contract import contract_record
+
+        if not self._contract_audited:
+            self._contract_audited = True
+            warn_contract(self.contract, self.ui)
+            engine.audit.write(contract_record(self.contract, engine.clock.now_ns()))
+        self.source.attach(engine)
 
     def run(self) -> SimOutcome:
         from sim.determinism import seed_trio_scheduler
@@ -476,6 +508,7 @@ class BrokerRun:
         config = settings.config
         if settings.mode is Mode.LIVE:
             live_gate(confirmed=settings.live_confirmed, config_path=settings.config_path, config=config)
+        self.contract = check_contract(settings, config.policy, config.symbols)
         self.settings = settings
         self.ui = ui
         self.credentials = credentials(config, f"{settings.mode} trading")
@@ -520,6 +553,7 @@ class BrokerRun:
         from adapters.dashboard.server import serve_dashboard
         from adapters.ids import Uuid4Ids
         from adapters.metrics import Metrics
+        from adapters.policy.contract import contract_record
         from adapters.policy.decision import load_decision_model
         from core.audit import RUNNER_STARTED_EVENT as RUNNER_STARTED
         from core.audit import system_record
@@ -532,6 +566,8 @@ class BrokerRun:
         link = BrokerLink.alpaca(s.mode, config.broker, self.credentials)
         self.layout.directory.mkdir(parents=True, exist_ok=True)
         audit = open_audit(self.layout, secrets=self.secrets, fsync=True)
+        warn_contract(self.contract, self.ui)
+        audit.write(contract_record(self.contract, clock.now_ns()))
         try:
             async with trio.open_nursery() as nursery, httpx.AsyncClient() as webhook_client:
                 await nursery.start(watch_signals, self._graceful)

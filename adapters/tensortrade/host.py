@@ -99,11 +99,13 @@ class BridgeHost:
         engine: Engine,
         history: HistoricalBars,
         *,
-        interval_s: int = 300,
+        interval_s: int | None = None,
         delay_s: float = DECISION_DELAY_S,
         target_weight: Decimal | None = None,
         history_days: int = HISTORY_LOOKBACK_DAYS,
     ) -> None:
+        if interval_s is None:  # the engine's decision interval (the model contract's when the config leaves it)
+            interval_s = int(engine.config.policy.interval_s)
         assert interval_s >= 60 and interval_s % 60 == 0, "decision bars are whole minutes"
         if engine.config.execution.brackets:
             raise BridgeError("the TensorTrade bridge needs execution.brackets = false: bracket legs would "

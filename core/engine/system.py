@@ -312,7 +312,7 @@ class Engine:
     async def warm_up(self, ctx: EngineContext) -> None:
         """History for features (decision bars) and correlations (daily returns), fetched once at the open."""
         now_ns = ctx.now_ns()
-        interval_s = self.config.policy.decision_interval_s
+        interval_s = self.config.policy.interval_s
         minutes = max(1, int(interval_s // 60))
         lookback_ns = int(4 * 86_400 * NS)
         try:
@@ -409,7 +409,7 @@ class Engine:
         execution.restore()
         self.execution = execution
         market = MarketActor(state=state, symbols=self.config.symbols,
-                             decision_interval_s=self.config.policy.decision_interval_s, inbox=md_recv,
+                             decision_interval_s=self.config.policy.interval_s, inbox=md_recv,
                              decisions=dec_send, now_ns=ctx.now_ns, on_mark=ctx.book_changed)
         self.market = market
         await self.warm_up(ctx)
