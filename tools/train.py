@@ -414,6 +414,7 @@ def render_model_card(meta: dict[str, Any]) -> str:
         "training range;",
         "nothing after the split is seen in training. Features use only the 33 bars ending at the decision bar.",
         "",
+        *_contract_lines(meta.get("contract", {})),
         "## Precision",
         "",
         "FP32 is the default (`core.config.PolicySection.precision`). Spec 3.1 asks for INT8 for speed; on the shipped",
@@ -475,3 +476,30 @@ def render_model_card(meta: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _contract_lines(contract: dict[str, Any]) -> list[str]:
+    """The model contract (model.json ``contract``) as the card states it."""
+    if not contract:
+        return []
+    data = contract["training_data"]
+    held = f"; held out {data['held_out'][0]} .. {data['held_out'][1]}" if data.get("held_out") else ""
+    return [
+        "## Contract",
+        "",
+        "What `ttlive run`/`sim` check a run against (`adapters/policy/contract.py`; model.json `contract`):",
+        "",
+        f"- decision interval {contract['decision_interval_s']:g} s ({contract['bar_timeframe']} decision bars: "
+        f"{contract['bar_source']});",
+        f"- trained on {contract['training_bar_timeframe']} bars: {contract['training_bar_source']};",
+        f"- symbols {', '.join(contract['symbols'])}; training data {data['first']} .. {data['last']}{held};",
+        f"- feature schema v{contract['feature_schema_version']}, spec sha256 "
+        f"`{contract['feature_spec_sha256'][:16]}…`; action space v{contract['action_space_version']}, map sha256 "
+        f"`{contract['action_map_sha256'][:16]}…`.",
+        *([f"- {contract['notes']}"] if contract.get("notes") else []),
+        "",
+        "A config with another `policy.decision_interval_s` is refused (exit 2) unless it lists the field in",
+        "`policy.contract_override` (audited warning); symbols outside the training set and decision bars other",
+        "than the training bars are audited advisories. Judge the model with `ttlive evaluate` before paper.",
+        "",
+    ]
