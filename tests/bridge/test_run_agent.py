@@ -59,3 +59,24 @@ def test_nothing_of_the_agent_reaches_the_venue_while_halted(tt_run: Path) -> No
     assert signals, "the agent kept deciding while halted (the drill exercised the latch)"
     assert len(refused) == len(signals), "every agent signal while halted is refused by the risk actor"
     assert any(t > reset for t in placed), "the agent trades again after the audited reset"
+
+
+def test_a_carried_forward_bar_reads_as_stale() -> None:
+    """The engine's gap fills keep their mark on the TensorTrade side (BridgeClient.stale)."""
+    from decimal import Decimal
+
+    from adapters.tensortrade.client import BridgeClient
+    from core.engine.market import carry_forward
+    from core.model import Bar
+
+    class Host:
+        symbols = ("NVDA",)
+
+    client = BridgeClient(Host())  # type: ignore[arg-type]
+    assert not client.stale("NVDA")
+    bar = Bar(symbol="NVDA", open=Decimal(10), high=Decimal(11), low=Decimal(9), close=Decimal(10),
+              volume=Decimal(100), ts_ns=0)
+    client.windows["NVDA"].append(bar)
+    assert not client.stale("NVDA")
+    client.windows["NVDA"].append(carry_forward(bar, 300_000_000_000))
+    assert client.stale("NVDA")

@@ -172,3 +172,19 @@ def test_an_empty_config_and_no_config_run_the_same_interval() -> None:
     assert default.policy.decision_interval_s is None  # the default session takes the model's
     empty = resolve_config(EngineConfig())
     assert empty.policy.interval_s == resolve_config(default.engine_config()).policy.interval_s == 300.0
+
+
+def test_the_override_flag_and_the_paper_runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """Paper checks the contract before anything is opened; --override-contract lets it past (here it then
+    stops at the missing credentials, exit 2 too, for another reason)."""
+    monkeypatch.delenv("APCA_API_KEY_ID", raising=False)
+    monkeypatch.delenv("APCA_API_SECRET_KEY", raising=False)
+    config = tmp_path / "c60.toml"
+    config.write_text(f'[policy]\ndecision_interval_s = 60\n[audit]\ndir = "{(tmp_path / "a").as_posix()}"\n')
+    assert main(["run", "--config", str(config), "--mode", "paper", "--no-dashboard"]) == 2
+    assert "does not match the model contract" in capsys.readouterr().err
+    assert main(["run", "--config", str(config), "--mode", "paper", "--no-dashboard",
+                 "--override-contract", "decision_interval_s"]) == 2
+    err = capsys.readouterr().err
+    assert "does not match" not in err and "credentials" in err
