@@ -232,9 +232,13 @@ def build_engine(
     store: FileStateStore,
     account_type: AccountType,
 ) -> Engine:
-    """The engine on these adapters: the audit sink is also the trail the latch is recovered from."""
+    """The engine on these adapters: the audit sink is also the trail the latch is recovered from. An unset
+    decision interval becomes the model's (its contract: ``adapters.policy.contract.resolve_config``)."""
+    from adapters.policy.contract import resolve_config
+
     return Engine(
-        config=config, broker=adapters.rest, trade_stream=adapters.trading, market_stream=adapters.market,
+        config=resolve_config(config), broker=adapters.rest, trade_stream=adapters.trading,
+        market_stream=adapters.market,
         history=adapters.data, clock=clock, ids=ids, model=model, alerts=alerts, audit=audit, store=store,
         account_type=account_type, monitor=adapters.telemetry,
         latency_p95_ms=adapters.telemetry.recent_rest_p95_ms, trail=audit,

@@ -11,7 +11,7 @@ import math
 import re
 import tomllib
 from decimal import Decimal, InvalidOperation
-from typing import Any, Literal, NoReturn
+from typing import Any, Final, Literal, NoReturn
 
 import msgspec
 
@@ -63,8 +63,22 @@ class PolicySection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     kind: str = "onnx"  # onnx | rule
     model: str = "default"  # "default" = the shipped model; else a directory
     precision: str = "fp32"  # fp32 (default: faster at batch 1, batch-independent; see the model card) | int8
-    decision_interval_s: float = 60.0
+    # Unset (None): the model's, from its contract (adapters.policy.contract.resolve_policy) - the one default.
+    decision_interval_s: float | None = None
     model_id: str = ""
+    # Contract fields this run may differ in (CONTRACT_OVERRIDABLE); the run is then audited with a warning.
+    contract_override: list[str] = msgspec.field(default_factory=list)
+
+    @property
+    def interval_s(self) -> float:
+        """The decision interval an engine runs at; the composition root resolves an unset one first."""
+        if self.decision_interval_s is None:
+            raise ConfigError("policy.decision_interval_s is unset: the composition root sets the model's "
+                              "(adapters.policy.contract.resolve_config) before an engine runs")
+        return self.decision_interval_s
+
+
+CONTRACT_OVERRIDABLE: Final = ("decision_interval_s",)  # model-contract fields a config may override
 
 
 class ReconcileSection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -303,6 +317,9 @@ def _check_execution(check: Checker, e: ExecutionSection) -> None:
 def _check_policy(check: Checker, p: PolicySection) -> None:
     check.choice("policy.kind", p.kind, ("onnx", "rule"))
     check.choice("policy.precision", p.precision, ("int8", "fp32"))
-    check.number("policy.decision_interval_s", p.decision_interval_s, limits.DECISION_INTERVAL_RANGE_S)
+    if p.decision_interval_s is not None:
+        check.number("policy.decision_interval_s", p.decision_interval_s, limits.DECISION_INTERVAL_RANGE_S)
+    for name in p.contract_override:
+        check.choice("policy.contract_override", name, CONTRACT_OVERRIDABLE)
     if p.model != "default":
         check.relative_path("policy.model", p.model)

@@ -26,19 +26,21 @@ class BridgeWorld(World):
 
     def __init__(self, scenario: Scenario, seed: int, out_dir: Path, options: WorldOptions, *,
                  make_env: Callable[[Any], Any] | None = None, agent: Callable[..., Any] | None = None,
-                 interval_s: int | None = None, target_weight: Decimal | None = None) -> None:
+                 interval_s: int | None = None, target_weight: Decimal | None = None, **world: Any) -> None:
         from adapters.policy.decision import PolicyDecisionModel
         from adapters.tensortrade.components import default_environment
         from adapters.tensortrade.episode import PolicyAgent
         from adapters.tensortrade.host import BridgeHoldModel
 
-        super().__init__(scenario, seed, out_dir, options)
+        if interval_s is not None:  # the agent decides on the engine's decision bars: set the engine's interval
+            policy = msgspec.structs.replace(scenario.policy, decision_interval_s=float(interval_s))
+            scenario = msgspec.structs.replace(scenario, policy=policy)
+        super().__init__(scenario, seed, out_dir, options, **world)
         policy_model = self.model
         assert isinstance(policy_model, PolicyDecisionModel), "the agent runs the scenario's policy runtime"
         self.model = BridgeHoldModel()
         self.make_env = make_env or default_environment
         self.agent = agent or PolicyAgent(policy_model.runtime, len(self.config.symbols))
-        self.interval_s = interval_s or int(max(60.0, self.config.policy.decision_interval_s))
         self.target_weight = target_weight
         self.hosts: list[Any] = []
         self.episodes: list[Any] = []
@@ -61,7 +63,7 @@ class BridgeWorld(World):
         now = self.clock.now_ns()
         session = next(((o, c) for _, o, c in self.sessions if c > now), None)
         if session is not None:
-            host = BridgeHost(engine, parts.data, interval_s=self.interval_s, target_weight=self.target_weight)
+            host = BridgeHost(engine, target_weight=self.target_weight)
             self.hosts.append(host)
             assert self._nursery is not None, "BridgeWorld.run owns the bridge tasks"
             self._nursery.start_soon(self._episode, host, *session)

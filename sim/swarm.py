@@ -254,6 +254,8 @@ def _policy(rng: random.Random) -> dict[str, Any]:
         policy["model"] = "default"
         policy["precision"] = "fp32" if rng.random() < 0.2 else "int8"
     policy["decision_interval_s"] = float(rng.choice((60, 120, 300, 600)))
+    if policy["kind"] == "onnx":  # off the model contract on purpose (no draw): `ttlive sim` replays the world
+        policy["contract_override"] = ["decision_interval_s"]
     return policy
 
 

@@ -122,7 +122,31 @@ def register(sub: Any) -> None:
         help="paper/live: stop after N sessions (default 0: session after session until stopped)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress output")
+    add_contract_override(p)
+    p.add_argument(
+        "--agent",
+        choices=("engine", "tensortrade"),
+        default="engine",
+        help="who decides: the engine's policy actor (default), or the same policy as a TensorTrade agent "
+        "stepping a TradingEnv on AlpacaDataFeed/AlpacaExchange/AlpacaBroker (needs execution.brackets = false "
+        "in paper/live; the sim turns bracket legs off)",
+    )
     p.set_defaults(func=run)
+
+
+def add_contract_override(p: argparse.ArgumentParser) -> None:
+    """``--override-contract FIELD`` (repeatable): run although FIELD differs from the model's contract."""
+    from core.config import CONTRACT_OVERRIDABLE
+
+    p.add_argument(
+        "--override-contract",
+        action="append",
+        default=[],
+        choices=CONTRACT_OVERRIDABLE,
+        metavar="FIELD",
+        help="run although FIELD differs from the model contract (audited as a warning); "
+        f"one of {', '.join(CONTRACT_OVERRIDABLE)}; the config's policy.contract_override does the same",
+    )
 
 
 class ConsoleUI:
@@ -228,6 +252,8 @@ def settings_from(args: argparse.Namespace) -> Any:
         sessions=args.sessions,
         # why: with no --out and no --config the directory is the default sim one, ours to replace (`make run`)
         fresh=args.fresh or (args.out is None and args.config is None),
+        contract_overrides=tuple(args.override_contract),
+        agent=args.agent,
     )
 
 
@@ -279,6 +305,10 @@ def _run_sim(settings: Any, ui: ConsoleUI) -> int:
         ("dashboard", outcome.dashboard_url or "(off)"),
         ("wall seconds", f"{report.wall_seconds:.1f}"),
     ]
+    if settings.agent == "tensortrade":
+        hosts = getattr(run.world, "hosts", [])
+        rows.insert(0, ("agent", f"tensortrade: {sum(h.steps_delivered for h in hosts)} decisions on the engine's "
+                                 f"bars, {sum(h.signals_sent for h in hosts)} signals sent"))
     _table(ui, f"ttlive run: {report.scenario} (seed {report.seed}, model {outcome.model_id})", rows)
     for problem in report.invariant_violations:
         ui.console.print(f"[red]INVARIANT[/red] {problem}", soft_wrap=True)

@@ -70,6 +70,9 @@ def register(sub: Any) -> None:
     p.add_argument("--path", choices=("wire", "ports"), default="wire",
                    help="wire (default): through the real Alpaca adapter; ports: the same venue at the engine's "
                         "ports, no wire (bulk runs; wire-only faults refused)")
+    from tools.cmd_run import add_contract_override
+
+    add_contract_override(p)
     p.set_defaults(func=run)
 
 
@@ -137,10 +140,16 @@ def print_summary(report: dict[str, Any], out: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from adapters.policy.contract import ContractError, check_run
+
     try:
         for path in args.scenarios:
-            _load(path)  # validate everything before running anything
-    except ConfigError as exc:
+            scenario = _load(path)  # validate everything before running anything
+            check = check_run(scenario.policy, [i.symbol for i in scenario.instruments], source=path,
+                              overrides=tuple(getattr(args, "override_contract", ())))
+            for line in check.lines():
+                print(f"ttlive sim: {path}: model contract: {line}", file=sys.stderr)
+    except (ConfigError, ContractError) as exc:
         print(f"ttlive sim: {exc}", file=sys.stderr)
         return 2
     refused = _check_path(args) or claim_out(args)

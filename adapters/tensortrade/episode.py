@@ -14,7 +14,7 @@ from tensortrade.env.generic import TradingEnv
 
 from adapters.tensortrade.client import BridgeClient, episode_client
 from adapters.tensortrade.components import AlpacaBroker, BridgeBook
-from adapters.tensortrade.messages import ZERO
+from adapters.tensortrade.messages import ZERO, BridgeClosed
 
 
 @dataclass(slots=True)
@@ -49,20 +49,26 @@ class PolicyAgent:
 
 def run_episode(client: BridgeClient, make_env: Callable[[BridgeClient], TradingEnv],
                 agent: Callable[[np.ndarray, TradingEnv], Any]) -> EpisodeSummary:
-    """The TensorTrade thread's body: build the environment, reset, step the agent until it is done."""
+    """The TensorTrade thread's body: build the environment, reset, step the agent until it is done (or the
+    session ends without a last bar: the stream died, the engine stopped deciding - ``interrupted``)."""
     with episode_client(client):
         summary = EpisodeSummary()
-        env = make_env(client)
-        observation = env.reset()
-        while True:
-            action = agent(observation, env)
-            summary.actions.append([int(a) for a in np.atleast_1d(np.asarray(action))])
-            observation, reward, done, _info = env.step(action)
-            summary.steps += 1
-            summary.rewards.append(float(reward))
-            if done:
-                break
-        _summarise(env, client, summary)
+        env: TradingEnv | None = None
+        try:
+            env = make_env(client)
+            observation = env.reset()
+            while True:
+                action = agent(observation, env)
+                summary.actions.append([int(a) for a in np.atleast_1d(np.asarray(action))])
+                observation, reward, done, _info = env.step(action)
+                summary.steps += 1
+                summary.rewards.append(float(reward))
+                if done:
+                    break
+        except BridgeClosed:
+            summary.interrupted = True
+        if env is not None:
+            _summarise(env, client, summary)
         return summary
 
 

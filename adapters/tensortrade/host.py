@@ -7,8 +7,12 @@ never touches them. The thread talks to trio only by *calling into it* with ``tr
 runs the call in the task that started the thread and blocks the thread until it returns:
 
 * ``next_step`` - the observer, at each ``observe``, asks for the next decision bar. The host's conductor task
-  sleeps (virtual time) until a bar has closed, fetches it with ``GET /v2/stocks/bars``, adds what the engine
-  did with the bridge's orders (executions de-duplicated by execution id, terminal states), and hands it over.
+  waits for the engine's decision clock (``Engine.decision_observers``: the market actor closed a decision
+  bucket), takes the bars the engine itself decides on (``Engine.decision_bars``: the market-data stream's bars
+  rolled to the decision interval, REST gap fill, silent symbols carried forward and marked ``interpolated``;
+  warm-up history on the first step), adds what the engine did with the bridge's orders (executions
+  de-duplicated by execution id, terminal states), and hands it over. The agent thus sees exactly the bars,
+  at exactly the instants, the engine's own policy would.
 * ``submit`` / ``cancel`` - AlpacaExchange.execute_order and AlpacaBroker.cancel; the handler sends the signal
   and returns once every trio task is blocked again (``wait_all_tasks_blocked``), i.e. once risk decided and
   the order (if any) went out. The answer says whether an order exists: a refused signal releases its funds.
@@ -23,6 +27,7 @@ bytes. Under a real clock (paper) nothing is toggled: the bar clock simply waits
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -47,18 +52,17 @@ from adapters.tensortrade.messages import (
     StepInput,
     SubmitOutcome,
 )
-from core.engine.market import carry_forward
+from core.engine.messages import DecisionDue
 from core.engine.state import deterministic_uuid
 from core.engine.system import Engine
 from core.model import NS_PER_S as NS
 from core.model import Bar, Direction, ExecutionAction, Signal
 from core.orderplan import client_order_id
-from core.ports import HistoricalBars
+
+log = logging.getLogger("ttlive.bridge")
 
 MODEL_ID: Final = "tensortrade-bridge"
-DECISION_DELAY_S: Final = 1.0  # the bar closes at t; the agent observes it and acts at t + 1 s
-HISTORY_LOOKBACK_DAYS: Final = 7  # warm-up bars for the first observation (a week covers a weekend + holiday)
-REST_TIMEOUT_S: Final = 60.0  # one bars request, retries included (style rule 8)
+DECISIONS_QUEUED: Final = 1024  # decision instants waiting for a slow agent (paper: wall time) before one drops
 
 
 
@@ -89,40 +93,29 @@ class _HostOrder:
 class BridgeHost:
     """The trio side of the bridge for one running engine: paces the bars, serves the thread's calls.
 
-    ``history`` is the engine's market-data REST (``AlpacaData``); bars come from ``GET /v2/stocks/bars`` at
-    the decision interval. ``target_weight`` overrides the engine's max_position_pct as the agent's "allowed"
-    size (a larger one makes RiskGuard resize, which tests use).
+    Bars and decision instants are the engine's (module docstring). ``target_weight`` overrides the engine's
+    max_position_pct as the agent's "allowed" size (a larger one makes RiskGuard resize, which tests use).
     """
 
-    def __init__(
-        self,
-        engine: Engine,
-        history: HistoricalBars,
-        *,
-        interval_s: int = 300,
-        delay_s: float = DECISION_DELAY_S,
-        target_weight: Decimal | None = None,
-        history_days: int = HISTORY_LOOKBACK_DAYS,
-    ) -> None:
-        assert interval_s >= 60 and interval_s % 60 == 0, "decision bars are whole minutes"
+    def __init__(self, engine: Engine, *, target_weight: Decimal | None = None) -> None:
         if engine.config.execution.brackets:
             raise BridgeError("the TensorTrade bridge needs execution.brackets = false: bracket legs would "
                               "move the position behind TensorTrade's wallets")
         self.engine = engine
-        self.history = history
         self.symbols = list(engine.config.symbols)
-        self.interval_ns = interval_s * NS
-        self.timeframe = f"{interval_s // 60}Min"
-        self.delay_ns = int(delay_s * NS)
+        self.interval_ns = int(engine.config.policy.interval_s * NS)
         self.target_weight = (target_weight if target_weight is not None
                               else Decimal(engine.config.risk.max_position_pct) / 100)
-        self.history_days = history_days
         self.orders: dict[str, _HostOrder] = {}  # TensorTrade order id -> what the engine calls it
         self.signals_sent = 0
         self.steps_delivered = 0
+        self.interpolated_bars = 0  # carry-forward bars the engine filled in and the agent saw
+        self.decisions_dropped = 0
         self._last_bar: dict[str, Bar] = {}
         self._steps_send, self._steps_recv = trio.open_memory_channel[StepInput](0)
+        self._due_send, self._due_recv = trio.open_memory_channel[int](DECISIONS_QUEUED)
         self._saved_autojump: float | None = None
+        engine.decision_observers.append(self._decision_due)
 
     # --- running one session -------------------------------------------------------------------------------
 
@@ -165,38 +158,49 @@ class BridgeHost:
         finally:
             self._release_time()
 
+    def _decision_due(self, due: DecisionDue) -> None:
+        """Engine.decision_observers: the market actor closed a decision bucket ending at ``due.ts_ns``."""
+        try:
+            self._due_send.send_nowait(due.ts_ns)
+        except trio.WouldBlock:  # the agent is DECISIONS_QUEUED decisions behind: it skips this one
+            self.decisions_dropped += 1
+        except trio.ClosedResourceError:
+            pass  # the episode is over
+
     async def _conduct(self, open_ns: int, close_ns: int) -> None:
-        """Deliver each decision bar of the session to the thread; the last one is flagged ``last``."""
-        steps = (close_ns - open_ns) // self.interval_ns
-        first = True
-        for k in range(1, steps + 1):
-            bar_end_ns = open_ns + k * self.interval_ns
-            if bar_end_ns + self.delay_ns < self._now_ns() and k < steps:
-                continue  # an engine restarted mid-session: start at the next bar, no replay
-            await self._sleep_until_ns(bar_end_ns + self.delay_ns)
-            start_ns = open_ns - self.history_days * 86_400 * NS if first else bar_end_ns - self.interval_ns
-            first = False
-            with trio.fail_after(REST_TIMEOUT_S):
-                fetched = await self.history.get_bars(self.symbols, start_ts_ns=start_ns,
-                                                      end_ts_ns=bar_end_ns - 1, timeframe=self.timeframe)
-            step = StepInput(seq=k, ts_ns=self._now_ns(), bars=self._new_bars(fetched, bar_end_ns),
-                             updates=self.collect_updates(), account=self.account_view(), last=k == steps)
-            await self._steps_send.send(step)
-            self.steps_delivered += 1
+        """Deliver each decision of the session to the thread as the engine makes it; the one whose bucket is
+        the session's last full one is flagged ``last``. No decision by the close plus one interval (the
+        stream died, the engine stopped deciding) ends the episode too: the thread then hears BridgeClosed."""
+        seq = 0
+        with trio.move_on_after(max(0.0, (close_ns + self.interval_ns - self._now_ns()) / NS)):
+            async for ended_ns in self._due_recv:
+                if ended_ns <= open_ns or ended_ns > close_ns:
+                    continue  # the engine's clock runs from the pre-open; the episode is the session
+                bars = self._new_bars()
+                if any(s not in self._last_bar for s in self.symbols):
+                    log.warning("decision at %s skipped: no bar yet for %s", ended_ns,
+                                ", ".join(s for s in self.symbols if s not in self._last_bar))
+                    continue
+                seq += 1
+                last = ended_ns + self.interval_ns >= close_ns
+                step = StepInput(seq=seq, ts_ns=self._now_ns(), bars=bars, updates=self.collect_updates(),
+                                 account=self.account_view(), last=last)
+                await self._steps_send.send(step)
+                self.steps_delivered += 1
+                if last:
+                    break
+        self._due_send.close()
         await self._steps_send.aclose()  # a thread asking past the last bar hears BridgeClosed, not silence
 
-    def _new_bars(self, fetched: dict[str, list[Bar]], bar_end_ns: int) -> dict[str, tuple[Bar, ...]]:
-        """Completed bars not delivered yet; a symbol without one gets its last bar carried forward (spec
-        1.1)."""
+    def _new_bars(self) -> dict[str, tuple[Bar, ...]]:
+        """The engine's decision bars not delivered yet (all of them on the first step: the warm-up)."""
         out: dict[str, tuple[Bar, ...]] = {}
         for symbol in self.symbols:
             last = self._last_bar.get(symbol)
-            fresh = [b for b in fetched.get(symbol, [])
-                     if b.ts_ns + self.interval_ns <= bar_end_ns and (last is None or b.ts_ns > last.ts_ns)]
-            if not fresh and last is not None:
-                fresh = [carry_forward(last, bar_end_ns - self.interval_ns)]
+            fresh = [b for b in self.engine.decision_bars(symbol) if last is None or b.ts_ns > last.ts_ns]
             if fresh:
                 self._last_bar[symbol] = fresh[-1]
+                self.interpolated_bars += sum(1 for b in fresh if b.interpolated)
             out[symbol] = tuple(fresh)
         return out
 
@@ -204,11 +208,6 @@ class BridgeHost:
 
     def _now_ns(self) -> int:
         return self.engine.clock.now_ns()
-
-    async def _sleep_until_ns(self, ts_ns: int) -> None:
-        now = self._now_ns()
-        if ts_ns > now:
-            await trio.sleep((ts_ns - now) / NS)
 
     def account_view(self) -> AccountView:
         book = self.engine.snapshot()

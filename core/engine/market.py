@@ -82,8 +82,10 @@ class MarketActor:
         decisions: trio.MemorySendChannel[DecisionDue],
         now_ns: object,
         on_mark: Callable[[], None],
+        observers: list[Callable[[DecisionDue], None]] | None = None,
     ) -> None:
         self.state = state
+        self.observers = observers if observers is not None else []  # Engine.decision_observers
         self._on_mark = on_mark  # a mark moves equity: EngineContext.book_changed (the supervisor's idle tick)
         self.symbols = sorted(symbols)
         self.roller = BarRoller(int(decision_interval_s * 1e9))
@@ -163,4 +165,7 @@ class MarketActor:
         # Put the new bar back: close_bucket flushes only buckets that ended before it.
         ready = self.close_bucket(ended_at)
         if ready:
-            await self.decisions.send(DecisionDue(symbols=tuple(ready), ts_ns=ended_at))
+            due = DecisionDue(symbols=tuple(ready), ts_ns=ended_at)
+            for observer in self.observers:
+                observer(due)
+            await self.decisions.send(due)

@@ -137,6 +137,9 @@ class Engine:
         # Observers of the order gate (True: a latch closed it, False: a reset opened it); the simulation records
         # the venue's request log position at each, so its invariants are exact to the request.
         self.halt_observers: list[Callable[[bool], None]] = []
+        # Observers of the decision clock: called with each DecisionDue as the market actor closes a decision
+        # bucket (the TensorTrade bridge steps its environment on them, on the engine's own bars).
+        self.decision_observers: list[Callable[[DecisionDue], None]] = []
 
     # --- operator controls (CLI, dashboard, scenario events) --------------------------------------------------
 
@@ -204,6 +207,12 @@ class Engine:
             extra={"action": signal.action.value, "source": source, "cancel_order_id": signal.cancel_order_id},
         ))
         await policy.signals.send(SignalRaised(signal=signal, raised_at_ns=signal.ts_ns))
+
+    def decision_bars(self, symbol: str) -> tuple[Bar, ...]:
+        """The engine's decision bars for ``symbol``, oldest first (a copy): warm-up history, then the market
+        stream's bars rolled to the decision interval, silent buckets carried forward marked ``interpolated``."""
+        ctx = self.ctx
+        return () if ctx is None else tuple(ctx.state.decision_bars.get(symbol, ()))
 
     def orders_for_signal(self, signal_id: str) -> list[Order]:
         """The order of each attempt made for a signal, oldest first (a 422 reject is re-priced once under the
@@ -312,7 +321,7 @@ class Engine:
     async def warm_up(self, ctx: EngineContext) -> None:
         """History for features (decision bars) and correlations (daily returns), fetched once at the open."""
         now_ns = ctx.now_ns()
-        interval_s = self.config.policy.decision_interval_s
+        interval_s = self.config.policy.interval_s
         minutes = max(1, int(interval_s // 60))
         lookback_ns = int(4 * 86_400 * NS)
         try:
@@ -409,8 +418,9 @@ class Engine:
         execution.restore()
         self.execution = execution
         market = MarketActor(state=state, symbols=self.config.symbols,
-                             decision_interval_s=self.config.policy.decision_interval_s, inbox=md_recv,
-                             decisions=dec_send, now_ns=ctx.now_ns, on_mark=ctx.book_changed)
+                             decision_interval_s=self.config.policy.interval_s, inbox=md_recv,
+                             decisions=dec_send, now_ns=ctx.now_ns, on_mark=ctx.book_changed,
+                             observers=self.decision_observers)
         self.market = market
         await self.warm_up(ctx)
         policy = PolicyActor(ctx, model=self.model, inbox=dec_recv, signals=sig_send,

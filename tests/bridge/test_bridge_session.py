@@ -75,10 +75,23 @@ def test_the_episode_covers_the_whole_session(session: tuple[Any, BridgeWorld, P
     assert len(world.episodes) == 1
     episode = world.episodes[0]
     assert not episode.interrupted
-    assert episode.steps == 389  # 390 one-minute bars 09:31..16:00: reset observes the first
-    assert world.hosts[0].steps_delivered == 390
+    # The engine's decision clock: buckets ending 09:31..15:59 (389; the 15:59 bar is followed by none, so the
+    # last bucket never closes, for the engine's own policy either); reset observes the first.
+    assert episode.steps == 388
+    assert world.hosts[0].steps_delivered == 389
     assert report.invariant_violations == []
     assert not report.halted
+
+
+def test_the_agent_saw_the_engines_own_decision_bars(session: tuple[Any, BridgeWorld, Path]) -> None:
+    """AlpacaDataFeed is fed the engine's bars (the market-data stream rolled to the decision interval, gap
+    fills marked), not a separate REST poll: the last bar each symbol's features saw is the engine's."""
+    _, world, _ = session
+    host, engine = world.hosts[0], world.record.engines[-1]
+    for symbol in SYMBOLS:
+        bars = engine.decision_bars(symbol)
+        assert bars and host._last_bar[symbol] == bars[-1]
+        assert bars[-1].ts_ns % 60_000_000_000 == 0
 
 
 def test_every_order_the_agent_placed_has_a_risk_decision(session: tuple[Any, BridgeWorld, Path]) -> None:
@@ -146,7 +159,7 @@ def test_the_bridge_refuses_bracket_legs() -> None:
 
     assert EngineWithBrackets.config.execution.brackets
     with pytest.raises(BridgeError, match="brackets"):
-        BridgeHost(EngineWithBrackets(), history=None)  # type: ignore[arg-type]
+        BridgeHost(EngineWithBrackets())  # type: ignore[arg-type]
 
 
 @pytest.mark.slow  # a second full session (~10-20 s)
