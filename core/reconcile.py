@@ -6,7 +6,7 @@ always material. Pure: the reconciler actor fetches, this decides.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from decimal import Decimal
 
 import msgspec
@@ -103,13 +103,16 @@ class Adoption(msgspec.Struct, frozen=True, kw_only=True):
     avg_entry_price: Decimal
 
 
-def adopt_positions(ledger: Ledger, positions: Sequence[Position]) -> list[Adoption]:
+def adopt_positions(
+    ledger: Ledger, positions: Sequence[Position], *, exclude: Collection[str] = ()
+) -> list[Adoption]:
     """Make the ledger hold exactly the broker's positions (quantity and average entry), marking each at the
     broker's current price: the start-up rule for an account that already holds a book, or whose book changed
-    while the engine was down. Symbols the ledger holds and the broker does not go to zero. Cash is not touched."""
+    while the engine was down. Symbols the ledger holds and the broker does not go to zero. Cash is not touched.
+    ``exclude``: symbols left as they are (their fills are still to be replayed: see ``Engine.load_state``)."""
     held = {p.symbol: p for p in positions if p.qty != 0}
     adopted: list[Adoption] = []
-    for symbol in sorted(set(held) | set(ledger.positions())):
+    for symbol in sorted((set(held) | set(ledger.positions())) - set(exclude)):
         position = held.get(symbol)
         if position is not None and position.current_price is not None and position.current_price > 0:
             ledger.mark(symbol, position.current_price)

@@ -12,7 +12,7 @@ import datetime as dt
 import itertools
 import logging
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -45,7 +45,7 @@ from core.ledger import Ledger
 from core.limits import ACTOR_CHANNEL_CAPACITY, INITIAL_MAX_MARGIN_MULTIPLIER
 from core.model import NS_PER_S as NS
 from core.model import AccountConfig, AccountType, Bar, Fill, Position, Quote, Signal, TradeUpdate
-from core.order_fsm import Order
+from core.order_fsm import TERMINAL, Order, OrderState
 from core.orderplan import client_order_id
 from core.ports import (
     AlertSink,
@@ -127,6 +127,7 @@ class Engine:
         self.correlations: dict[str, dict[str, float]] = {}
         self.buying_power = Decimal(0)
         self.broker_last_equity = Decimal(0)
+        self.replaying: frozenset[str] = frozenset()  # symbols whose adoption waits for the restart resync
         self.pattern_day_trader = False
         self.started = trio.Event()
         self.stopped = trio.Event()
@@ -283,16 +284,37 @@ class Engine:
             )
             if saved is not None:
                 state.halt = dict(saved.get("halt") or {})
-        self.adopt_book(state, positions, fresh=saved is None or latch_only)
+        # A resumed order that was still live may have filled while we were down: the restart resync replays
+        # that fill into the ledger, so its symbol is not adopted now (the broker's position already holds the
+        # fill: adopting it too would count it twice). What is left after the resync is adopted then.
+        self.replaying = live_order_symbols(state)
+        self.adopt_book(state, positions, fresh=saved is None or latch_only, exclude=self.replaying)
         await self.recover_latch(state, saved_present=saved is not None, unreadable=unreadable)
         return state
 
-    def adopt_book(self, state: EngineState, positions: list[Position], *, fresh: bool) -> None:
+    async def adopt_after_resync(self, state: EngineState) -> None:
+        """After the restart resync: adopt the broker's position for each symbol held back at load whose orders
+        have all ended (nothing of ours can fill there any more); a symbol with a working order is left to the
+        reconciler, which waits for a quiet moment."""
+        assert self.execution is not None
+        working = {state.orders[coid].symbol for coid, m in self.execution.machines.items()
+                   if not m.is_terminal and coid in state.orders}
+        settled = self.replaying - working
+        self.replaying = frozenset()
+        if not settled:
+            return
+        positions = await self.startup_call("GET /v2/positions", self.broker.get_positions)
+        others = {p.symbol for p in positions} | set(state.ledger.positions())
+        self.adopt_book(state, positions, fresh=False, exclude=others - settled)
+
+    def adopt_book(
+        self, state: EngineState, positions: list[Position], *, fresh: bool, exclude: Collection[str] = ()
+    ) -> None:
         """Start on the broker's book: every position the account holds (long or short, ours or not) enters the
         ledger with its quantity, average entry and price, so equity and exposure are right from the first
         second. A resumed ledger that disagrees (trades made while the engine was down, a lost fill) takes the
-        broker's quantities; each adoption is audited."""
-        adopted = adopt_positions(state.ledger, positions)
+        broker's quantities; each adoption is audited. ``exclude``: symbols whose fills are still to replay."""
+        adopted = adopt_positions(state.ledger, positions, exclude=exclude)
         for change in adopted:
             self.audit.write(A.system_record(
                 "reconcile", ts_ns=self.clock.now_ns(), symbol=change.symbol,
@@ -477,6 +499,7 @@ class Engine:
                 # After a restart, settle what happened while we were down before trading on.
                 if state.orders:
                     await reconciler.resync("restart")
+                    await self.adopt_after_resync(state)
                 await nursery.start(self._supervised, "trade_stream",
                                     lambda task_status: self.trade_stream.serve(deliver_trade, task_status=task_status))
                 await nursery.start(self._supervised, "market_stream",
@@ -509,3 +532,12 @@ class Engine:
         await self.reconciler.check()
         if self.ctx is not None:
             self.ctx.persist()
+
+
+def live_order_symbols(state: EngineState) -> frozenset[str]:
+    """Symbols of the resumed orders that had not ended when the state was saved: they may have filled since."""
+    unknown = OrderState.ACK_UNKNOWN.value
+    return frozenset(
+        tracked.symbol for coid, tracked in state.orders.items()
+        if OrderState(state.order_states.get(coid, {}).get("state", unknown)) not in TERMINAL
+    )

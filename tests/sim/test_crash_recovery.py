@@ -34,3 +34,24 @@ def test_random_hard_kills_lose_nothing_and_duplicate_nothing(tmp_path: Path, se
     assert report.positions == report.venue_positions
     assert report.fills >= 1
     assert report.counters["fills"] == report.fills
+
+
+def test_resumed_live_orders_hold_back_their_symbols_adoption() -> None:
+    """Which symbols wait for the restart resync before the broker's position is adopted (Engine.load_state):
+    those with an order that had not ended when the state was saved (unknown counts as live: fail safe)."""
+    from decimal import Decimal
+
+    from core.engine.state import EngineState, TrackedOrder
+    from core.engine.system import live_order_symbols
+    from core.ledger import Ledger
+    from core.model import Side
+
+    state = EngineState(ledger=Ledger(cash_usd=Decimal(1000)), start_of_day_equity=Decimal(1000),
+                        start_of_week_equity=Decimal(1000))  # fmt: skip
+    for coid, symbol, order_state in (("tt-a-0", "ORCL", "new"), ("tt-b-0", "NVDA", "filled"),
+                                      ("tt-c-0", "YHOO", None), ("tt-d-0", "NVDA", "canceled")):  # fmt: skip
+        state.orders[coid] = TrackedOrder(client_order_id=coid, signal_id=coid, symbol=symbol, side=Side.BUY,
+                                          qty=Decimal(1), attempt=0, reference_price=Decimal(1), raised_at_ns=0)
+        if order_state is not None:
+            state.order_states[coid] = {"state": order_state, "filled_qty": "0"}
+    assert live_order_symbols(state) == {"ORCL", "YHOO"}
