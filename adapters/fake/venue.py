@@ -64,6 +64,7 @@ class VenueConfig:
     slippage_bps: tuple[Decimal, Decimal] = (Decimal("0.5"), Decimal("2"))
     passive_fill_probability: float = 0.3  # per bar, for a passive limit at or inside the touch
     non_shortable: frozenset[str] = frozenset()
+    non_fractionable: frozenset[str] = frozenset()  # assets whose `fractionable` is false: whole shares only
     request_timeout_s: float = ORDER_SUBMIT_TIMEOUT_S  # what a lost response costs the client
     # The book the account already holds when the venue starts: (symbol, signed qty, average entry price).
     positions: tuple[tuple[str, Decimal, Decimal], ...] = ()
@@ -311,6 +312,9 @@ class Venue:
 
     def is_shortable(self, symbol: str) -> bool:
         return symbol not in self.config.non_shortable
+
+    def is_fractionable(self, symbol: str) -> bool:
+        return symbol not in self.config.non_fractionable
 
     # --- ids -------------------------------------------------------------------------------------------------
 

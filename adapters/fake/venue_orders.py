@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Final
 from adapters.fake import matching as m
 from adapters.fake import venue_checks as checks
 from adapters.fake.accounts import FillActivity, activity_side
+from adapters.fake.interfaces import FakeQuote
 from adapters.fake.wire import ApiError, activity_id, dec_str, order_json
 from core.model import Fill, Side
 
@@ -173,7 +174,8 @@ class OrderBook:
             side=spec.side,
             type=spec.type,
             time_in_force=spec.time_in_force,
-            qty=spec.qty,
+            qty=spec.qty if spec.notional is None else checks.estimated_qty(self._venue, spec),
+            notional=spec.notional,
             order_class=spec.order_class,
             status=status,
             created_at_ns=now,
@@ -274,6 +276,9 @@ class OrderBook:
         order.last_quote = quote
         if not m.observe_quote(order, quote):
             return
+        if order.notional is not None:
+            self._match_notional(order, quote)
+            return
         execution = m.decide_execution(
             order,
             quote,
@@ -288,6 +293,21 @@ class OrderBook:
         if not execution.passive:
             self._liquidity.consume(quote, order.side, execution.qty)
         self._execute(order, execution.qty, execution.price)
+
+    def _match_notional(self, order: m.VenueOrder, quote: FakeQuote) -> None:
+        """A dollar-amount order executes whole; its share quantity becomes what it bought or sold."""
+        execution = m.decide_notional_execution(
+            order, quote, rng=self._match_rng, slippage_bps=self._venue.config.slippage_bps
+        )
+        if execution is None:
+            return
+        qty = execution.qty
+        position = self._venue.account.position_qty(order.symbol)
+        if order.side == "sell" and position > 0:
+            qty = min(qty, position)  # a notional sell of a long never turns it short (fractional shorts are refused)
+        self._liquidity.consume(quote, order.side, qty)
+        order.qty = qty
+        self._execute(order, qty, execution.price)
 
     def _execute(self, order: m.VenueOrder, qty: Decimal, price: Decimal) -> None:
         leaves = order.leaves_qty
@@ -429,6 +449,8 @@ class OrderBook:
             raise ApiError(422, 42210000, f'order is already in "{old.status}" state')
         if old.filled_qty > 0:
             raise ApiError(422, 42210000, "cannot replace a partially filled order")
+        if old.notional is not None:
+            raise ApiError(422, 42210000, "notional orders cannot be replaced")
         client_order_id = checks.check_client_order_id(self._venue, changes.get("client_order_id"))
         qty = changes.get("qty", old.qty)
         if qty < old.filled_qty or qty <= 0:
