@@ -50,6 +50,8 @@ class FakeAlpacaOptions:
     drill_admin: bool = False  # serve /_drill/... (records, drop streams, crash with a snapshot)
     snapshot_path: str | None = None  # where /_drill/crash writes the venue; --restore reads it back
     restore: bool = False  # start from the venue pickled at snapshot_path (a venue restart in a drill)
+    trading_stream_frames: str = "binary"  # binary (as Alpaca paper) | text
+    trade_events: str = "basic"  # basic | full (every documented trade_updates event; adapters.fake.venue)
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +130,15 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--restore", action="store_true", help="start from the venue in --snapshot (a restarted venue)"
     )
+    parser.add_argument(
+        "--trading-frames", choices=("binary", "text"), default="binary",
+        help="trading-stream frame type (default binary, as Alpaca paper sends them)",
+    )
+    parser.add_argument(
+        "--trade-events", choices=("basic", "full"), default="basic",
+        help="full: also pending_new, pending_cancel (cancels land 50 ms later), pending_replace, "
+        "order_cancel_rejected, order_replace_rejected, done_for_day, calculated, suspended",
+    )
     parser.set_defaults(func=run)
 
 
@@ -148,6 +159,8 @@ def options_from_args(args: argparse.Namespace) -> FakeAlpacaOptions:
         "drill_admin": getattr(args, "drill_admin", False),
         "snapshot_path": str(args.snapshot) if getattr(args, "snapshot", None) is not None else None,
         "restore": getattr(args, "restore", False),
+        "trading_stream_frames": getattr(args, "trading_frames", "binary"),
+        "trade_events": getattr(args, "trade_events", "basic"),
     }
     if values["snapshot_path"] is not None and not values["drill_admin"]:
         raise UsageError("--snapshot needs --drill-admin")
@@ -252,6 +265,8 @@ def build_server(opts: FakeAlpacaOptions) -> Any:
             secret_key=opts.secret_key,
             rate_limit_per_min=opts.rate_limit_per_min,
             faults=faults,
+            trading_stream_frames=opts.trading_stream_frames,
+            trade_events=opts.trade_events,
         )
     except (ValueError, FileNotFoundError, FaultPlanError) as exc:
         raise UsageError(str(exc)) from None

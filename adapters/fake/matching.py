@@ -35,12 +35,22 @@ ALL_STATUSES: Final = frozenset(
         "held",
     }
 )
-WORKING: Final = frozenset({"new", "partially_filled"})  # routed; may execute now
+# pending_cancel (trade_events = "full" only): a cancel was acknowledged and lands at the venue a moment later;
+# until then the order may still execute (the race Alpaca reports with order_cancel_rejected).
+WORKING: Final = frozenset({"new", "partially_filled", "pending_cancel"})  # routed; may execute now
 QUEUED: Final = frozenset({"accepted"})  # received outside market hours; routed at the open
 HELD: Final = frozenset({"held"})  # bracket/OTO legs waiting for the parent's fill
-OPEN: Final = WORKING | QUEUED | HELD  # GET /v2/orders?status=open; cancel-all
+# Open but not eligible to trade (trade_events = "full" only): a gtc order done for the day (works again at the
+# next open), an order suspended while its symbol's quotes are frozen (quote_stale).
+IDLE: Final = frozenset({"done_for_day", "suspended"})
+OPEN: Final = WORKING | QUEUED | HELD | IDLE  # GET /v2/orders?status=open; cancel-all
+CLAIMING: Final = WORKING | QUEUED | IDLE  # live orders: they hold shares and buying power, may wash-trade
 TERMINAL: Final = frozenset({"filled", "canceled", "expired", "replaced", "rejected"})
-NEVER_PRODUCED: Final = ALL_STATUSES - OPEN - TERMINAL  # the fake applies cancels/replaces at once
+# Statuses an order never rests in here: pending_new, pending_replace and calculated are announced on the stream
+# on the way (trade_events = "full"), within one venue step; the others the fake does not model.
+NEVER_PRODUCED: Final = ALL_STATUSES - OPEN - TERMINAL
+PASSING: Final = frozenset({"pending_new", "pending_replace", "calculated"})
+TRADE_EVENT_SETS: Final = ("basic", "full")
 
 ORDER_TYPES: Final = frozenset({"market", "limit", "stop", "stop_limit", "trailing_stop"})
 TIMES_IN_FORCE: Final = frozenset({"day", "gtc", "opg", "cls", "ioc", "fok"})

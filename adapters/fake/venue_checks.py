@@ -105,7 +105,7 @@ def _related_order_ids(venue: Venue, symbol: str, side: str) -> list[str]:
     return [
         o.id
         for o in venue.book.open_orders()
-        if o.symbol == symbol and o.side == side and o.status in (m.WORKING | m.QUEUED)
+        if o.symbol == symbol and o.side == side and o.status in m.CLAIMING
     ]
 
 
@@ -114,7 +114,7 @@ def check_wash_trade(venue: Venue, spec: m.OrderSpec) -> None:
     if spec.order_class == "oco":
         limit = spec.take_profit_limit_price
     for other in venue.book.open_orders():
-        if other.symbol != spec.symbol or other.side == spec.side or other.status not in (m.WORKING | m.QUEUED):
+        if other.symbol != spec.symbol or other.side == spec.side or other.status not in m.CLAIMING:
             continue
         if m.could_cross(spec.side, spec.type, limit, spec.stop_price, other):
             raise ApiError(422, 42210000, "potential wash trade detected. use complex orders")

@@ -52,3 +52,23 @@ def test_trailing_stops_sell_the_book_in_the_flash_crash(tmp_path: Path) -> None
         assert order.filled_at_ns is not None and crash_ns <= order.filled_at_ns <= crash_ns + 900 * 10**9
         assert order.hwm is not None and order.stop_price is not None and order.stop_price < order.hwm
     assert report.kill_trigger != "daily_loss"  # the stops got out before the -3% switch could
+
+
+def test_the_engine_handles_the_full_trade_event_set(tmp_path: Path, monkeypatch: object) -> None:
+    """The venue with trade_events = "full" (pending_new before new, cancels acknowledged as pending_cancel and
+    landing a moment later): a manual kill's cancel-all still settles, and every invariant holds."""
+    import functools
+
+    import pytest
+
+    import sim.world as world_module
+    from adapters.fake.venue import VenueConfig
+
+    assert isinstance(monkeypatch, pytest.MonkeyPatch)
+    monkeypatch.setattr(world_module, "VenueConfig", functools.partial(VenueConfig, trade_events="full"))
+    world = World(load_scenario(SCENARIOS / "manual_kill_reset.toml"), 1, tmp_path, WorldOptions())
+    report = run_world(world)
+    assert report.ok, (report.invariant_violations, report.expectation_failures)
+    seen = {e.event for e in world.venue.event_log}
+    assert {"pending_new", "pending_cancel", "canceled"} <= seen
+    assert report.positions == report.venue_positions
