@@ -266,6 +266,9 @@ class OrderBook:
         """accepted -> new once the market can take it (now, or at the next open)."""
         if order.status not in m.QUEUED or not self._tradable(order):
             return
+        if self.full_events and self._gapped_beyond_buying_power(order):
+            self._reject(order)
+            return
         if self.full_events:
             self._announce(order, "pending_new")  # routed, not yet acknowledged by the market
         self._set_status(order, "new")
@@ -279,6 +282,23 @@ class OrderBook:
         self._match(order)
         if order.time_in_force in ("ioc", "fok") and order.status in m.WORKING:
             self._finish(order, "canceled")
+
+    def _gapped_beyond_buying_power(self, order: m.VenueOrder) -> bool:
+        """An opening market order queued while the market was closed reserved buying power at the last price;
+        if the market opens so far away that it no longer covers the order, Alpaca rejects it at routing."""
+        if order.type != "market" or order.reserve_price is None or order.notional is not None:
+            return False
+        price = checks.reference_price(self._venue, m.OrderSpec(
+            symbol=order.symbol, qty=order.qty, side=order.side, type=order.type, time_in_force=order.time_in_force))
+        if price is None or price <= order.reserve_price:
+            return False
+        return order.leaves_qty * (price - order.reserve_price) > self._venue.buying_power()
+
+    def _reject(self, order: m.VenueOrder) -> None:
+        self._set_status(order, "rejected")
+        order.failed_at_ns = order.updated_at_ns = self._venue.now_ns
+        self._venue.emit_trade_update("rejected", order)
+        self._activate_legs(order)  # nothing filled: its held legs are canceled
 
     def match_all(self) -> None:
         if self.full_events:

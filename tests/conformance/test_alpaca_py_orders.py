@@ -112,7 +112,13 @@ def _full_event_payloads() -> list[dict[str, Any]]:
     submit(venue, type="trailing_stop", side="sell", trail_percent="5", qty="1", time_in_force="gtc")
     venue.advance_to(CLOSE_NS + MINUTE_NS)  # done_for_day
     venue.advance_to(CLOSE_NS + 18 * 60 * MINUTE_NS + NS)  # new again the next morning
-    return events(session.drain())
+    gapped, gap_market = make_venue(trade_events="full", cash_usd=Decimal(10_000), account_type="cash",
+                                    start_ns=START_NS - 60 * MINUTE_NS)
+    gap_market.set_quote("AAPL", "120.00", "120.02", from_ns=START_NS)
+    gap_session = listening_session(gapped)
+    submit(gapped, qty="95")  # queued before the open, rejected when the open gaps beyond buying power
+    gapped.advance_to(START_NS + NS)
+    return events(session.drain()) + events(gap_session.drain())
 
 
 def test_every_full_trade_event_payload_parses_as_an_alpaca_py_trade_update() -> None:
@@ -120,7 +126,7 @@ def test_every_full_trade_event_payload_parses_as_an_alpaca_py_trade_update() ->
     names = {p["event"] for p in payloads}
     assert names >= {"pending_new", "new", "fill", "partial_fill", "pending_replace", "replaced",
                      "order_replace_rejected", "pending_cancel", "canceled", "order_cancel_rejected",
-                     "suspended", "calculated", "expired", "done_for_day"}
+                     "suspended", "calculated", "expired", "done_for_day", "rejected"}
     for payload in payloads:
         update = TradeUpdate(**json.loads(json.dumps(payload)))
         assert update.order.id is not None and update.timestamp is not None

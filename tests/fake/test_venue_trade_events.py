@@ -133,6 +133,7 @@ def test_orders_are_suspended_while_quotes_are_frozen_and_work_again_after() -> 
         ["pending_new", "new", "partial_fill", "calculated", "expired"],
         ["pending_new", "new", "suspended", "new", "fill"],
         ["accepted", "pending_new", "new", "restated", "fill"],
+        ["accepted", "rejected"],
         ["rejected"],
     ],
 )
@@ -151,3 +152,19 @@ def test_the_order_machine_takes_every_event_sequence(sequence: list[str]) -> No
              "expired": OrderState.EXPIRED, "rejected": OrderState.REJECTED,
              "order_cancel_rejected": OrderState.FILLED}[sequence[-1]]
     assert order.state is final
+
+
+def test_a_queued_market_order_the_open_gaps_beyond_buying_power_is_rejected_at_routing() -> None:
+    venue, market = make_venue(**FULL, cash_usd=Decimal(10_000), account_type="cash",
+                               start_ns=START_NS - 60 * MINUTE_NS)  # an hour before the open
+    market.set_quote("AAPL", "120.00", "120.02", from_ns=START_NS)  # the open gaps up 20 %
+    session = listening_session(venue)
+    status, order = submit(venue, qty="95")  # $9.5k at the last price: accepted, queued for the open
+    assert status == 200 and order["status"] == "accepted"
+    _, small = submit(venue, symbol="MSFT", qty="1")
+    venue.advance_to(START_NS + NS)
+    rejected = ok(venue, "GET", f"/v2/orders/{order['id']}")
+    assert rejected["status"] == "rejected" and rejected["failed_at"] is not None
+    assert _trail(session, order["id"]) == [("rejected", "rejected")]
+    assert ok(venue, "GET", f"/v2/orders/{small['id']}")["status"] == "filled"  # still covered: routed
+    assert venue.fills and all(f.symbol == "MSFT" for f in venue.fills)
