@@ -78,6 +78,8 @@ _SHA_PATTERN: Final = "^[0-9a-f]{64}$"
 # Always UTC with nanoseconds, so the text sorts like the instant and the file date is timestamp[:10].
 _TIMESTAMP_PATTERN: Final = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{9}Z$"
 _TIMESTAMP_RE: Final = re.compile(_TIMESTAMP_PATTERN)
+_FRACTION_PATTERN: Final = r"^\d+\.\d{0,8}[1-9]$"  # a fractional share quantity: up to 9 decimals, no trailing 0
+_FRACTION_RE: Final = re.compile(_FRACTION_PATTERN)
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
 ExtraValue = str | int | float | bool | None
@@ -103,7 +105,9 @@ class AuditEntry(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     model_id: str
     symbol: str
     direction: DirectionName
-    quantity: Annotated[int, msgspec.Meta(ge=0)]
+    # Whole shares are an int (spec 4.1); a fractional quantity is its exact decimal string ("0.123456789"),
+    # never a float.
+    quantity: Annotated[int, msgspec.Meta(ge=0)] | Annotated[str, msgspec.Meta(pattern=_FRACTION_PATTERN)]
     risk_check_result: RiskCheckResult | None
     alpaca_order_id: str | None
     execution_price: Annotated[float, msgspec.Meta(gt=0)] | None
@@ -184,15 +188,25 @@ def slippage_bps(side: Side | str, execution_price: Decimal, reference_price: De
     return float((diff / reference_price * 10_000).quantize(Decimal("0.0001")))
 
 
-def _whole_shares(quantity: int | Decimal, what: str = "quantity") -> int:
+def _whole_shares(quantity: int | Decimal, what: str = "quantity") -> int | str:
+    """Whole shares as an int; a fractional quantity (fractional / notional sizing) as its exact decimal string."""
     if isinstance(quantity, bool) or not isinstance(quantity, int | Decimal):
         raise AuditSchemaError(f"{what} must be an int or Decimal, got {type(quantity).__name__}")
-    if isinstance(quantity, Decimal) and not (quantity.is_finite() and quantity == quantity.to_integral()):
-        raise AuditSchemaError(f"{what} must be a whole number of shares, got {quantity}")
-    as_int = int(quantity)
-    if as_int < 0:
+    if isinstance(quantity, Decimal) and not quantity.is_finite():
+        raise AuditSchemaError(f"{what} must be a finite number of shares, got {quantity}")
+    if quantity < 0:
         raise AuditSchemaError(f"{what} must be >= 0 (direction carries the sign), got {quantity}")
-    return as_int
+    if isinstance(quantity, Decimal) and quantity != quantity.to_integral():
+        text = format(quantity, "f").rstrip("0")
+        if not _FRACTION_RE.match(text):
+            raise AuditSchemaError(f"{what} must have at most 9 decimals, got {quantity}")
+        return text
+    return int(quantity)
+
+
+def audit_quantity(entry: AuditEntry) -> Decimal:
+    """A record's quantity as an exact Decimal, whichever form it was written in."""
+    return Decimal(entry.quantity)
 
 
 def _extra_value(key: str, value: object) -> ExtraValue:
@@ -270,7 +284,7 @@ def check_semantics(entry: AuditEntry) -> None:
     if kind != "fill" and (entry.execution_price is not None or entry.slippage_bps is not None):
         fail("execution_price and slippage_bps belong to fill records")
     if kind == "fill":
-        if not entry.alpaca_order_id or entry.execution_price is None or entry.quantity <= 0:
+        if not entry.alpaca_order_id or entry.execution_price is None or audit_quantity(entry) <= 0:
             fail("a fill needs alpaca_order_id, execution_price and quantity > 0")
         if not entry.extra.get("execution_id"):
             fail("a fill needs extra.execution_id (the de-duplication key)")

@@ -32,6 +32,7 @@ class InstrumentConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
     symbol: str
     sector: str
     max_position_size: int | None = None  # spec 2.2 per-symbol cap in shares
+    fractionable: bool = True  # Alpaca's asset flag: false = whole shares only, whatever execution.sizing says
 
 
 class RiskSection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -57,6 +58,14 @@ class ExecutionSection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
     on_reject: str = "reprice_once"  # reprice_once | give_up
     depth_check_fraction: str = "1.0"  # orders larger than this x touch size are cut to the visible depth
     submit_timeout_s: float = limits.ORDER_SUBMIT_TIMEOUT_S
+    # How a policy's target becomes an order size: "whole" shares (rounded down), "fractional" shares (9
+    # decimals, on fractionable instruments) or "notional" (a dollar amount for entries; Alpaca picks the shares).
+    # Fractional and notional orders are simple market day orders (Alpaca's rule): such an entry has no bracket.
+    sizing: str = "whole"
+    # The protective exit of an entry: "stop" (the bracket's stop-loss) or "trailing_stop" (a gtc trailing stop
+    # at trail_percent below the high-water mark, placed once the entry has filled; the take-profit is dropped).
+    protective_exit: str = "stop"
+    trail_percent: str = "2.0"
 
 
 class PolicySection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -312,6 +321,14 @@ def _check_execution(check: Checker, e: ExecutionSection) -> None:
     check.decimal("execution.depth_check_fraction", e.depth_check_fraction, limits.DEPTH_CHECK_RANGE_FRACTION)
     check.choice("execution.on_reject", e.on_reject, ("reprice_once", "give_up"))
     check.number("execution.submit_timeout_s", e.submit_timeout_s, limits.SUBMIT_TIMEOUT_RANGE_S)
+    check.choice("execution.sizing", e.sizing, SIZING_MODES)
+    check.choice("execution.protective_exit", e.protective_exit, PROTECTIVE_EXITS)
+    check.decimal("execution.trail_percent", e.trail_percent, TRAIL_PERCENT_RANGE)
+
+
+SIZING_MODES = ("whole", "fractional", "notional")
+PROTECTIVE_EXITS = ("stop", "trailing_stop")
+TRAIL_PERCENT_RANGE = (Decimal("0.1"), Decimal("50"))  # Alpaca: 0 < trail_percent < 100; ours stays sane
 
 
 def _check_policy(check: Checker, p: PolicySection) -> None:

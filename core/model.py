@@ -105,7 +105,7 @@ class Signal(msgspec.Struct, frozen=True, kw_only=True):
     model_id: str
     symbol: str
     direction: Direction
-    quantity: Decimal  # whole shares, >= 0; direction carries the sign
+    quantity: Decimal  # shares >= 0 (whole, or fractional under execution.sizing); direction carries the sign
     action: ExecutionAction
     ts_ns: int
     cancel_order_id: str | None = None  # for ExecutionAction.CANCEL: the venue order id to cancel
@@ -135,6 +135,10 @@ class OrderRequest(msgspec.Struct, frozen=True, kw_only=True):
     bracket: Leg | None = None
     signal_id: str = ""
     extended_hours: bool = False
+    # A dollar-amount order (Alpaca ``notional``): sent instead of ``qty``, which then only estimates the shares.
+    notional: Decimal | None = None
+    trail_price: Decimal | None = None  # trailing_stop: exactly one of the two
+    trail_percent: Decimal | None = None
 
 
 class BrokerOrder(msgspec.Struct, frozen=True, kw_only=True):
@@ -158,6 +162,9 @@ class BrokerOrder(msgspec.Struct, frozen=True, kw_only=True):
     submitted_at_ns: int = 0
     legs: tuple[BrokerOrder, ...] = ()
     notional: Decimal | None = None  # a dollar-amount order (qty unknown until it fills: qty is what filled so far)
+    trail_price: Decimal | None = None  # trailing_stop orders: the trail, and the high-water mark it follows
+    trail_percent: Decimal | None = None
+    hwm: Decimal | None = None
 
 
 class Fill(msgspec.Struct, frozen=True, kw_only=True):

@@ -352,6 +352,9 @@ class Order:
     venue_order_id: str | None = None  # set by the first venue report that carries one (the ack)
     filled_qty: Decimal = Decimal(0)  # sum of the executions counted here, each once
     reported_filled_qty: Decimal | None = None  # the largest cumulative filled qty the venue has stated
+    # A dollar-amount order: ``qty`` is then our estimate of the shares; the venue's executions decide it (it grows
+    # to what the venue reports filled, and becomes exactly the filled quantity once the venue says filled).
+    notional: Decimal | None = None
     _filled_notional: Decimal = field(default=Decimal(0), init=False, repr=False)
     _seen_execution_ids: set[str] = field(default_factory=set, init=False, repr=False)
     _log: list[OrderLogEntry] = field(default_factory=list, init=False, repr=False)
@@ -409,6 +412,8 @@ class Order:
             raise ValueError(f"order {self.order_id}: local event {event} carries no venue data")
         target = self._resolve(event)  # may raise IllegalTransition: nothing mutated yet
         if venue_filled_qty is not None:
+            if self.notional is not None and venue_filled_qty > self.qty:
+                self._resize_notional(venue_filled_qty)
             self._check_cum(venue_filled_qty, "reported filled_qty")
         if venue_order_id is not None and self.venue_order_id not in (None, venue_order_id):
             raise VenueProtocolError(
@@ -437,11 +442,13 @@ class Order:
         *,
         cum_qty: Decimal | None = None,
         ts_ns: int = 0,
+        final_qty: Decimal | None = None,
     ) -> Applied:
         """Count one execution (a ``fill`` / ``partial_fill`` update, or one synthesised from activities).
 
         ``cum_qty`` is the venue's cumulative filled quantity after this execution, when known: evidence used
         to tell a completed order (``FILL``) from a partial one even when executions arrive out of order.
+        ``final_qty`` (notional orders only): the venue says the order is complete at this share quantity.
         """
         before = self.state
         if execution_id in self._seen_execution_ids:
@@ -453,6 +460,13 @@ class Order:
                 f"execution {execution_id}: qty {qty} @ {price}", entity_id=self.order_id
             )
         new_filled = self.filled_qty + qty
+        if self.notional is not None:  # the venue decides a dollar order's shares: take its word (checked)
+            sized = max(new_filled, cum_qty if cum_qty is not None else Decimal(0))
+            if final_qty is not None and final_qty < sized:
+                raise VenueProtocolError(
+                    f"execution {execution_id}: final qty {final_qty} below {sized} filled", entity_id=self.order_id
+                )
+            self._resize_notional(final_qty if final_qty is not None else max(self.qty, sized))
         if new_filled > self.qty:
             raise VenueProtocolError(
                 f"execution {execution_id} overfills: {self.filled_qty} + {qty} > {self.qty}",
@@ -508,6 +522,12 @@ class Order:
         if event in VENUE_EVENTS and self.state not in PRE_SUBMIT:
             return None
         raise IllegalTransition(machine=MACHINE, state=self.state, event=event, entity_id=self.order_id)
+
+    def _resize_notional(self, qty: Decimal) -> None:
+        """A notional order's share quantity, as the venue's executions have shown it (never below what filled)."""
+        assert self.notional is not None and qty >= self.filled_qty, (self.notional, qty, self.filled_qty)
+        if qty > 0:
+            self.qty = qty
 
     def _late_fill_cover(self) -> Decimal | None:
         """How much can have filled before this terminal state, by the venue's word; None if unknown."""

@@ -37,7 +37,8 @@ Definitions the rules share (so a reviewer can check them in one place):
   signals are clamped the same way.
 
 Every rule returns the largest quantity it allows (a downward-closed set); RESIZE is the minimum over rules,
-which is therefore the largest whole-share quantity every rule allows.
+which is therefore the largest quantity every rule allows, in the symbol's quantity step (whole shares, or
+1e-9 shares under fractional / notional sizing: ``RiskConfig.quantity_steps``). Quantities stay Decimal.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ from __future__ import annotations
 import decimal
 import enum
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from decimal import ROUND_FLOOR, Decimal
+from decimal import Decimal
 from typing import ClassVar, Final, Protocol
 
 import msgspec
@@ -66,8 +67,10 @@ from core.limits import (
     PDT_MAX_DAY_TRADES,
 )
 from core.model import AccountType, Direction, ExecutionAction, Side, Signal
+from core.orderplan import floor_to_step, quantity_steps
 
 _ZERO = Decimal(0)
+_WHOLE = Decimal(1)
 
 RULE_HALTED = "halted"
 RULE_SIZE_SCALE = "size_scale"
@@ -102,6 +105,8 @@ class RiskConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     pdt_equity_threshold_usd: Decimal = PDT_EQUITY_THRESHOLD_USD
     pdt_max_day_trades: int = PDT_MAX_DAY_TRADES
     sectors: dict[str, str] = {}  # symbol -> sector, from the instrument list
+    # symbol -> the smallest quantity step (core.orderplan.quantity_steps); absent = whole shares
+    quantity_steps: dict[str, Decimal] = {}
 
     def __post_init__(self) -> None:
         fractions = (
@@ -143,6 +148,7 @@ class RiskConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
             size_scale=Decimal(r.size_scale),
             pdt_protection=r.pdt_protection,
             sectors=config.sectors,
+            quantity_steps=quantity_steps(config),
         )
 
     # Go-live (spec 6): size_scale caps the position, not just each order. The exposure limits below are the
@@ -162,7 +168,11 @@ class RiskConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
 
     def share_cap(self, symbol: str) -> Decimal | None:
         shares = self.max_position_size.get(symbol)
-        return None if shares is None else _floor(shares * self.size_scale)
+        return None if shares is None else _floor(shares * self.size_scale, self.step(symbol))
+
+    def step(self, symbol: str) -> Decimal:
+        """How finely ``symbol`` is sized: 1 (whole shares) unless fractional/notional sizing applies to it."""
+        return self.quantity_steps.get(symbol, _WHOLE)
 
     def leverage_cap(self, account_type: AccountType) -> Decimal:
         if account_type is AccountType.CASH:
@@ -233,7 +243,7 @@ class Decision(msgspec.Struct, frozen=True, kw_only=True):
     side: Side | None  # the order side to submit; None for CANCEL or nothing to flatten
     outcome: Outcome
     requested_qty: Decimal
-    approved_qty: Decimal  # whole shares; 0 when rejected
+    approved_qty: Decimal  # in the symbol's quantity step (whole shares unless fractional); 0 when rejected
     rules_evaluated: tuple[str, ...]  # in evaluation order
     binding_rule: str | None  # the rule that set approved_qty below the request (first one on ties)
     reasons: dict[str, str]  # rule id -> short text
@@ -264,15 +274,21 @@ def would_be_day_trade(
     return symbol in (sold_today if side is Side.BUY else bought_today)
 
 
-def max_shares_within(budget_usd: Decimal, price: Decimal) -> Decimal:
-    """Largest whole n >= 0 with ``n x price <= budget_usd`` (Decimal ``//`` is exact divide-integer)."""
-    if budget_usd < price:
+def max_shares_within(budget_usd: Decimal, price: Decimal, step: Decimal = Decimal(1)) -> Decimal:
+    """Largest n >= 0, a multiple of ``step``, with ``n x price <= budget_usd`` (Decimal ``//`` is exact
+    divide-integer: whole shares are counted exactly, fractional ones in whole steps)."""
+    if step == _WHOLE:
+        if budget_usd < price:
+            return _ZERO
+        return budget_usd // price
+    if budget_usd <= 0:
         return _ZERO
-    return budget_usd // price
+    return (budget_usd // (price * step)) * step
 
 
-def _floor(value: Decimal) -> Decimal:
-    return value.to_integral_value(rounding=ROUND_FLOOR)
+def _floor(value: Decimal, step: Decimal = Decimal(1)) -> Decimal:
+    """``value`` rounded down to a multiple of ``step`` (whole shares by default)."""
+    return floor_to_step(value, step)
 
 
 class Candidate:
@@ -294,6 +310,7 @@ class Candidate:
         "sector_others_usd",
         "sign",
         "signal",
+        "step",
         "view",
     )
 
@@ -304,6 +321,7 @@ class Candidate:
         self.view = view
         self.config = config
         self.requested = signal.quantity
+        self.step = config.step(signal.symbol)
         position = view.positions.get(signal.symbol, _ZERO)
         self.position = position
         if signal.direction is Direction.LONG:
@@ -345,7 +363,7 @@ class Candidate:
             if best is None or room < best:
                 best = room
         assert best is not None
-        return _floor(max(best, _ZERO))
+        return _floor(max(best, _ZERO), self.step)
 
     def aggregate(self) -> None:
         """One pass over the book: worst-case exposures of the other symbols and pending open costs.
@@ -478,7 +496,7 @@ class SizeScaleRule:
         exit_part = min(q, abs(p)) if p * c.sign < 0 else _ZERO
         if c.signal.direction is Direction.NEUTRAL or c.signal.reduce_only:
             return exit_part, f"flatten/reduce-only: at most the position {abs(p)}"
-        scaled = exit_part + _floor((q - exit_part) * c.config.size_scale)
+        scaled = exit_part + _floor((q - exit_part) * c.config.size_scale, c.step)
         return scaled, f"open part scaled by {c.config.size_scale}"
 
 
@@ -527,10 +545,10 @@ class PositionLimitRule:
     def check(self, c: Candidate) -> RuleResult:
         assert c.price is not None
         limit_usd = c.config.position_fraction_cap * c.view.equity
-        shares = max_shares_within(limit_usd, c.price)
+        shares = max_shares_within(limit_usd, c.price, c.step)
         share_cap = c.config.share_cap(c.signal.symbol)
         if share_cap is not None and share_cap < shares:
-            shares = _floor(share_cap)
+            shares = _floor(share_cap, c.step)
         return c.room(shares, held_counts=True), f"position at most {shares} sh (limit {limit_usd:.2f} USD)"
 
 
@@ -548,7 +566,7 @@ class _GroupExposureRule:
         assert c.price is not None
         c.aggregate()
         limit_usd, others_usd, name = self.group(c)
-        shares = max_shares_within(limit_usd - others_usd, c.price)
+        shares = max_shares_within(limit_usd - others_usd, c.price, c.step)
         return c.room(shares, held_counts=True), (
             f"{name}: others {others_usd:.2f} of {limit_usd:.2f} USD, room {shares} sh"
         )
@@ -589,7 +607,7 @@ class BuyingPowerRule:
         assert c.price is not None
         c.aggregate()
         available_usd = c.view.buying_power - c.pending_open_cost_usd
-        shares = max_shares_within(available_usd, c.price)
+        shares = max_shares_within(available_usd, c.price, c.step)
         return c.room(shares, held_counts=False), f"buying power {available_usd:.2f} USD after open orders"
 
 
@@ -635,8 +653,10 @@ class RiskGuard:
 
     def evaluate_signal(self, signal: Signal, view: PortfolioView) -> Decision:
         q = signal.quantity
-        if q < 0 or q != q.to_integral_value():
-            raise ValueError(f"signal {signal.signal_id}: quantity must be whole shares >= 0, got {q}")
+        step = self.config.step(signal.symbol)
+        if q < 0 or _floor(q, step) != q:
+            what = "whole shares" if step == _WHOLE else f"steps of {step}"
+            raise ValueError(f"signal {signal.signal_id}: quantity must be {what} >= 0, got {q}")
         if signal.action is ExecutionAction.CANCEL:
             return Decision(
                 signal_id=signal.signal_id,
@@ -673,8 +693,8 @@ class RiskGuard:
                 allowed, binding = cap, rule.id  # strict <: on ties the earlier rule stays binding
             if allowed <= 0 and binding is not None:  # nothing can raise it again
                 break
-        approved = _floor(max(allowed, _ZERO))
-        if approved < 1:
+        approved = _floor(max(allowed, _ZERO), step)
+        if approved <= 0:
             outcome = Outcome.REJECT
             action = ActionTaken.HALT if binding in _HALT_RULES else ActionTaken.REJECT
             approved = _ZERO

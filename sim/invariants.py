@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     from adapters.fake.faults import FaultEvent
     from sim.world import World
 
+PROTECTIVE_EXIT_SUFFIX = "-ts"  # core.orderplan.trailing_exit: the entry's client order id + this
+NOTIONAL_QTY_TOLERANCE = Decimal("1.01")  # a notional order's shares vs the approved qty (the touch may move)
 COID = re.compile(r"^tt-(?P<signal>[0-9a-f-]{36})-(?P<attempt>\d+)(?P<suffix>.*)$")
 
 
@@ -58,19 +60,22 @@ def check_invariants(world: World, engine_positions: dict[str, str], venue_posit
     # 3. No accepted order breaches a risk limit: every order of ours traces to a passed risk check for at least
     #    its quantity (the order never exceeds what RiskGuard approved).
     risk = audit_records(world.audit_dir, "risk")
-    approved: dict[str, int] = {}
+    approved: dict[str, Decimal] = {}
     for rec in risk:
         result = rec.get("risk_check_result") or {}
-        if result.get("passed"):
-            approved[rec["signal_id"]] = max(approved.get(rec["signal_id"], 0), int(rec["quantity"]))
+        if result.get("passed"):  # whole shares are ints, fractional ones exact strings (never floats)
+            approved[rec["signal_id"]] = max(approved.get(rec["signal_id"], Decimal(0)), Decimal(rec["quantity"]))
     for order in ours:
         match = COID.match(order.client_order_id)
-        if match is None:
-            continue
+        if match is None or match["suffix"] == PROTECTIVE_EXIT_SUFFIX:
+            continue  # a protective exit (like a bracket leg) only ever reduces: the venue refuses more
         allowed = approved.get(match["signal"])
-        if allowed is None:
+        # A dollar order's shares are the venue's to decide (its estimate at the touch of acceptance).
+        notional = venue.book.get_order(order.order_id).notional
+        limit = allowed * NOTIONAL_QTY_TOLERANCE if allowed is not None and notional is not None else allowed
+        if allowed is None or limit is None:
             violations.append(f"order {order.client_order_id} has no passed risk check")
-        elif order.qty > allowed:
+        elif order.qty > limit:
             violations.append(f"order {order.client_order_id} qty {order.qty} exceeds approved {allowed}")
 
     # 4. Every venue fill of ours audited and booked exactly once.
@@ -156,7 +161,8 @@ def check_submissions(ours: list[tuple[str, str]]) -> list[str]:
         if match is None:
             violations.append(f"venue order {order_id} has an unexpected client order id {coid}")
             continue
-        attempts[(match["signal"], match["attempt"])] += 1
+        if match["suffix"] != PROTECTIVE_EXIT_SUFFIX:  # an entry's protective exit is its own order
+            attempts[(match["signal"], match["attempt"])] += 1
     for (signal, attempt), n in sorted(attempts.items()):
         if n > 1:
             violations.append(f"{n} venue orders for signal {signal} attempt {attempt} (duplicate submission)")

@@ -110,6 +110,7 @@ def generate_world(seed: int) -> dict[str, Any]:
         _outside_trade(seed, world, book, windows)
     _foreign_orders(seed, world, symbols, windows)
     _realistic_ticks(seed, world)
+    _order_features(seed, world)
     return {key: value for key, value in world.items() if value != {} or key == "expect"}
 
 
@@ -159,6 +160,21 @@ def _realistic_ticks(seed: int, world: dict[str, Any]) -> None:
         return
     world["market"]["ticks"] = "realistic"
     world["market"]["tick_rate"] = rng.choice((0.01, 0.02, 0.05))
+
+
+def _order_features(seed: int, world: dict[str, Any]) -> None:
+    """Issue 20's order features, each in about a quarter of the worlds (own random stream, so every other world
+    stays byte-identical): fractional or notional sizing (now and then an instrument Alpaca lists as not
+    fractionable, which stays in whole shares), and trailing stops as the entries' protective exit."""
+    rng = random.Random(f"ttlive-swarm-order-features:{seed}")
+    execution = world.setdefault("execution", {})
+    if rng.random() < FEATURE_P:
+        execution["sizing"] = rng.choice(("fractional", "notional"))
+        if rng.random() < 0.3:
+            rng.choice(world["instruments"])["fractionable"] = False
+    if rng.random() < FEATURE_P:
+        execution["protective_exit"] = "trailing_stop"
+        execution["trail_percent"] = rng.choice(("1.0", "2.0", "5.0"))
 
 
 def _outside_trade(seed: int, world: dict[str, Any], book: list[dict[str, str]],

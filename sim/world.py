@@ -169,7 +169,8 @@ class World:
         self.venue = Venue(
             VenueConfig(seed=seed, account_type=scenario.account.type, cash_usd=Decimal(scenario.account.cash_usd),
                         pattern_day_trader=scenario.account.pattern_day_trader, faults=self.plan,
-                        rate_limit_per_min=200, positions=scenario.account.starting_book()),
+                        rate_limit_per_min=200, positions=scenario.account.starting_book(),
+                        non_fractionable=frozenset(i.symbol for i in scenario.instruments if not i.fractionable)),
             market=self.market, calendar=self.calendar, start_ns=start_ns,
         )
         self.front = InProcessVenue(self.venue)
@@ -400,12 +401,19 @@ def run_world(world: World, *, scenario_file: str = "") -> Report:
     return report
 
 
+def _qty_text(qty: Decimal) -> str:
+    """A quantity as plain decimal text without trailing zeros (whole shares print as before: "144")."""
+    return format(qty.normalize(), "f")
+
+
 def build_report(world: World, *, scenario_file: str, wall_s: float) -> Report:
     scenario, venue, record = world.scenario, world.venue, world.record
     state = json.loads(world.state_path.read_text()) if world.state_path.exists() else {}
     ledger = state.get("ledger", {})
-    engine_positions = {s: v[0] for s, v in sorted(ledger.get("holdings", {}).items()) if Decimal(v[0]) != 0}
-    venue_positions = {s: str(p.qty) for s, p in sorted(venue.account.positions.items()) if p.qty != 0}
+    # One rendering for both books: equal quantities print equal ("119.90676", never "119.906760000").
+    engine_positions = {s: _qty_text(Decimal(v[0])) for s, v in sorted(ledger.get("holdings", {}).items())
+                        if Decimal(v[0]) != 0}
+    venue_positions = {s: _qty_text(p.qty) for s, p in sorted(venue.account.positions.items()) if p.qty != 0}
     violations = check_invariants(world, engine_positions, venue_positions, state)
     halt = state.get("halt", {})
     halted = persisted_halted(halt)

@@ -54,7 +54,7 @@ class FillRow:
     ts_ns: int
     symbol: str
     side: str  # buy | sell
-    qty: int
+    qty: Decimal  # whole shares, or exact fractional ones
     price: Decimal
     decision_mid: Decimal | None  # audit reference_price: the mid when the order was planned (None: a leg)
     slippage_vs_mid_bps: float | None  # as audited
@@ -68,7 +68,7 @@ class OrderRow:
     client_order_id: str
     symbol: str
     side: str
-    qty: int
+    qty: Decimal
     order_kind: str
 
 
@@ -84,7 +84,7 @@ def read_audit(audit_dir: Path) -> tuple[list[OrderRow], list[FillRow]]:
 
     orders = [
         OrderRow(client_order_id=str(r["extra"]["client_order_id"]), symbol=r["symbol"],
-                 side=str(r["extra"]["side"]), qty=int(r["quantity"]),
+                 side=str(r["extra"]["side"]), qty=Decimal(r["quantity"]),
                  order_kind=f"{r['extra']['type']}/{r['extra']['time_in_force']}")
         for r in audit_records(audit_dir, "orders") if r["event_type"] == "order"
     ]
@@ -95,7 +95,7 @@ def read_audit(audit_dir: Path) -> tuple[list[OrderRow], list[FillRow]]:
         coid = str(extra.get("client_order_id") or "")
         mid = extra.get("reference_price")
         fills.append(FillRow(
-            ts_ns=_ts_ns(r["timestamp"]), symbol=r["symbol"], side=str(extra["side"]), qty=int(r["quantity"]),
+            ts_ns=_ts_ns(r["timestamp"]), symbol=r["symbol"], side=str(extra["side"]), qty=Decimal(r["quantity"]),
             price=Decimal(repr(r["execution_price"])), decision_mid=Decimal(mid) if mid is not None else None,
             slippage_vs_mid_bps=r["slippage_bps"], client_order_id=coid, signal_id=r["signal_id"],
             order_kind=kinds.get(coid, "bracket_leg"),

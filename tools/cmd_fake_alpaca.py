@@ -54,6 +54,8 @@ class FakeAlpacaOptions:
     snapshot_path: str | None = None  # where /_drill/crash writes the venue; --restore reads it back
     restore: bool = False  # start from the venue pickled at snapshot_path (a venue restart in a drill)
     short_sessions: tuple[int, int] | None = None  # --clock now: (session s, break s), days squeezed into minutes
+    trading_stream_frames: str = "binary"  # binary (as Alpaca paper) | text
+    trade_events: str = "basic"  # basic | full (every documented trade_updates event; adapters.fake.venue)
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +162,15 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--restore", action="store_true", help="start from the venue in --snapshot (a restarted venue)"
     )
+    parser.add_argument(
+        "--trading-frames", choices=("binary", "text"), default="binary",
+        help="trading-stream frame type (default binary, as Alpaca paper sends them)",
+    )
+    parser.add_argument(
+        "--trade-events", choices=("basic", "full"), default="basic",
+        help="full: also pending_new, pending_cancel (cancels land 50 ms later), pending_replace, "
+        "order_cancel_rejected, order_replace_rejected, done_for_day, calculated, suspended",
+    )
     parser.set_defaults(func=run)
 
 
@@ -181,6 +192,8 @@ def options_from_args(args: argparse.Namespace) -> FakeAlpacaOptions:
         "snapshot_path": str(args.snapshot) if getattr(args, "snapshot", None) is not None else None,
         "restore": getattr(args, "restore", False),
         "ticks": getattr(args, "ticks", None),
+        "trading_stream_frames": getattr(args, "trading_frames", "binary"),
+        "trade_events": getattr(args, "trade_events", "basic"),
     }
     if args.short_sessions is not None:
         if args.clock != "now":
@@ -307,6 +320,8 @@ def build_server(opts: FakeAlpacaOptions) -> Any:
             secret_key=opts.secret_key,
             rate_limit_per_min=opts.rate_limit_per_min,
             faults=faults,
+            trading_stream_frames=opts.trading_stream_frames,
+            trade_events=opts.trade_events,
         )
     except (ValueError, FileNotFoundError, FaultPlanError) as exc:
         raise UsageError(str(exc)) from None

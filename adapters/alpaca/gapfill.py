@@ -21,7 +21,8 @@ from core.model import Activity, Bar, BrokerOrder, OrderType, Quote, TradeUpdate
 log = logging.getLogger("ttlive.alpaca.gapfill")
 
 FILL_EVENTS = frozenset({"fill", "partial_fill"})
-TERMINAL_STATUSES = frozenset({"filled", "canceled", "expired", "rejected", "replaced", "done_for_day"})
+# done_for_day is not final (core.order_fsm): a gtc order done for the day works again at the next open.
+TERMINAL_STATUSES = frozenset({"filled", "canceled", "expired", "rejected", "replaced"})
 # REST status -> the trade_updates event that would have announced it (for statuses missed in a gap).
 STATUS_EVENT = {
     "new": "new",

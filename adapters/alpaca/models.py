@@ -126,6 +126,9 @@ class WireOrder(msgspec.Struct, kw_only=True):
     filled_avg_price: Decimal | None = None
     limit_price: Decimal | None = None
     stop_price: Decimal | None = None
+    trail_price: Decimal | None = None
+    trail_percent: Decimal | None = None
+    hwm: Decimal | None = None
     created_at: str | None = None
     updated_at: str | None = None
     submitted_at: str | None = None
@@ -331,6 +334,9 @@ def order_from_wire(w: WireOrder) -> BrokerOrder:
         order_class=OrderClass.SIMPLE if not w.order_class else _enum(OrderClass, w.order_class, "class"),
         limit_price=_opt_finite(w.limit_price, "limit_price"),
         stop_price=_opt_finite(w.stop_price, "stop_price"),
+        trail_price=_opt_finite(w.trail_price, "trail_price"),
+        trail_percent=_opt_finite(w.trail_percent, "trail_percent"),
+        hwm=_opt_finite(w.hwm, "hwm"),
         created_at_ns=_opt_ns(w.created_at),
         updated_at_ns=_opt_ns(w.updated_at),
         submitted_at_ns=_opt_ns(w.submitted_at),
@@ -466,18 +472,21 @@ def snapshot_from_wire(symbol: str, w: WireSnapshot) -> Snapshot:
 
 def order_request_body(request: OrderRequest) -> dict[str, Any]:
     """POST /v2/orders JSON. Decimals travel as strings (Alpaca accepts both; strings keep them exact)."""
-    body: dict[str, Any] = {
-        "client_order_id": request.client_order_id,
-        "symbol": request.symbol,
-        "qty": str(request.qty),
-        "side": request.side.value,
-        "type": request.type.value,
-        "time_in_force": request.time_in_force.value,
-    }
+    body: dict[str, Any] = {"client_order_id": request.client_order_id, "symbol": request.symbol}
+    # qty xor notional (alpaca-py's OrderRequest validator): a dollar-amount order sends no qty at all.
+    if request.notional is not None:
+        body["notional"] = str(request.notional)
+    else:
+        body["qty"] = str(request.qty)
+    body.update(side=request.side.value, type=request.type.value, time_in_force=request.time_in_force.value)
     if request.limit_price is not None:
         body["limit_price"] = str(request.limit_price)
     if request.stop_price is not None:
         body["stop_price"] = str(request.stop_price)
+    if request.trail_price is not None:
+        body["trail_price"] = str(request.trail_price)
+    if request.trail_percent is not None:
+        body["trail_percent"] = str(request.trail_percent)
     if request.extended_hours:
         body["extended_hours"] = True
     if request.order_class is not OrderClass.SIMPLE:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal
 from typing import Final
 
 from adapters.fake.interfaces import FakeQuote
@@ -35,18 +35,29 @@ ALL_STATUSES: Final = frozenset(
         "held",
     }
 )
-WORKING: Final = frozenset({"new", "partially_filled"})  # routed; may execute now
+# pending_cancel (trade_events = "full" only): a cancel was acknowledged and lands at the venue a moment later;
+# until then the order may still execute (the race Alpaca reports with order_cancel_rejected).
+WORKING: Final = frozenset({"new", "partially_filled", "pending_cancel"})  # routed; may execute now
 QUEUED: Final = frozenset({"accepted"})  # received outside market hours; routed at the open
 HELD: Final = frozenset({"held"})  # bracket/OTO legs waiting for the parent's fill
-OPEN: Final = WORKING | QUEUED | HELD  # GET /v2/orders?status=open; cancel-all
+# Open but not eligible to trade (trade_events = "full" only): a gtc order done for the day (works again at the
+# next open), an order suspended while its symbol's quotes are frozen (quote_stale).
+IDLE: Final = frozenset({"done_for_day", "suspended"})
+OPEN: Final = WORKING | QUEUED | HELD | IDLE  # GET /v2/orders?status=open; cancel-all
+CLAIMING: Final = WORKING | QUEUED | IDLE  # live orders: they hold shares and buying power, may wash-trade
 TERMINAL: Final = frozenset({"filled", "canceled", "expired", "replaced", "rejected"})
-NEVER_PRODUCED: Final = ALL_STATUSES - OPEN - TERMINAL  # the fake applies cancels/replaces at once
+# Statuses an order never rests in here: pending_new, pending_replace and calculated are announced on the stream
+# on the way (trade_events = "full"), within one venue step; the others the fake does not model.
+NEVER_PRODUCED: Final = ALL_STATUSES - OPEN - TERMINAL
+PASSING: Final = frozenset({"pending_new", "pending_replace", "calculated"})
+TRADE_EVENT_SETS: Final = ("basic", "full")
 
 ORDER_TYPES: Final = frozenset({"market", "limit", "stop", "stop_limit", "trailing_stop"})
 TIMES_IN_FORCE: Final = frozenset({"day", "gtc", "opg", "cls", "ioc", "fok"})
 SIDES: Final = frozenset({"buy", "sell"})
 ORDER_CLASSES: Final = frozenset({"", "simple", "bracket", "oco", "oto"})
 _CENT: Final = Decimal("0.01")
+FRACTION_QUANTUM: Final = Decimal("0.000000001")  # Alpaca: qty and notional carry at most 9 decimals
 _SUB_PENNY: Final = Decimal("0.0001")
 _BPS: Final = Decimal(10_000)
 
@@ -70,6 +81,7 @@ class OrderSpec:
     take_profit_limit_price: Decimal | None = None
     stop_loss_stop_price: Decimal | None = None
     stop_loss_limit_price: Decimal | None = None
+    notional: Decimal | None = None  # a dollar-amount order: ``qty`` is 0 in the spec, known only as it fills
 
 
 @dataclass(slots=True, kw_only=True)
@@ -114,6 +126,9 @@ class VenueOrder:
     reserve_price: Decimal | None = None  # set when the order opens exposure: buying power it holds
     last_passive_quote_ns: int | None = None  # one passive-fill draw per quote (per bar)
     last_quote: FakeQuote | None = None  # the quote last matched against: the same quote cannot do more
+    # A dollar-amount order: ``qty`` is an estimate (notional / touch at acceptance) until it executes, when
+    # it becomes exactly what filled; the wire shows ``qty`` null and ``notional`` set (alpaca-wire.md §2).
+    notional: Decimal | None = None
 
     @property
     def leaves_qty(self) -> Decimal:
@@ -248,6 +263,22 @@ def decide_execution(
     if limit is not None:
         price = min(price, limit) if buy else max(price, limit)
     return Execution(qty, price)
+
+
+def decide_notional_execution(
+    order: VenueOrder, quote: FakeQuote, *, rng: random.Random, slippage_bps: tuple[Decimal, Decimal]
+) -> Execution | None:
+    """A notional (dollar-amount) market order fills whole, at once: qty = notional / price, down to 9 decimals.
+
+    Alpaca fills the fractional part as principal, so the touch size does not split it into partial fills.
+    """
+    assert order.notional is not None and order.filled_qty == 0, f"order {order.id} is not an unfilled notional"
+    touch = quote.ask_price if order.side == "buy" else quote.bid_price
+    if touch <= 0:
+        return None
+    price = slipped_price(touch, order.side, draw_slippage_bps(rng, *slippage_bps))
+    qty = (order.notional / price).quantize(FRACTION_QUANTUM, rounding=ROUND_DOWN)
+    return Execution(qty, price) if qty > 0 else None
 
 
 def _crossing_price(order_type: str, side: str, limit: Decimal | None, stop: Decimal | None) -> Decimal | None:

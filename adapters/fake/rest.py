@@ -155,13 +155,7 @@ def parse_order_spec(body: dict[str, Any]) -> m.OrderSpec:
     symbol = body.get("symbol")
     if not isinstance(symbol, str) or not symbol:
         raise ApiError(422, 40010001, "symbol is required")
-    if body.get("notional") is not None:
-        raise ApiError(422, 40010001, "notional orders are not supported by this venue; send qty")
-    if body.get("qty") is None:
-        raise ApiError(422, 40010001, "qty is required")
-    qty = parse_decimal(body["qty"], "qty")
-    if qty <= 0:
-        raise ApiError(422, 40010001, "qty must be > 0")
+    qty, notional = _quantity(body)
     side, order_type, tif = body.get("side"), body.get("type"), body.get("time_in_force")
     if side not in m.SIDES:
         raise ApiError(422, 40010001, "invalid side")
@@ -175,8 +169,11 @@ def parse_order_spec(body: dict[str, Any]) -> m.OrderSpec:
     if order_class not in m.ORDER_CLASSES:
         raise ApiError(422, 40010001, "invalid order_class")
     order_class = "" if order_class == "simple" else order_class
-    if qty != qty.to_integral_value() and not (order_type == "market" and tif == "day" and not order_class):
-        raise ApiError(422, 40010001, "fractional orders must be simple market orders with time_in_force day")
+    fractional = notional is not None or qty != qty.to_integral_value()
+    if fractional and not (order_type == "market" and tif == "day" and not order_class):
+        # alpaca-docs trading/fractional-trading.md: fractional (qty or notional) only for market day orders
+        what = "notional" if notional is not None else "fractional"
+        raise ApiError(422, 40010001, f"{what} orders must be simple market orders with time_in_force day")
     limit_price, stop_price = _price(body, "limit_price"), _price(body, "stop_price")
     if order_type in ("limit", "stop_limit") and limit_price is None and order_class != "oco":
         raise ApiError(422, 40010001, "limit_price is required for limit orders")
@@ -217,12 +214,30 @@ def parse_order_spec(body: dict[str, Any]) -> m.OrderSpec:
         take_profit_limit_price=take_profit,
         stop_loss_stop_price=stop_loss_stop,
         stop_loss_limit_price=stop_loss_limit,
+        notional=notional,
     )
     if order_class:
         _check_complex(spec)
     elif take_profit is not None or stop_loss_stop is not None:
         raise ApiError(422, 40010001, "take_profit/stop_loss need order_class bracket, oco or oto")
     return spec
+
+
+def _quantity(body: dict[str, Any]) -> tuple[Decimal, Decimal | None]:
+    """(qty, notional): exactly one of the two (alpaca-docs fractional-trading.md: both is a 400), at most
+    9 decimals each. A notional order's qty is 0 here: the venue learns it only as the order fills."""
+    raw_qty, raw_notional = body.get("qty"), body.get("notional")
+    if raw_qty is not None and raw_notional is not None:
+        raise ApiError(400, 40010001, "qty and notional are mutually exclusive")
+    if raw_qty is None and raw_notional is None:
+        raise ApiError(422, 40010001, "qty or notional is required")
+    name = "qty" if raw_qty is not None else "notional"
+    value = parse_decimal(raw_qty if raw_qty is not None else raw_notional, name)
+    if value <= 0:
+        raise ApiError(422, 40010001, f"{name} must be > 0")
+    if value != value.quantize(m.FRACTION_QUANTUM):
+        raise ApiError(422, 40010001, f"{name} must have at most 9 decimal places")
+    return (value, None) if name == "qty" else (Decimal(0), value)
 
 
 def _trail(body: dict[str, Any], order_type: str, tif: str) -> tuple[Decimal | None, Decimal | None]:
@@ -585,7 +600,12 @@ def _get_assets(venue: Venue, req: RestRequest, _: dict[str, str]) -> tuple[int,
     if status != "active" or asset_class != "us_equity" or exchange not in (None, "", "NASDAQ"):
         return 200, []
     return 200, [
-        asset_json(symbol, venue.asset_id(symbol), shortable=venue.is_shortable(symbol))
+        asset_json(
+            symbol,
+            venue.asset_id(symbol),
+            shortable=venue.is_shortable(symbol),
+            fractionable=venue.is_fractionable(symbol),
+        )
         for symbol in sorted(venue.market.symbols)
     ]
 
@@ -594,7 +614,10 @@ def _get_asset(venue: Venue, req: RestRequest, params: dict[str, str]) -> tuple[
     symbol = venue.resolve_symbol(params["symbol"])
     if symbol is None:
         raise ApiError(404, 40410000, "asset not found")
-    return 200, asset_json(symbol, venue.asset_id(symbol), shortable=venue.is_shortable(symbol))
+    return 200, asset_json(
+        symbol, venue.asset_id(symbol), shortable=venue.is_shortable(symbol),
+        fractionable=venue.is_fractionable(symbol),
+    )
 
 
 def _route(method: str, path: str, handler: Handler) -> tuple[str, re.Pattern[str], Handler]:

@@ -29,7 +29,8 @@ class TradingStreamHost(Protocol):
 
 
 class TradingStreamSession:
-    """One trading-stream connection. Frames are text JSON unless opened with ``binary=True``.
+    """One trading-stream connection. Frames are JSON, in binary frames (``binary=True``, Alpaca paper's manner
+    and the venue's default) or text frames.
 
     Fault behaviour: while ``muted`` the session answers nothing and trade updates published meanwhile are
     lost (the connected-but-mute failure); a reordered update is held back until the next update or the end

@@ -65,6 +65,13 @@ class VenueConfig:
     slippage_bps: tuple[Decimal, Decimal] = (Decimal("0.5"), Decimal("2"))
     passive_fill_probability: float = 0.3  # per bar, for a passive limit at or inside the touch
     non_shortable: frozenset[str] = frozenset()
+    non_fractionable: frozenset[str] = frozenset()  # assets whose `fractionable` is false: whole shares only
+    # Trading-stream frames: "binary" (JSON in binary frames, as Alpaca's paper stream sends them) or "text".
+    trading_stream_frames: str = "binary"
+    # trade_updates events: "basic" (new, fill, partial_fill, canceled, expired, replaced, rejected; cancels and
+    # replaces apply at once) or "full" (also pending_new, pending_cancel, pending_replace, order_cancel_rejected,
+    # order_replace_rejected, done_for_day, calculated, suspended, where Alpaca produces them)
+    trade_events: str = "basic"
     request_timeout_s: float = ORDER_SUBMIT_TIMEOUT_S  # what a lost response costs the client
     # The book the account already holds when the venue starts: (symbol, signed qty, average entry price).
     positions: tuple[tuple[str, Decimal, Decimal], ...] = ()
@@ -81,6 +88,10 @@ class VenueConfig:
             raise ValueError("passive_fill_probability must be within [0, 1]")
         if self.rate_limit_per_min < 0:
             raise ValueError("rate_limit_per_min must be >= 0")
+        if self.trade_events not in m.TRADE_EVENT_SETS:
+            raise ValueError(f"trade_events must be one of {m.TRADE_EVENT_SETS}, got {self.trade_events!r}")
+        if self.trading_stream_frames not in ("binary", "text"):
+            raise ValueError(f"trading_stream_frames must be binary or text, got {self.trading_stream_frames!r}")
         if (self.key_id is None) != (self.secret_key is None):
             raise ValueError("give both key_id and secret_key, or neither")
 
@@ -191,6 +202,9 @@ class Venue:
         fault_ns = self.faults.next_event_ns()
         if fault_ns is not None:
             points.append(fault_ns)
+        cancel_ns = self.book.next_cancel_due_ns()
+        if cancel_ns is not None:
+            points.append(cancel_ns)
         later = [p for p in points if p > now_ns]
         return min(later) if later else None
 
@@ -209,6 +223,7 @@ class Venue:
         if open_ns is not None and prev_ns < open_ns <= ts_ns:
             self._on_open()
         self.book.match_all()
+        self.book.settle_cancels()
         is_open = self.market_open()
         on_bar = ts_ns % self.market.bar_interval_ns() == 0
         if (is_open and on_bar) or close_ns == ts_ns:
@@ -262,7 +277,7 @@ class Venue:
 
     def _on_close(self, close_ns: int) -> None:
         """Day orders expire; the close's marks, equity and margin are kept to become "last day" overnight."""
-        self.book.expire_day_orders(close_ns)
+        self.book.close_session(close_ns)
         marks = self.current_marks(self.market.symbols)
         self._close_snapshot = (close_ns, marks, self.account.equity(marks), self.account.maintenance_margin(marks))
 
@@ -315,6 +330,9 @@ class Venue:
 
     def is_shortable(self, symbol: str) -> bool:
         return symbol not in self.config.non_shortable
+
+    def is_fractionable(self, symbol: str) -> bool:
+        return symbol not in self.config.non_fractionable
 
     # --- ids -------------------------------------------------------------------------------------------------
 
@@ -415,7 +433,11 @@ class Venue:
 
     # --- streams ----------------------------------------------------------------------------------------------
 
-    def open_trading_stream(self, *, binary: bool = False) -> TradingStreamSession:
+    def open_trading_stream(self, *, binary: bool | None = None) -> TradingStreamSession:
+        """A trading-stream session; its frames are binary unless ``binary=False`` or the venue is configured
+        with ``trading_stream_frames = "text"``."""
+        if binary is None:
+            binary = self.config.trading_stream_frames == "binary"
         session = TradingStreamSession(self, binary=binary)
         self._trading_sessions.append(session)
         return session

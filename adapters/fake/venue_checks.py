@@ -6,7 +6,7 @@ answers with, and none changes anything except drawing an id for an order that c
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal
 from typing import TYPE_CHECKING, Final
 
 from adapters.fake import matching as m
@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from adapters.fake.venue import Venue
 
 _ZERO: Final = Decimal(0)
+MIN_FRACTIONAL_ORDER_USD: Final = Decimal(1)
 
 
 def check_new_order(venue: Venue, spec: m.OrderSpec) -> tuple[str, Decimal | None]:
@@ -26,13 +27,40 @@ def check_new_order(venue: Venue, spec: m.OrderSpec) -> tuple[str, Decimal | Non
         raise ApiError(403, 40310000, "account is suspended from trading")
     if venue.resolve_symbol(spec.symbol) != spec.symbol:
         raise ApiError(422, 40010001, f'asset "{spec.symbol}" not found')
-    opening = check_quantity(venue, spec.symbol, spec.side, spec.qty)
+    fractional = spec.notional is not None or spec.qty != spec.qty.to_integral_value()
+    if fractional and not venue.is_fractionable(spec.symbol):
+        raise ApiError(422, 40010001, "requested asset is not fractionable")  # alpaca-docs fractional-trading.md
+    qty = estimated_qty(venue, spec)
+    opening = check_quantity(venue, spec.symbol, spec.side, qty, fractional=fractional)
+    if fractional:
+        check_minimum_cost(venue, spec)
     check_wash_trade(venue, spec)
     check_pattern_day_trading(venue, spec.symbol, spec.side)
     reserve_price = reference_price(venue, spec) if opening else None
     if reserve_price is not None:
-        check_buying_power(venue, spec.qty * reserve_price)
+        check_buying_power(venue, spec.notional if spec.notional is not None else spec.qty * reserve_price)
     return client_order_id, reserve_price
+
+
+def estimated_qty(venue: Venue, spec: m.OrderSpec) -> Decimal:
+    """The order's share quantity; a notional order's estimate is its dollars at the touch (9 decimals)."""
+    if spec.notional is None:
+        return spec.qty
+    price = reference_price(venue, spec)
+    if price is None or price <= 0:
+        return _ZERO
+    return (spec.notional / price).quantize(m.FRACTION_QUANTUM, rounding=ROUND_DOWN)
+
+
+def check_minimum_cost(venue: Venue, spec: m.OrderSpec) -> None:
+    """Fractional and notional orders must be worth at least $1 (the cost basis Alpaca estimates: the
+    notional, else qty x the touch); Alpaca's own wording, a 403 (forum.alpaca.markets/t/13116)."""
+    cost = spec.notional
+    if cost is None:
+        price = reference_price(venue, spec)
+        cost = None if price is None else spec.qty * price
+    if cost is not None and cost < MIN_FRACTIONAL_ORDER_USD:
+        raise ApiError(403, 40310000, "cost basis must be >= minimal amount of order 1")
 
 
 def check_client_order_id(venue: Venue, client_order_id: str | None) -> str:
@@ -43,7 +71,7 @@ def check_client_order_id(venue: Venue, client_order_id: str | None) -> str:
     return client_order_id
 
 
-def check_quantity(venue: Venue, symbol: str, side: str, qty: Decimal) -> bool:
+def check_quantity(venue: Venue, symbol: str, side: str, qty: Decimal, *, fractional: bool | None = None) -> bool:
     """Reject sells of shares we do not have (or flips through zero); True if the order opens exposure."""
     position = venue.account.position_qty(symbol)
     reducing = (position > 0 and side == "sell") or (position < 0 and side == "buy")
@@ -68,7 +96,7 @@ def check_quantity(venue: Venue, symbol: str, side: str, qty: Decimal) -> bool:
             raise ApiError(403, 40310000, "account is not allowed to short")
         if not venue.is_shortable(symbol):
             raise ApiError(403, 40310000, f"asset {symbol} is not shortable")
-        if qty != qty.to_integral_value():
+        if fractional or (fractional is None and qty != qty.to_integral_value()):
             raise ApiError(403, 40310000, "fractional orders cannot be sold short")
     return True
 
@@ -77,7 +105,7 @@ def _related_order_ids(venue: Venue, symbol: str, side: str) -> list[str]:
     return [
         o.id
         for o in venue.book.open_orders()
-        if o.symbol == symbol and o.side == side and o.status in (m.WORKING | m.QUEUED)
+        if o.symbol == symbol and o.side == side and o.status in m.CLAIMING
     ]
 
 
@@ -86,7 +114,7 @@ def check_wash_trade(venue: Venue, spec: m.OrderSpec) -> None:
     if spec.order_class == "oco":
         limit = spec.take_profit_limit_price
     for other in venue.book.open_orders():
-        if other.symbol != spec.symbol or other.side == spec.side or other.status not in (m.WORKING | m.QUEUED):
+        if other.symbol != spec.symbol or other.side == spec.side or other.status not in m.CLAIMING:
             continue
         if m.could_cross(spec.side, spec.type, limit, spec.stop_price, other):
             raise ApiError(422, 42210000, "potential wash trade detected. use complex orders")

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Final
 from adapters.fake import matching as m
 from adapters.fake import venue_checks as checks
 from adapters.fake.accounts import FillActivity, activity_side
+from adapters.fake.interfaces import FakeQuote
 from adapters.fake.wire import ApiError, activity_id, dec_str, order_json
 from core.model import Fill, Side
 
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
 
 _ZERO: Final = Decimal(0)
 _FRACTION_QUANTUM: Final = Decimal("0.000000001")
+CANCEL_LATENCY_NS: Final = 50_000_000  # trade_events "full": an acknowledged cancel lands 50 ms later
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -53,6 +55,21 @@ class OrderBook:
         self._seq = 0
         self._liquidity = m.Liquidity()
         self._day_trade_orders: set[str] = set()
+        self._cancels_due: dict[str, int] = {}  # trade_events "full": order id -> when its cancel lands
+
+    @property
+    def full_events(self) -> bool:
+        """Every documented trade_updates event where Alpaca produces it (VenueConfig.trade_events = "full")."""
+        return self._venue.config.trade_events == "full"
+
+    def _announce(self, order: m.VenueOrder, status: str) -> None:
+        """A status Alpaca reports on the way (pending_new, pending_replace, calculated): the order passes
+        through it within this venue step, so the event carries it and the book keeps the order where it was."""
+        previous = order.status
+        order.status = status
+        order.updated_at_ns = self._venue.now_ns
+        self._venue.emit_trade_update(status, order)
+        order.status = previous
 
     # --- queries ------------------------------------------------------------------------------------------------
 
@@ -90,7 +107,7 @@ class OrderBook:
         """
         held, counted = _ZERO, set[str]()
         for o in self._open.values():
-            if o.symbol != symbol or o.side != side or o.status not in (m.WORKING | m.QUEUED):
+            if o.symbol != symbol or o.side != side or o.status not in m.CLAIMING:
                 continue
             if counted.isdisjoint(o.oco_ids):
                 held += o.leaves_qty
@@ -102,7 +119,7 @@ class OrderBook:
             (
                 o.leaves_qty * o.reserve_price
                 for o in self._open.values()
-                if o.reserve_price is not None and o.status in (m.WORKING | m.QUEUED)
+                if o.reserve_price is not None and o.status in m.CLAIMING
             ),
             _ZERO,
         )
@@ -173,7 +190,8 @@ class OrderBook:
             side=spec.side,
             type=spec.type,
             time_in_force=spec.time_in_force,
-            qty=spec.qty,
+            qty=spec.qty if spec.notional is None else checks.estimated_qty(self._venue, spec),
+            notional=spec.notional,
             order_class=spec.order_class,
             status=status,
             created_at_ns=now,
@@ -248,6 +266,11 @@ class OrderBook:
         """accepted -> new once the market can take it (now, or at the next open)."""
         if order.status not in m.QUEUED or not self._tradable(order):
             return
+        if self.full_events and self._gapped_beyond_buying_power(order):
+            self._reject(order)
+            return
+        if self.full_events:
+            self._announce(order, "pending_new")  # routed, not yet acknowledged by the market
         self._set_status(order, "new")
         order.updated_at_ns = self._venue.now_ns
         self._venue.emit_trade_update("new", order)
@@ -260,7 +283,26 @@ class OrderBook:
         if order.time_in_force in ("ioc", "fok") and order.status in m.WORKING:
             self._finish(order, "canceled")
 
+    def _gapped_beyond_buying_power(self, order: m.VenueOrder) -> bool:
+        """An opening market order queued while the market was closed reserved buying power at the last price;
+        if the market opens so far away that it no longer covers the order, Alpaca rejects it at routing."""
+        if order.type != "market" or order.reserve_price is None or order.notional is not None:
+            return False
+        price = checks.reference_price(self._venue, m.OrderSpec(
+            symbol=order.symbol, qty=order.qty, side=order.side, type=order.type, time_in_force=order.time_in_force))
+        if price is None or price <= order.reserve_price:
+            return False
+        return order.leaves_qty * (price - order.reserve_price) > self._venue.buying_power()
+
+    def _reject(self, order: m.VenueOrder) -> None:
+        self._set_status(order, "rejected")
+        order.failed_at_ns = order.updated_at_ns = self._venue.now_ns
+        self._venue.emit_trade_update("rejected", order)
+        self._activate_legs(order)  # nothing filled: its held legs are canceled
+
     def match_all(self) -> None:
+        if self.full_events:
+            self._suspend_or_resume()
         for order in list(self._open.values()):
             if order.status in m.WORKING and self._tradable(order):
                 self._match(order)
@@ -273,6 +315,9 @@ class OrderBook:
             return
         order.last_quote = quote
         if not m.observe_quote(order, quote):
+            return
+        if order.notional is not None:
+            self._match_notional(order, quote)
             return
         execution = m.decide_execution(
             order,
@@ -289,6 +334,21 @@ class OrderBook:
             self._liquidity.consume(quote, order.side, execution.qty)
         self._execute(order, execution.qty, execution.price)
 
+    def _match_notional(self, order: m.VenueOrder, quote: FakeQuote) -> None:
+        """A dollar-amount order executes whole; its share quantity becomes what it bought or sold."""
+        execution = m.decide_notional_execution(
+            order, quote, rng=self._match_rng, slippage_bps=self._venue.config.slippage_bps
+        )
+        if execution is None:
+            return
+        qty = execution.qty
+        position = self._venue.account.position_qty(order.symbol)
+        if order.side == "sell" and position > 0:
+            qty = min(qty, position)  # a notional sell of a long never turns it short (fractional shorts are refused)
+        self._liquidity.consume(quote, order.side, qty)
+        order.qty = qty
+        self._execute(order, qty, execution.price)
+
     def _execute(self, order: m.VenueOrder, qty: Decimal, price: Decimal) -> None:
         leaves = order.leaves_qty
         assert 0 < qty <= leaves, f"fill {qty} exceeds leaves {leaves} of order {order.id}"  # pair assertion
@@ -304,7 +364,10 @@ class OrderBook:
         order.filled_avg_price = order.filled_notional / order.filled_qty
         order.updated_at_ns = self._venue.now_ns
         complete = order.filled_qty == order.qty
-        self._set_status(order, "filled" if complete else "partially_filled")
+        if complete:
+            self._set_status(order, "filled")
+        elif order.status != "pending_cancel":  # a partial fill does not stop a cancel on its way
+            self._set_status(order, "partially_filled")
         if complete:
             order.filled_at_ns = self._venue.now_ns
         execution_id = self._venue.new_uuid()
@@ -372,10 +435,61 @@ class OrderBook:
         self._activate_legs(order)
 
     def route_queued(self) -> None:
-        """At the open: orders received while the market was closed go live."""
+        """At the open: orders received while the market was closed go live; gtc orders done for the day work
+        again (reported ``new``, their status what their fills make it)."""
         for order in [o for o in self._open.values() if o.status in m.QUEUED]:
             if order.status in m.QUEUED:  # an earlier routing may have canceled it (OCO)
                 self._route(order)
+        for order in [o for o in self._open.values() if o.status == "done_for_day"]:
+            self._rework(order)
+
+    def _rework(self, order: m.VenueOrder) -> None:
+        self._set_status(order, "partially_filled" if order.filled_qty > 0 else "new")
+        order.updated_at_ns = self._venue.now_ns
+        self._venue.emit_trade_update("new", order)
+
+    def _suspend_or_resume(self) -> None:
+        """trade_events "full": while a symbol's quotes are frozen (quote_stale) its working orders are
+        suspended (not eligible to trade, Alpaca's ``suspended``); they work again once quotes resume."""
+        now = self._venue.now_ns
+        for order in list(self._open.values()):
+            stale = self._venue.faults.stale_since_ns(order.symbol, now) is not None
+            if stale and order.status in ("new", "partially_filled"):
+                self._set_status(order, "suspended")
+                order.updated_at_ns = now
+                self._venue.emit_trade_update("suspended", order)
+            elif not stale and order.status == "suspended":
+                self._rework(order)
+
+    def settle_cancels(self) -> None:
+        """trade_events "full": acknowledged cancels land. An order that filled meanwhile cannot be canceled any
+        more: Alpaca reports ``order_cancel_rejected`` (the order keeps its fill)."""
+        now = self._venue.now_ns
+        for order_id, due_ns in list(self._cancels_due.items()):
+            if due_ns > now:
+                continue
+            del self._cancels_due[order_id]
+            order = self._orders[order_id]
+            if order.status == "pending_cancel":
+                self._finish(order, "canceled")
+            elif order.status in m.TERMINAL:
+                order.updated_at_ns = now
+                self._venue.emit_trade_update("order_cancel_rejected", order)
+
+    def next_cancel_due_ns(self) -> int | None:
+        return min(self._cancels_due.values(), default=None)
+
+    def close_session(self, close_ns: int) -> None:
+        """At the close: day orders expire; with trade_events "full", a day order that partly filled is first
+        ``calculated`` (done for the day, settlement pending) and a working gtc order is ``done_for_day``."""
+        if self.full_events:
+            for order in [o for o in self._open.values() if o.time_in_force != "day" and o.status in m.WORKING]:
+                if order.status == "pending_cancel":
+                    continue  # its cancel lands first
+                self._set_status(order, "done_for_day")
+                order.updated_at_ns = self._venue.now_ns
+                self._venue.emit_trade_update("done_for_day", order)
+        self.expire_day_orders(close_ns)
 
     def expire_day_orders(self, close_ns: int) -> None:
         """Day orders live for the session they were submitted for: expire them at its close."""
@@ -383,12 +497,14 @@ class OrderBook:
             batch = [
                 o
                 for o in self._open.values()
-                if o.time_in_force == "day" and o.status in (m.WORKING | m.QUEUED) and o.submitted_at_ns < close_ns
+                if o.time_in_force == "day" and o.status in m.CLAIMING and o.submitted_at_ns < close_ns
             ]
             if not batch:
                 break
             for order in batch:
-                if order.status in (m.WORKING | m.QUEUED):
+                if order.status in m.CLAIMING:
+                    if self.full_events and order.filled_qty > 0:
+                        self._announce(order, "calculated")
                     self._finish(order, "expired")
 
     # --- cancel, replace, close -------------------------------------------------------------------------------------
@@ -399,10 +515,19 @@ class OrderBook:
         if order.status in m.TERMINAL:
             raise ApiError(422, 42210000, f'order is already in "{order.status}" state')
         was_open = list(self._open.values())
+        if order.status == "pending_cancel":
+            return []  # already on its way
         if order.status in m.HELD and order.parent_id is not None:
             parent = self._orders[order.parent_id]
             if parent.status in m.OPEN:
                 self._finish(parent, "canceled")
+        if self.full_events and order.status in ("new", "partially_filled"):
+            # Acknowledged now, landing a moment later: until then the order may still execute.
+            self._set_status(order, "pending_cancel")
+            order.updated_at_ns = self._venue.now_ns
+            self._cancels_due[order.id] = self._venue.now_ns + CANCEL_LATENCY_NS
+            self._venue.emit_trade_update("pending_cancel", order)
+            return [order]
         if order.status in m.OPEN:
             self._finish(order, "canceled")
         for sibling_id in order.oco_ids:
@@ -417,18 +542,34 @@ class OrderBook:
             open_orders = self.open_orders()
             if not open_orders:
                 break
+            if all(o.status == "pending_cancel" for o in open_orders):
+                break  # every cancel is on its way
             for order in open_orders:
-                if order.status in m.OPEN:
+                if order.status in m.OPEN and order.status != "pending_cancel":
                     canceled.extend(self.cancel_order(order.id))
         return canceled
 
     def replace_order(self, order_id: str, changes: dict[str, Any]) -> dict[str, Any]:
         """PATCH /v2/orders/{id}: a new order replaces the old one (old -> replaced, ``replaced_by``)."""
         old = self.get_order(order_id)
-        if old.status not in (m.WORKING | m.QUEUED):
+        if old.status not in m.CLAIMING or old.status == "pending_cancel":
             raise ApiError(422, 42210000, f'order is already in "{old.status}" state')
+        if not self.full_events:
+            return self._replace(old, changes)
+        self._announce(old, "pending_replace")
+        try:
+            return self._replace(old, changes)
+        except ApiError:
+            # The replace was refused: the original works on (Alpaca's order_replace_rejected).
+            old.updated_at_ns = self._venue.now_ns
+            self._venue.emit_trade_update("order_replace_rejected", old)
+            raise
+
+    def _replace(self, old: m.VenueOrder, changes: dict[str, Any]) -> dict[str, Any]:
         if old.filled_qty > 0:
             raise ApiError(422, 42210000, "cannot replace a partially filled order")
+        if old.notional is not None:
+            raise ApiError(422, 42210000, "notional orders cannot be replaced")
         client_order_id = checks.check_client_order_id(self._venue, changes.get("client_order_id"))
         qty = changes.get("qty", old.qty)
         if qty < old.filled_qty or qty <= 0:

@@ -180,8 +180,8 @@ def order_json(order: VenueOrder, legs: list[VenueOrder] | None = None) -> dict[
         "asset_id": order.asset_id,
         "symbol": order.symbol,
         "asset_class": "us_equity",
-        "notional": None,
-        "qty": dec_str(order.qty),
+        "notional": dec_opt(order.notional),
+        "qty": None if order.notional is not None else dec_str(order.qty),
         "filled_qty": dec_str(order.filled_qty),
         "filled_avg_price": dec_opt(order.filled_avg_price),
         "order_class": order.order_class,
@@ -330,7 +330,7 @@ def activity_json(activity: FillActivity, account_id: str) -> dict[str, Any]:
     }
 
 
-def asset_json(symbol: str, asset_id: str, *, shortable: bool) -> dict[str, Any]:
+def asset_json(symbol: str, asset_id: str, *, shortable: bool, fractionable: bool = True) -> dict[str, Any]:
     """Asset: the JSON key is ``class`` (not asset_class); margin requirement is a number (wire doc §2)."""
     return {
         "id": asset_id,
@@ -346,9 +346,9 @@ def asset_json(symbol: str, asset_id: str, *, shortable: bool) -> dict[str, Any]
         "margin_requirement_short": "100",
         "shortable": shortable,
         "easy_to_borrow": shortable,
-        "fractionable": True,
-        "min_order_size": "0.000000001",
-        "min_trade_increment": "0.000000001",
+        "fractionable": fractionable,
+        "min_order_size": "0.000000001" if fractionable else "1",
+        "min_trade_increment": "0.000000001" if fractionable else "1",
         "price_increment": "0.01",
-        "attributes": ["fractional_eh_enabled"],
+        "attributes": ["fractional_eh_enabled"] if fractionable else [],
     }

@@ -11,7 +11,7 @@ import contextlib
 import functools
 import logging
 from collections.abc import Callable
-from decimal import Decimal
+from decimal import ROUND_FLOOR, Decimal
 
 import msgspec
 import trio
@@ -28,9 +28,9 @@ from core.engine.messages import (
 )
 from core.engine.state import TrackedOrder, deterministic_uuid
 from core.fsm_errors import IllegalTransition, VenueProtocolError
-from core.model import NS_PER_S, Activity, BrokerOrder, Fill, OrderRequest, Quote, Side, TradeUpdate
+from core.model import NS_PER_S, Activity, BrokerOrder, Direction, Fill, OrderRequest, Quote, Side, TradeUpdate
 from core.order_fsm import MAY_EXECUTE, OPEN, Applied, Order, OrderEvent, Outcome, status_event, trade_event
-from core.orderplan import PlanConfig, PlanError, plan_order
+from core.orderplan import PlanConfig, PlanError, is_entry, plan_order, trailing_exit
 from core.ports import (
     BrokerError,
     BrokerUnavailable,
@@ -98,14 +98,7 @@ class ExecutionActor:
         self.machines: dict[str, Order] = {}
         self.resync_waiters: list[ResyncWaiter] = []
         self.nursery: trio.Nursery | None = None
-        e = ctx.config.execution
-        self.plan_config = PlanConfig(
-            brackets=e.brackets,
-            stop_loss_fraction=Decimal(e.stop_loss_pct) / 100,
-            take_profit_fraction=Decimal(e.take_profit_pct) / 100,
-            aggressive_cross_bps=Decimal(e.aggressive_cross_bps),
-            depth_check_fraction=Decimal(e.depth_check_fraction),
-        )
+        self.plan_config = PlanConfig.from_engine_config(ctx.config)
 
     # --- reading (other actors) ------------------------------------------------------------------------------
 
@@ -208,24 +201,37 @@ class ExecutionActor:
         if coid in self.machines:
             log.warning("order %s already exists: not submitting twice", coid)
             return
-        order = Order(order_id=deterministic_uuid("exec", coid), client_order_id=coid, symbol=request.symbol,
-                      side=request.side, qty=request.qty)
-        order.apply(OrderEvent.RISK_APPROVED, ts_ns=ctx.now_ns())
         tracked = TrackedOrder(
             client_order_id=coid, signal_id=signal.signal_id, symbol=request.symbol, side=request.side,
             qty=request.qty, attempt=attempt, reference_price=quote.mid, raised_at_ns=message.raised_at_ns,
-            action=signal.action.value, direction=signal.direction.value,
+            action=signal.action.value, direction=signal.direction.value, notional=request.notional,
+            protect=self.plan_config.protective_exit == "trailing_stop" and is_entry(request.side, position),
         )
+        self._send_new(request, tracked, model_id=signal.model_id, direction=signal.direction,
+                       latency_ms=max(0, (ctx.now_ns() - message.raised_at_ns) // 1_000_000))
+
+    def _send_new(self, request: OrderRequest, tracked: TrackedOrder, *, model_id: str, direction: Direction,
+                  latency_ms: int) -> None:
+        """Machine, durable intent (audit + persist), then the send: for entries, exits and protective exits."""
+        ctx, coid = self.ctx, request.client_order_id
+        order = Order(order_id=deterministic_uuid("exec", coid), client_order_id=coid, symbol=request.symbol,
+                      side=request.side, qty=request.qty, notional=request.notional)
+        order.apply(OrderEvent.RISK_APPROVED, ts_ns=ctx.now_ns())
         self.machines[coid] = order
         ctx.state.orders[coid] = tracked
         # Durable intent before the send: after a crash the same key is re-derived, never a second order.
+        extra: dict[str, object] = {
+            "type": request.type.value, "time_in_force": request.time_in_force.value,
+            "limit_price": str(request.limit_price) if request.limit_price is not None else None,
+            "order_class": request.order_class.value, "side": request.side.value, "attempt": tracked.attempt,
+        }
+        if request.notional is not None:
+            extra["notional"] = request.notional
+        if request.trail_percent is not None:
+            extra["trail_percent"] = request.trail_percent
         ctx.audit(A.order_record(
-            ts_ns=ctx.now_ns(), signal_id=signal.signal_id, model_id=signal.model_id, symbol=request.symbol,
-            direction=signal.direction, quantity=request.qty, client_order_id=coid,
-            latency_ms=max(0, (ctx.now_ns() - message.raised_at_ns) // 1_000_000),
-            extra={"type": request.type.value, "time_in_force": request.time_in_force.value,
-                   "limit_price": str(request.limit_price) if request.limit_price is not None else None,
-                   "order_class": request.order_class.value, "side": request.side.value, "attempt": attempt},
+            ts_ns=ctx.now_ns(), signal_id=tracked.signal_id, model_id=model_id, symbol=request.symbol,
+            direction=direction, quantity=request.qty, client_order_id=coid, latency_ms=latency_ms, extra=extra,
         ))
         self._snapshot(order)
         ctx.persist()
@@ -236,12 +242,45 @@ class ExecutionActor:
         order.apply(OrderEvent.SUBMIT_SENT, ts_ns=ctx.now_ns())
         tracked.submitted_at_ns = ctx.now_ns()
         ctx.state.counters.orders_submitted += 1
+        if tracked.parent_client_order_id is not None:  # a protective exit releases nothing
+            self._spawn(self._submit, request, [])
+            return
         # Working orders on the other side must go first: an exit needs the shares its bracket legs hold
         # ("insufficient qty"), and an order that could cross our own resting order is a wash trade (422).
         release = [o.venue_order_id for t, o in self.open_orders(request.symbol)
                    if o.venue_order_id is not None
                    and (t.parent_client_order_id is not None or o.side is not request.side)]
         self._spawn(self._submit, request, release)
+
+    def _protect(self, order: Order) -> None:
+        """``protective_exit = "trailing_stop"``: once an entry is done (filled, or ended with fills), the
+        position it built gets a gtc trailing stop for its whole shares (earlier protective exits were released
+        when this entry was sent). At most one per entry: its client order id derives from the entry's."""
+        tracked = self.ctx.state.orders.get(order.client_order_id)
+        if tracked is None or not tracked.protect or not order.is_terminal or order.filled_qty <= 0:
+            return
+        if self.is_halted():
+            return
+        position = self.ctx.state.ledger.position_qty(order.symbol)
+        if position == 0 or (position > 0) != (order.side is Side.BUY):
+            return  # the entry's position is gone already (or flipped): nothing to protect
+        try:
+            request = trailing_exit(entry_client_order_id=order.client_order_id, symbol=order.symbol,
+                                    entry_side=order.side, qty=abs(position).to_integral_value(rounding=ROUND_FLOOR),
+                                    config=self.plan_config)
+        except PlanError as exc:
+            log.info("no protective exit for %s: %s", order.client_order_id, exc)
+            return
+        if request.client_order_id in self.machines:
+            return
+        exit_tracked = TrackedOrder(
+            client_order_id=request.client_order_id, signal_id=tracked.signal_id, symbol=request.symbol,
+            side=request.side, qty=request.qty, attempt=tracked.attempt, reference_price=tracked.reference_price,
+            raised_at_ns=self.ctx.now_ns(), parent_client_order_id=order.client_order_id, action="TRAILING_STOP",
+            direction="neutral",
+        )
+        self._send_new(request, exit_tracked, model_id=self.ctx.model_id, direction=Direction.NEUTRAL,
+                       latency_ms=0)
 
     def gate(self) -> bool:
         """The order gate: open while trading. The adapter asks it before every order-creating attempt, so a
@@ -385,7 +424,7 @@ class ExecutionActor:
             return
         if tracked.parent_client_order_id is not None or self.is_halted():
             return
-        from core.model import Direction, ExecutionAction, Signal
+        from core.model import ExecutionAction, Signal
 
         signal = Signal(
             signal_id=tracked.signal_id, model_id=self.ctx.model_id, symbol=tracked.symbol,
@@ -462,7 +501,8 @@ class ExecutionActor:
                 symbol=order.symbol, side=order.side, qty=update.qty, price=update.price, ts_ns=update.ts_ns,
                 cum_qty=update.order.filled_qty, position_qty=update.position_qty,
             )
-            self._book(order, tracked, fill)
+            final = update.order.filled_qty if update.order.status == "filled" else None
+            self._book(order, tracked, fill, final_qty=final)
             if order.venue_order_id is None:
                 self._apply(order, status_event(update.order.status), venue_order_id=update.order.id)
         else:
@@ -476,15 +516,18 @@ class ExecutionActor:
             # The venue says more filled than we counted: an update was lost. Fetch the executions.
             self._spawn(self._fetch_resync, f"missing fills on {order.client_order_id}")
         self._snapshot(order)
+        self._protect(order)
 
-    def _book(self, order: Order, tracked: TrackedOrder, fill: Fill) -> None:
+    def _book(self, order: Order, tracked: TrackedOrder, fill: Fill, *, final_qty: Decimal | None = None) -> None:
+        """Book one execution once. ``final_qty``: the venue says the order is complete at this quantity (only a
+        notional order's machine needs it: its share quantity is the venue's to decide)."""
         ctx = self.ctx
         if fill.execution_id in ctx.state.ledger.seen_execution_ids:
             ctx.state.counters.duplicate_updates += 1
             return
         try:
             applied = order.apply_fill(fill.execution_id, fill.qty, fill.price, cum_qty=fill.cum_qty,
-                                       ts_ns=fill.ts_ns)
+                                       ts_ns=fill.ts_ns, final_qty=final_qty if order.notional is not None else None)
         except VenueProtocolError as exc:
             log.error("venue protocol error on %s: %s", order.client_order_id, exc)
             ctx.system("health", reason=f"venue protocol error: {exc}", symbol=order.symbol)
@@ -569,7 +612,8 @@ class ExecutionActor:
             if tracked.venue_order_id is None:
                 tracked.venue_order_id = activity.order_id
                 ctx.state.by_venue_id[activity.order_id] = coid
-            self._book(order, tracked, fill_from_activity(activity, coid))
+            final = activity.cum_qty if activity.leaves_qty == 0 else None
+            self._book(order, tracked, fill_from_activity(activity, coid), final_qty=final)
         for broker_order in message.orders:
             known = self._lookup_machine(broker_order)
             if known is None:
@@ -581,6 +625,7 @@ class ExecutionActor:
             self._register_legs(known.client_order_id, broker_order)
             self._apply_status(known, broker_order)
             self._snapshot(known)
+            self._protect(known)
         ctx.persist()
         self._release_resync_waiters(ok=True)
 
@@ -620,7 +665,7 @@ class ExecutionActor:
         for coid, tracked in sorted(self.ctx.state.orders.items()):
             snap = self.ctx.state.order_states.get(coid, {})
             order = Order(order_id=deterministic_uuid("exec", coid), client_order_id=coid, symbol=tracked.symbol,
-                          side=tracked.side, qty=tracked.qty)
+                          side=tracked.side, qty=tracked.qty, notional=tracked.notional)
             order.state = OrderState(snap.get("state", "ack_unknown"))
             if order.state in (OrderState.CREATED, OrderState.RISK_APPROVED, OrderState.SUBMITTING):
                 order.state = OrderState.ACK_UNKNOWN  # we may have died mid-send: ask the venue

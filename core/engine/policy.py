@@ -8,7 +8,7 @@ same id, and with it the same client order id.
 from __future__ import annotations
 
 import logging
-from decimal import ROUND_DOWN, Decimal
+from decimal import Decimal
 from typing import Any
 
 import numpy as np
@@ -21,6 +21,7 @@ from core.features import DEFAULT_SPEC, FeatureCache, FeatureError, RollingWindo
 from core.halt_fsm import persisted_halted
 from core.limits import BATCH_WINDOW_S
 from core.model import Direction, ExecutionAction, Signal
+from core.orderplan import WHOLE_SHARE, quantity_steps, size_for_value
 from core.ports import DecisionModel, Intent
 
 log = logging.getLogger("ttlive.policy")
@@ -46,6 +47,7 @@ class PolicyActor:
         self.target_weight = target_weight
         self.cache = FeatureCache()
         self.windows: dict[str, RollingWindow] = {}  # per traded symbol: floats kept as bars arrive
+        self.steps = quantity_steps(ctx.config)  # symbol -> quantity step; absent = whole shares
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         self.model.warm_up()  # spec 3.1: the first real inference is not the first inference
@@ -129,8 +131,10 @@ class PolicyActor:
             if intent.direction is Direction.NEUTRAL:
                 qty = abs(position)
             else:
-                qty = (Decimal(str(intent.delta_fraction)) * allowed / price).to_integral_value(rounding=ROUND_DOWN)
-            if qty >= 1:
+                # The target weight as shares: whole, or fractional under execution.sizing (core.orderplan).
+                step = self.steps.get(symbol, WHOLE_SHARE)
+                qty = size_for_value(Decimal(str(intent.delta_fraction)) * allowed, price, step)
+            if qty > 0:
                 signal = Signal(signal_id=base_id, model_id=self.model.model_id, symbol=symbol,
                                 direction=intent.direction, quantity=qty, action=intent.execution,
                                 ts_ns=raised_at, reduce_only=intent.direction is Direction.NEUTRAL)

@@ -42,15 +42,22 @@ class TrackedOrder:
     action: str = "MARKET"
     direction: str = "long"
     submitted_at_ns: int = 0
+    notional: Decimal | None = None  # a dollar-amount order: qty is then the estimate (core.order_fsm)
+    protect: bool = False  # an entry that gets a trailing-stop protective exit once filled
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "client_order_id": self.client_order_id, "signal_id": self.signal_id, "symbol": self.symbol,
             "side": self.side.value, "qty": str(self.qty), "attempt": self.attempt,
             "reference_price": str(self.reference_price), "raised_at_ns": self.raised_at_ns,
             "venue_order_id": self.venue_order_id, "parent_client_order_id": self.parent_client_order_id,
             "action": self.action, "direction": self.direction, "submitted_at_ns": self.submitted_at_ns,
         }
+        if self.notional is not None:  # only when set: the persisted shape of every other order is unchanged
+            out["notional"] = str(self.notional)
+        if self.protect:
+            out["protect"] = True
+        return out
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrackedOrder:
@@ -60,6 +67,8 @@ class TrackedOrder:
             reference_price=Decimal(d["reference_price"]), raised_at_ns=int(d["raised_at_ns"]),
             venue_order_id=d["venue_order_id"], parent_client_order_id=d["parent_client_order_id"],
             action=d["action"], direction=d["direction"], submitted_at_ns=int(d["submitted_at_ns"]),
+            notional=Decimal(d["notional"]) if d.get("notional") is not None else None,
+            protect=bool(d.get("protect", False)),
         )
 
 

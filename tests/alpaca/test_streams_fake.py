@@ -13,11 +13,13 @@ from typing import Any
 
 import msgpack
 import msgspec
+import pytest
 import trio
 
 from adapters.fake.faults import FaultPlan
+from adapters.fake.wire import ApiError
 from core.limits import POLLING_INTERVAL_S, RECONNECT_MAX_RETRIES
-from core.model import Bar, Quote
+from core.model import Bar, OrderType, Quote, Side, TimeInForce
 from tests.alpaca.world import NS, event, market_order, running_world
 
 LIVE_PATH = ["Connect", "SendAuth", "SendSubscribe", "Resync", "MarkLive"]
@@ -27,15 +29,27 @@ def fills_by_execution(updates: list[Any], order_id: str) -> Counter[str]:
     return Counter(u.execution_id for u in updates if u.order.id == order_id and u.event in ("fill", "partial_fill"))
 
 
-async def test_trading_stream_goes_live_and_delivers_new_and_fill(autojump_clock: Any) -> None:
-    async with running_world() as w:
+@pytest.mark.parametrize("frames", ["binary", "text"])
+async def test_trading_stream_goes_live_and_delivers_new_and_fill(autojump_clock: Any, frames: str) -> None:
+    """Alpaca paper sends the trading stream as binary frames (the fake's default); text frames work the same."""
+    async with running_world(trading_stream_frames=frames) as w:
         stream = w.trading_stream()
+        seen: list[type] = []
+        decode = stream.on_frame
+
+        def spy(data: str | bytes) -> Any:
+            seen.append(type(data))
+            return decode(data)
+
+        stream.on_frame = spy  # type: ignore[method-assign]
         await w.nursery.start(stream.serve, w.collect)
         assert stream.live and stream.commands_log == LIVE_PATH
         order = await w.rest.submit_order(market_order("s-1"))
         await trio.sleep(5)
     assert ("new", order.id) in [(u.event, u.order.id) for u in w.updates]
     assert w.filled_qty_delivered(order.id) == Decimal(10)
+    assert seen and set(seen) == {bytes if frames == "binary" else str}
+    assert stream.decode_errors == 0
 
 
 async def test_disconnect_reconnects_resubscribes_and_resyncs(autojump_clock: Any) -> None:
@@ -203,3 +217,28 @@ async def test_same_seed_same_delivered_updates(autojump_clock: Any) -> None:
     first = await _lossy_session(7)
     second = await _lossy_session(7)
     assert first == second and len(first) >= 5
+
+
+async def test_every_rich_trade_event_decodes_and_reaches_the_consumer(autojump_clock: Any) -> None:
+    """trade_events = "full": pending_new, pending_cancel, pending_replace, replaced, order_replace_rejected,
+    done_for_day (and new again at the next open) all decode; none is a decode error."""
+    async with running_world(trade_events="full") as w:
+        stream = w.trading_stream()
+        await w.nursery.start(stream.serve, w.collect)
+        filled = await w.rest.submit_order(market_order("rich-1"))
+        resting = await w.rest.submit_order(market_order("rich-2").__class__(
+            client_order_id="rich-2", symbol="NVDA", side=Side.BUY, qty=Decimal(1), type=OrderType.LIMIT,
+            time_in_force=TimeInForce.GTC, limit_price=Decimal("1.00")))
+        await trio.sleep(1)
+        w.venue.book.replace_order(resting.id, {"limit_price": Decimal("1.01")})
+        replacement = next(o for o in w.venue.book.orders() if o.replaces == resting.id)
+        with pytest.raises(ApiError):  # refused for buying power: order_replace_rejected, the order works on
+            w.venue.book.replace_order(replacement.id, {"qty": Decimal(10**9)})
+        await w.rest.cancel_order(replacement.id)
+        await trio.sleep(61)  # the cancel lands at the venue's next step (the in-process driver ticks per bar)
+    seen = {(u.event, u.order.id) for u in w.updates}
+    assert {("pending_new", filled.id), ("new", filled.id), ("fill", filled.id)} <= seen
+    assert {("pending_replace", resting.id), ("replaced", resting.id)} <= seen
+    assert {("pending_replace", replacement.id), ("order_replace_rejected", replacement.id),
+            ("pending_cancel", replacement.id), ("canceled", replacement.id)} <= seen
+    assert stream.decode_errors == 0

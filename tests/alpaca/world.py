@@ -49,11 +49,13 @@ def market(seed: int = 1) -> ReplaySource:
 
 
 def make_venue(*, faults: FaultPlan | None = None, seed: int = 1, rate_limit_per_min: int = 0,
-               start_ns: int = OPEN_NS + 60 * NS, venue_secret: str | None = None) -> Venue:
+               start_ns: int = OPEN_NS + 60 * NS, venue_secret: str | None = None,
+               trading_stream_frames: str = "binary", trade_events: str = "basic") -> Venue:
     """``venue_secret`` set: the venue accepts only CREDS.key_id with that secret."""
     config = VenueConfig(seed=seed, cash_usd=Decimal(1_000_000), faults=faults or FaultPlan(),
                          rate_limit_per_min=rate_limit_per_min,
-                         key_id=CREDS.key_id if venue_secret else None, secret_key=venue_secret)
+                         key_id=CREDS.key_id if venue_secret else None, secret_key=venue_secret,
+                         trading_stream_frames=trading_stream_frames, trade_events=trade_events)
     return Venue(config, market=market(seed), calendar=calendar(), start_ns=start_ns)
 
 
@@ -121,11 +123,13 @@ async def _tick(front: InProcessVenue, tick_s: float) -> None:
 @asynccontextmanager
 async def running_world(*, faults: FaultPlan | None = None, seed: int = 1, rate_limit_per_min: int = 0,
                         limiter: RateLimiter | None = None, tick_s: float | None = None,
-                        venue_secret: str | None = None) -> AsyncIterator[World]:
+                        venue_secret: str | None = None, trading_stream_frames: str = "binary",
+                        trade_events: str = "basic") -> AsyncIterator[World]:
     """``tick_s`` keeps the venue clock current between requests. Needed for short timed faults: the fake
     opens a stream session (and decides a refusal) before it brings its clock up to now, so without
     ticks a 3 s refusal window lasts until the next bar boundary (inprocess.VenueDriver.run_session)."""
-    venue = make_venue(faults=faults, seed=seed, rate_limit_per_min=rate_limit_per_min, venue_secret=venue_secret)
+    venue = make_venue(faults=faults, seed=seed, rate_limit_per_min=rate_limit_per_min, venue_secret=venue_secret,
+                       trading_stream_frames=trading_stream_frames, trade_events=trade_events)
     front = InProcessVenue(venue)
     telemetry = LatencyTelemetry()
     clock = VenueClock(front)

@@ -83,7 +83,7 @@ def _risk(passed: bool, action: str) -> dict[str, Any]:
     ("build", "message"),
     [
         (lambda: signal_record(**{**SIG, "direction": "up"}), "direction"),
-        (lambda: signal_record(**{**SIG, "quantity": Decimal("1.5")}), "whole number"),
+        (lambda: signal_record(**{**SIG, "quantity": Decimal("1.0000000001")}), "at most 9 decimals"),
         (lambda: signal_record(**{**SIG, "quantity": -1}), ">= 0"),
         (lambda: signal_record(**{**SIG, "quantity": True}), "int or Decimal"),
         (lambda: signal_record(**{**SIG, "signal_id": ""}), "signal_id"),
@@ -182,3 +182,13 @@ def test_timestamp_roundtrip(ts_ns: int) -> None:
 def test_timestamps_sort_like_instants() -> None:
     stamps = [iso_from_ts_ns(t) for t in (0, 999, 1_000_000_000, T0_NS, T0_NS + 1)]
     assert stamps == sorted(stamps)
+
+
+def test_fractional_quantities_are_exact_decimal_strings_and_whole_ones_stay_ints() -> None:
+    """Fractional sizing: the audit carries 0.123456789 shares exactly (a string, never a float)."""
+    from core.audit import audit_quantity
+
+    fractional = signal_record(**{**SIG, "quantity": Decimal("0.123456789")})
+    assert fractional.quantity == "0.123456789" and audit_quantity(fractional) == Decimal("0.123456789")
+    assert signal_record(**{**SIG, "quantity": Decimal("12.50")}).quantity == "12.5"
+    assert signal_record(**{**SIG, "quantity": Decimal("7.000")}).quantity == 7  # whole: the int of spec 4.1

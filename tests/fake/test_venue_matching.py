@@ -25,9 +25,10 @@ from tests.fake.test_venue_support import (
 
 
 def test_status_sets_cover_every_alpaca_status_without_overlap() -> None:
-    groups = [m.WORKING, m.QUEUED, m.HELD, m.TERMINAL, m.NEVER_PRODUCED]
+    groups = [m.WORKING, m.QUEUED, m.HELD, m.IDLE, m.TERMINAL, m.NEVER_PRODUCED]
     assert sum(len(g) for g in groups) == len(m.ALL_STATUSES)
     assert frozenset().union(*groups) == m.ALL_STATUSES
+    assert m.PASSING <= m.NEVER_PRODUCED
 
 
 @pytest.mark.parametrize("side", ["buy", "sell"])

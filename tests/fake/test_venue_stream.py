@@ -151,3 +151,24 @@ def test_a_client_that_stops_reading_is_cut_off(monkeypatch: pytest.MonkeyPatch)
     assert len(out) == 4 and all(isinstance(f, Frame) for f in out[:3])
     assert isinstance(out[-1], Close) and out[-1].reason == "slow client" and session.closed
     assert venue._trading_sessions == []
+
+
+def test_trading_stream_frames_are_binary_by_default_and_text_on_request() -> None:
+    """Alpaca's paper trading stream sends JSON in binary frames; ``trading_stream_frames = "text"`` opts out."""
+    from tests.fake.test_venue_support import make_venue as _make
+    from tests.fake.test_venue_support import submit as _submit
+
+    for frames, kind in (("binary", bytes), ("text", str)):
+        venue, _ = _make(trading_stream_frames=frames)
+        session = venue.open_trading_stream()
+        session.receive('{"action":"authenticate","data":{"key_id":"k","secret_key":"s"}}')
+        session.receive('{"action":"listen","data":{"streams":["trade_updates"]}}')
+        _submit(venue)
+        out = session.drain()
+        assert out and all(isinstance(f.data, kind) for f in out)
+    try:
+        _make(trading_stream_frames="msgpack")
+    except ValueError as exc:
+        assert "trading_stream_frames" in str(exc)
+    else:
+        raise AssertionError("an unknown frame type must be refused")

@@ -300,3 +300,26 @@ def test_a_tiny_swarm_end_to_end_replays_exactly(tmp_path: Path, capsys: pytest.
     # `ttlive sim OUT/worlds/<name>.toml` replays the run: same bytes on the wire and in the audit trail
     replayed = run_one(first["world"], None, str(tmp_path / "replay"))
     assert (replayed["trace_sha256"], replayed["audit_sha256"]) == (first["trace_sha256"], first["audit_sha256"])
+
+
+def test_order_features_come_from_their_own_stream_and_leave_other_worlds_unchanged(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue 20: fractional/notional sizing, non-fractionable instruments and trailing-stop exits appear in some
+    worlds; a world without them is byte for byte the world the generator made before they existed."""
+    with_features = {seed: world_toml(seed) for seed in SEEDS}
+    worlds = [generate_world(seed) for seed in SEEDS]
+    sizing = {w.get("execution", {}).get("sizing") for w in worlds}
+    assert {"fractional", "notional"} <= sizing
+    assert any(w.get("execution", {}).get("protective_exit") == "trailing_stop" for w in worlds)
+    assert any(i.get("fractionable") is False for w in worlds for i in w["instruments"])
+    monkeypatch.setattr(swarm, "_order_features", lambda seed, world: None)
+    untouched = 0
+    for seed, world in zip(SEEDS, worlds, strict=True):
+        execution = world.get("execution", {})
+        touched = {"sizing", "protective_exit"} & set(execution) or any(
+            "fractionable" in i for i in world["instruments"])
+        if not touched:
+            assert world_toml(seed) == with_features[seed], seed
+            untouched += 1
+    assert untouched > len(SEEDS) // 3
