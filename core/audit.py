@@ -437,6 +437,45 @@ def order_record(
     )  # fmt: skip
 
 
+ORDER_SUBMITTED: Final = "submitted"  # extra.phase of an order record: the durable intent, before the send
+ORDER_ACCEPTED: Final = "accepted"  # the venue took it (alpaca_order_id set)
+ORDER_REJECTED: Final = "rejected"  # the venue refused it (extra.reason)
+
+
+def order_outcome_record(
+    *,
+    ts_ns: int,
+    signal_id: str,
+    model_id: str,
+    symbol: str,
+    direction: Direction | str,
+    quantity: int | Decimal,
+    client_order_id: str,
+    latency_ms: int,
+    phase: str,
+    alpaca_order_id: str | None = None,
+    reason: str = "",
+) -> AuditEntry:
+    """The venue's answer to a submission, in the orders stream (spec 4.1): accepted (with the Alpaca order id)
+    or rejected (with the reason); ``latency_ms`` from the send to the answer. Its ``extra.phase`` tells it from
+    the submission record of the same client order id (``is_submission``)."""
+    if phase not in (ORDER_ACCEPTED, ORDER_REJECTED):
+        raise AuditSchemaError(f"an order outcome is {ORDER_ACCEPTED!r} or {ORDER_REJECTED!r}, got {phase!r}")
+    extra: dict[str, ExtraValue] = {"client_order_id": client_order_id, "phase": phase}
+    if reason:
+        extra["reason"] = reason
+    return _entry(
+        ts_ns=ts_ns, event_type="order", signal_id=signal_id, model_id=model_id, symbol=symbol,
+        direction=direction, quantity=quantity, latency_ms=latency_ms, alpaca_order_id=alpaca_order_id,
+        extra=extra,
+    )  # fmt: skip
+
+
+def is_submission(event_type: str, extra: Mapping[str, object]) -> bool:
+    """An order record that is a submission (not the venue's answer to one): what counts as an order placed."""
+    return event_type == "order" and extra.get("phase", ORDER_SUBMITTED) == ORDER_SUBMITTED
+
+
 def fill_record(
     *,
     ts_ns: int,

@@ -14,7 +14,7 @@ from typing import Any, Final
 
 import msgspec
 
-from core.audit import AuditRecord, record_date, ts_ns_from_iso
+from core.audit import AuditRecord, is_submission, record_date, ts_ns_from_iso
 from core.engine.execution import fill_from_activity
 from core.ledger import Ledger
 from core.model import NS_PER_S as NS
@@ -143,7 +143,7 @@ def reconcile(day: dt.date, records: BrokerRecords, trail: AuditTrail) -> list[D
                     "has no FILL activity at the broker",
                 )
             )
-    audited_orders = {extra_str(r, "client_order_id") for r in trail.orders if r.event_type == "order"}
+    audited_orders = {extra_str(r, "client_order_id") for r in trail.orders if is_submission(r.event_type, r.extra)}
     for order in records.orders:
         created = order.created_at_ns or order.submitted_at_ns
         if created and utc_date(created) != day:
@@ -324,7 +324,7 @@ def check(day: dt.date, records: BrokerRecords, trail: AuditTrail) -> Compliance
             1 for o in records.orders if utc_date(o.created_at_ns or o.submitted_at_ns or 0) == day
         ),
         "audit_order_records": sum(
-            1 for r in trail.orders if record_date(r) == day and r.event_type == "order"
+            1 for r in trail.orders if record_date(r) == day and is_submission(r.event_type, r.extra)
         ),
         "positions": sum(1 for p in records.positions if p.qty != 0),
     }

@@ -24,7 +24,7 @@ import trio
 import trio.testing
 
 from adapters.ports_venue import PATHS
-from core.audit import slippage_bps
+from core.audit import is_submission, slippage_bps
 from core.model import NS_PER_S as NS
 from core.model import Bar, Side
 from sim.report import Report
@@ -86,7 +86,7 @@ def read_audit(audit_dir: Path) -> tuple[list[OrderRow], list[FillRow]]:
         OrderRow(client_order_id=str(r["extra"]["client_order_id"]), symbol=r["symbol"],
                  side=str(r["extra"]["side"]), qty=Decimal(r["quantity"]),
                  order_kind=f"{r['extra']['type']}/{r['extra']['time_in_force']}")
-        for r in audit_records(audit_dir, "orders") if r["event_type"] == "order"
+        for r in audit_records(audit_dir, "orders") if is_submission(r["event_type"], r["extra"])
     ]
     kinds = {o.client_order_id: o.order_kind for o in orders}
     fills = []

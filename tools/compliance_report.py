@@ -18,7 +18,7 @@ from typing import Any, Final
 
 import msgspec
 
-from core.audit import record_date
+from core.audit import is_submission, record_date
 from core.compliance import AuditTrail, BrokerRecords, ComplianceResult, extra_str, history_points, utc_date
 from core.model import NS_PER_S as NS
 
@@ -81,7 +81,7 @@ def week_stats(day: dt.date, records: BrokerRecords, trail: AuditTrail) -> WeekS
         rejections_by_symbol=rejections,
         risk_triggers=triggers,
         risk_actions=actions,
-        orders=sum(1 for r in trail.orders if inside(record_date(r)) and r.event_type == "order"),
+        orders=sum(1 for r in trail.orders if inside(record_date(r)) and is_submission(r.event_type, r.extra)),
         fills=len(fills),
     )
 

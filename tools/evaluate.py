@@ -152,6 +152,7 @@ def run_date(p: Plan, date: str, scenario_dir: str, runs_dir: str) -> DayResult:
     """Run one date through the engine against the fake (sim.world.run_scenario) and read its records."""
     import msgspec
 
+    from core.audit import is_submission
     from core.limits import MAX_POSITION_FRACTION
     from sim.invariants import audit_records
     from sim.scenario import parse_scenario
@@ -170,7 +171,7 @@ def run_date(p: Plan, date: str, scenario_dir: str, runs_dir: str) -> DayResult:
     notional = sum(float(f["quantity"]) * float(f["execution_price"]) for f in fills)
     slippage = [float(f["slippage_bps"]) for f in fills if f.get("slippage_bps") is not None]
     kinds = {str(r["extra"]["client_order_id"]): f"{r['extra']['type']}/{r['extra']['time_in_force']}"
-             for r in audit_records(out / "audit", "orders") if r["event_type"] == "order"}
+             for r in audit_records(out / "audit", "orders") if is_submission(r["event_type"], r["extra"])}
     by_kind: dict[str, list[float]] = {}
     for f in fills:
         if f.get("slippage_bps") is not None:

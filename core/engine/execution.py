@@ -347,6 +347,8 @@ class ExecutionActor:
         ctx = self.ctx
         order = self.machines[message.client_order_id]
         tracked = ctx.state.orders[message.client_order_id]
+        if message.error is not None or (message.venue_order_id is not None and message.status is not None):
+            self._audit_outcome(tracked, order, message)
         if message.error is not None:
             self._apply(order, OrderEvent.SUBMIT_REJECTED)
             ctx.state.counters.orders_rejected += 1
@@ -371,6 +373,18 @@ class ExecutionActor:
             self._pull_if_halted(tracked, order)
         self._snapshot(order)
         ctx.persist()
+
+    def _audit_outcome(self, tracked: TrackedOrder, order: Order, message: SubmitFinished) -> None:
+        """The venue's answer in the orders stream (spec 4.1): accepted with its order id, or rejected with why."""
+        ctx = self.ctx
+        sent_ns = tracked.submitted_at_ns or ctx.now_ns()
+        ctx.audit(A.order_outcome_record(
+            ts_ns=ctx.now_ns(), signal_id=tracked.signal_id, model_id=ctx.model_id, symbol=order.symbol,
+            direction=tracked.direction, quantity=order.qty, client_order_id=order.client_order_id,
+            latency_ms=max(0, (ctx.now_ns() - sent_ns) // 1_000_000),
+            phase=A.ORDER_REJECTED if message.error is not None else A.ORDER_ACCEPTED,
+            alpaca_order_id=message.venue_order_id, reason=message.error or "",
+        ))
 
     def _pull_if_halted(self, tracked: TrackedOrder, order: Order) -> None:
         """An order whose fate we learn after the latch: cancel it if it still works (the kill switch's cancel-all

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from core.audit import slippage_bps, ts_ns_from_iso
+from core.audit import is_submission, slippage_bps, ts_ns_from_iso
 from sim.invariants import audit_records
 from sim.scenario import load_scenario
 from tools import cmd_backtest
@@ -66,7 +66,7 @@ def test_the_numbers_agree_with_the_audit(backtest: tuple[int, Path, dict[str, A
     _, out, report = backtest
     audit = out / "run" / "audit"
     fills = audit_records(audit, "fills")
-    orders = [r for r in audit_records(audit, "orders") if r["event_type"] == "order"]
+    orders = [r for r in audit_records(audit, "orders") if is_submission(r["event_type"], r["extra"])]
     assert report["fills"] == len(fills) == len(report["drifts"]) > 0
     assert report["orders"] == len(orders) == sum(r["orders"] for r in report["fill_rates"])
     audited = sum(1 for f in fills if f["slippage_bps"] is not None)

@@ -19,6 +19,7 @@ import pytest
 from adapters.policy.actions import action_id_for
 from adapters.tensortrade.components import HOLD
 from adapters.tensortrade.host import MODEL_ID
+from core.audit import is_submission
 from core.model import Direction, ExecutionAction
 from sim.bridge_world import BridgeWorld, run_bridge_scenario
 from sim.invariants import audit_records
@@ -109,7 +110,7 @@ def test_every_order_the_agent_placed_has_a_risk_decision(session: tuple[Any, Br
         assert decision["quantity"] >= order.qty  # depth capping may send less than risk approved, never more
     # And the other way: every approved bridge signal became exactly one audited order.
     approved = {sid for sid, r in risk.items() if r["risk_check_result"]["passed"] and r["quantity"] >= 1}
-    ordered = [r["signal_id"] for r in audit_records(audit, "orders") if r["event_type"] == "order"]
+    ordered = [r["signal_id"] for r in audit_records(audit, "orders") if is_submission(r["event_type"], r["extra"])]
     assert sorted(ordered) == sorted(approved)
     assert len(ordered) == world.episodes[0].orders_placed == report.orders_submitted
 

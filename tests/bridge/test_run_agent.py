@@ -10,7 +10,7 @@ import msgspec
 import pytest
 
 from adapters.tensortrade.host import MODEL_ID
-from core.audit import ts_ns_from_iso
+from core.audit import is_submission, ts_ns_from_iso
 from sim.invariants import audit_records
 from tools.cli import main
 
@@ -31,7 +31,7 @@ def test_every_agent_order_is_a_signal_a_risk_check_and_an_order(tt_run: Path) -
     audit = tt_run / "audit"
     signals = {r["signal_id"]: r for r in audit_records(audit, "signals")}
     risk = {r["signal_id"]: r for r in audit_records(audit, "risk")}
-    orders = [r for r in audit_records(audit, "orders") if r["event_type"] == "order"]
+    orders = [r for r in audit_records(audit, "orders") if is_submission(r["event_type"], r["extra"])]
     assert len(orders) >= 3
     for order in orders:
         signal = signals[order["signal_id"]]
@@ -50,7 +50,8 @@ def test_nothing_of_the_agent_reaches_the_venue_while_halted(tt_run: Path) -> No
     halt = next(ts_ns_from_iso(r["timestamp"]) for r in health if r["event_type"] == "halt")
     reset = next(ts_ns_from_iso(r["timestamp"]) for r in health if r["event_type"] == "reset")
     assert halt < reset
-    placed = [ts_ns_from_iso(r["timestamp"]) for r in audit_records(audit, "orders") if r["event_type"] == "order"]
+    placed = [ts_ns_from_iso(r["timestamp"]) for r in audit_records(audit, "orders")
+              if is_submission(r["event_type"], r["extra"])]
     assert not [t for t in placed if halt < t < reset], "an order went out while the kill switch was latched"
     refused = [r for r in audit_records(audit, "risk")
                if halt < ts_ns_from_iso(r["timestamp"]) < reset and not r["risk_check_result"]["passed"]]

@@ -172,7 +172,10 @@ async def test_an_accepted_and_filled_submit_moves_the_machine_and_the_ledger(au
     assert order.avg_fill_price == sum(f.qty * f.price for f in venue_fills) / Decimal(100)
     assert s.ctx.state.counters.fills == len(venue_fills) and len(s.fills) == len(venue_fills)
     # Intent audited before the send; every execution audited once.
-    assert len(s.records.of_type("order")) == 1 and len(s.records.of_type("fill")) == len(venue_fills)
+    submitted, accepted = s.records.of_type("order")  # the intent, then the venue's answer (spec 4.1)
+    assert submitted.alpaca_order_id is None and submitted.extra.get("phase") is None
+    assert accepted.extra["phase"] == "accepted" and accepted.alpaca_order_id == order.venue_order_id
+    assert len(s.records.of_type("fill")) == len(venue_fills)
     assert s.ctx.state.order_states[coid]["state"] == "filled"
 
 

@@ -14,6 +14,7 @@ import pytest
 
 from adapters.policy.contract import CONTRACT_EVENT
 from adapters.tensortrade.host import MODEL_ID
+from core.audit import is_submission
 from sim.invariants import audit_records
 from tools.drill import FIRST_TRADE_TIMEOUT_S, RUNNER_READY_TIMEOUT_S, SYMBOLS, DrillRig, our_fills
 
@@ -83,7 +84,7 @@ def test_tensortrade_agent_trades_paper_against_the_fake_through_risk_and_audit(
     # Every order of the agent: its signal (source tensortrade), a passed risk check, the order record.
     signals = {r["signal_id"]: r for r in audit_records(audit, "signals") if r["model_id"] == MODEL_ID}
     risk = {r["signal_id"]: r for r in audit_records(audit, "risk")}
-    orders = [r for r in audit_records(audit, "orders") if r["event_type"] == "order"]
+    orders = [r for r in audit_records(audit, "orders") if is_submission(r["event_type"], r["extra"])]
     assert orders, "the agent placed no order"
     assert {s["extra"]["source"] for s in signals.values()} == {"tensortrade"}
     for order in orders:
