@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import msgspec
 import trio
@@ -29,7 +30,7 @@ from adapters.alpaca.connectivity import Channels, forward_connectivity
 from adapters.alpaca.telemetry import LatencyTelemetry
 from adapters.audit_jsonl import JsonlAuditSink
 from adapters.bootstrap import Adapters, BrokerLink, build_engine, open_adapters, open_audit, open_store
-from adapters.fake.calendar import NyseCalendar, ns_at
+from adapters.fake.calendar import AlwaysOpenCalendar, ArraySessionCalendar, NyseCalendar, ns_at
 from adapters.fake.faults import HARNESS_KINDS, FaultEvent, FaultPlan
 from adapters.fake.inprocess import InProcessVenue
 from adapters.fake.market_spec import market_from_spec
@@ -75,6 +76,7 @@ class WorldOptions:
     progress: Callable[[int, int], None] | None = None  # (sim seconds done, total)
     on_engine: Callable[[Engine], None] | None = None  # the dashboard hooks in here
     fsync_audit: bool = False  # simulation: durability is not what is measured
+    capture: bool = False  # record the wire (adapters.capture) in the run's capture/, on the virtual clock
 
 
 @dataclass
@@ -111,7 +113,18 @@ def git_revision() -> str:
         return "unknown"
 
 
-def session_days(scenario: Scenario, calendar: NyseCalendar) -> list[tuple[str, int, int]]:
+def session_calendar(scenario: Scenario) -> ArraySessionCalendar:
+    """NYSE sessions (every shipped scenario), or a market open around the clock (replayed captures)."""
+    return AlwaysOpenCalendar() if scenario.session.calendar == "always_open" else NyseCalendar()
+
+
+def session_days(scenario: Scenario, calendar: ArraySessionCalendar) -> list[tuple[str, int, int]]:
+    if scenario.session.calendar == "always_open":
+        # One window: the engine starts at start_time (UTC) and stops duration_s later (open/close are placed
+        # so that open - PRE_OPEN_S and close + SETTLE_AFTER_CLOSE_S are exactly those two instants).
+        start_ns = ns_at(scenario.session.start, scenario.session.start_time, tz=ZoneInfo("UTC"))
+        end_ns = start_ns + scenario.session.duration_s * NS
+        return [(scenario.session.start, start_ns + PRE_OPEN_S * NS, end_ns - SETTLE_AFTER_CLOSE_S * NS)]
     start = ns_at(scenario.session.start, "00:00:00")
     sessions = calendar.sessions_between(start, start + (scenario.session.days * 3 + 10) * 86_400 * NS)
     sessions = [s for s in sessions if s[1] >= start][: scenario.session.days]
@@ -139,7 +152,7 @@ class World:
         self.out_dir = out_dir
         self.options = options
         self.record = WorldRecord()
-        self.calendar = NyseCalendar()
+        self.calendar = session_calendar(scenario)
         self.sessions = session_days(scenario, self.calendar)
         self.plan = FaultPlan.from_toml_dict(scenario.faults)
         config = scenario.engine_config()
@@ -156,6 +169,10 @@ class World:
                         rate_limit_per_min=200, positions=scenario.account.starting_book()),
             market=self.market, calendar=self.calendar, start_ns=start_ns,
         )
+        if scenario.replay is not None:  # a replayed capture: the venue answers as recorded (replay_plan)
+            from adapters.fake.replay_plan import attach_plan
+
+            attach_plan(self.venue, scenario.replay.plan)
         self.front = InProcessVenue(self.venue)
         self.clock = VenueClock(self.front)
         self.telemetry = LatencyTelemetry()
@@ -204,6 +221,7 @@ class World:
             audit = open_audit(self.layout, secrets=[SIM_KEY.secret_key], fsync=self.options.fsync_audit)
             store = open_store(self.layout, fsync=False)
             events = harness_events(self.plan, self.sessions)
+            capture = self.open_capture()
             try:
                 for index, (_date, open_ns, close_ns) in enumerate(self.sessions):
                     await self.sleep_until_ns(open_ns - PRE_OPEN_S * NS)
@@ -211,9 +229,26 @@ class World:
                     await self.run_session_day(root, audit, alerts, store, open_ns, close_ns, todays)
             finally:
                 audit.close()
+                if capture is not None:
+                    capture.close()
             self.record.end_ns = self.clock.now_ns()
             root.cancel_scope.cancel()
         self.record.leaked_tasks = len(trio.lowlevel.current_task().child_nurseries)
+
+    def open_capture(self) -> Any:
+        """With ``options.capture``: the wire recorded on the virtual clock (inside trio.run), like a paper run."""
+        if not self.options.capture:
+            return None
+        from adapters.bootstrap import open_capture
+        from core.config import CaptureSection, Mode
+
+        secrets = [SIM_KEY.key_id, SIM_KEY.secret_key]
+        writer = open_capture(self.layout, CaptureSection(enabled=True), Mode.SIM, secrets=secrets,
+                              config=self.config, clock_ns=self.clock.now_ns, account_type=self.scenario.account.type,
+                              session=f"sim-{self.scenario.name}-{self.seed}")
+        if writer is not None:
+            self.link = self.link.captured(writer)
+        return writer
 
     async def sleep_until_ns(self, ts_ns: int) -> None:
         now = self.clock.now_ns()

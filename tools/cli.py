@@ -25,6 +25,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "tools.cmd_compliance",
     "tools.cmd_drill",
     "tools.cmd_fsm",
+    "tools.cmd_replay",
 )
 
 

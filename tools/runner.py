@@ -515,7 +515,7 @@ class BrokerRun:
         from adapters.alerts import AlertRouter, DashboardAlertSink, LogAlertSink, WebhookAlertSink
         from adapters.alpaca.clock import WallClock
         from adapters.alpaca.telemetry import LatencyTelemetry
-        from adapters.bootstrap import BrokerLink, build_engine, open_adapters, open_audit, open_store
+        from adapters.bootstrap import BrokerLink, build_engine, capture_link, open_adapters, open_audit, open_store
         from adapters.dashboard.engine_source import EngineDashboardSource
         from adapters.dashboard.server import serve_dashboard
         from adapters.ids import Uuid4Ids
@@ -532,6 +532,7 @@ class BrokerRun:
         link = BrokerLink.alpaca(s.mode, config.broker, self.credentials)
         self.layout.directory.mkdir(parents=True, exist_ok=True)
         audit = open_audit(self.layout, secrets=self.secrets, fsync=True)
+        link, capture = capture_link(link, self.layout, config, s.mode, secrets=self.secrets)  # [capture]
         try:
             async with trio.open_nursery() as nursery, httpx.AsyncClient() as webhook_client:
                 await nursery.start(watch_signals, self._graceful)
@@ -598,6 +599,8 @@ class BrokerRun:
                 nursery.cancel_scope.cancel()
         finally:
             audit.close()
+            if capture is not None:
+                capture.close()
             anchor_trail(self.layout.audit_dir, clock.now_ns())
 
     async def _session(

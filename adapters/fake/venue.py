@@ -134,6 +134,7 @@ class Venue:
         self.faults = FaultInjector(config.faults, seed=config.seed, resolve_at_ns=resolve_at_ns)
         self._limiter = RateLimiter(config.rate_limit_per_min, nominal_limit=ALPACA_REQUESTS_PER_MIN)
         self.book = OrderBook(self)
+        self.replay_plan: Any = None  # a replayed capture's recorded answers (adapters.fake.replay_plan)
         self._marks: dict[str, Decimal] = {}
         self._quotes: dict[str, FakeQuote | None] = {}  # per clock instant; cleared on every step/request
         self._open_now: bool | None = None  # calendar.is_open(now), same lifetime
@@ -343,6 +344,9 @@ class Venue:
         fault = self.faults.rest_fault(self._now_ns)
         if fault is not None:
             return _json_response(fault.status, error_body(fault.code, fault.message), headers)
+        recorded = self.replay_plan.rest_answer(req) if self.replay_plan is not None else None
+        if recorded is not None and recorded.status is not None:  # a recorded refusal: nothing is applied
+            return _json_response(recorded.status, recorded.body if isinstance(recorded.body, dict) else {}, headers)
         if family == "data":
             response = self._handle_data(req)
         else:
@@ -358,8 +362,10 @@ class Venue:
             lost = self.faults.drop_response_after_accept()
         else:
             lost = self.faults.drop_read_response()
+        if recorded is not None:
+            lost = lost or recorded.lost
         drop_after = self.config.request_timeout_s if lost else None
-        delay_s = self.faults.rest_delay_s(self._now_ns)
+        delay_s = max(self.faults.rest_delay_s(self._now_ns), recorded.delay_s if recorded is not None else 0.0)
         return replace(response, headers=merged, drop_response_after_s=drop_after, delay_s=delay_s)
 
     def _handle_data(self, req: RestRequest) -> RestResponse:

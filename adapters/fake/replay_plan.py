@@ -1,0 +1,171 @@
+"""The venue's recorded answers, for a replayed capture (``ttlive replay``, issue 22).
+
+A plan (JSON, written by ``tools.replay`` from a capture) tells the fake venue two things:
+
+* ``answers``: what the n-th request to a route (method + path with ids as ``{id}``) got when it was recorded,
+  when that was a fault or a refusal: a status with its body (429, 5xx, an order rejected), the answer lost
+  after the request was applied, or an answer that came slowly. Every other request is answered by the venue.
+* ``orders``: for the k-th order the client submitted (its k-th distinct client order id on POST /v2/orders),
+  the fills it got, each as (time after the order was created, qty, price). Such an order never matches on
+  the venue's own book: its fills come when their time is due, at the recorded prices. An order the recording
+  does not have (another symbol or side at that rank: the engine diverged) is matched as usual.
+
+Counting is by occurrence, so a replayed engine that repeats the recorded requests meets the recorded faults
+at the same requests; one that diverges meets them elsewhere, which the divergence report shows.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+from adapters.fake import matching as m
+from adapters.fake.wire import ApiError
+
+if TYPE_CHECKING:
+    from adapters.fake.interfaces import RestRequest
+    from adapters.fake.venue_orders import OrderBook
+
+PLAN_VERSION: Final = 1
+_ID_SEGMENT: Final = re.compile(r"^(?:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|"
+                                r"tt-[A-Za-z0-9-]+)$")
+
+
+def route_of(path: str) -> str:
+    """A path with its order/asset ids as ``{id}``: requests to the same route are counted together."""
+    return "/".join("{id}" if _ID_SEGMENT.match(part) else part for part in path.rstrip("/").split("/"))
+
+
+class ReplayPlanError(ValueError):
+    """A plan file that cannot be used; the message names the file and the entry."""
+
+
+@dataclass(frozen=True)
+class Answer:
+    method: str
+    route: str
+    n: int  # 1-based occurrence of (method, route)
+    status: int | None = None  # answer with this status and body instead of applying the request
+    body: Any = None
+    lost: bool = False  # apply, then lose the answer (the client times out)
+    delay_s: float = 0.0  # apply, answer this late
+    symbol: str = ""  # POST /v2/orders: the answer applies only to an order for this symbol and side
+    side: str = ""
+
+
+@dataclass
+class RecordedOrder:
+    k: int
+    leg: int  # 0: the submitted order; i: its i-th leg (bracket/OTO/OCO), which has recorded fills of its own
+    symbol: str
+    side: str
+    fills: list[tuple[int, Decimal, Decimal]]  # (ns after created, qty, price)
+    done: int = 0  # fills already given
+
+
+@dataclass
+class ReplayPlan:
+    answers: dict[tuple[str, str, int], Answer] = field(default_factory=dict)
+    orders: dict[tuple[int, int], RecordedOrder] = field(default_factory=dict)
+    seen: dict[tuple[str, str], int] = field(default_factory=dict)  # (method, route) -> requests so far
+    submitted: dict[str, int] = field(default_factory=dict)  # client order id -> k (1-based)
+    owned: dict[str, RecordedOrder] = field(default_factory=dict)  # venue order id -> its recorded order
+    applied: list[tuple[str, str, int, str]] = field(default_factory=list)  # record: what the plan did
+
+    @classmethod
+    def load(cls, path: str | Path) -> ReplayPlan:
+        where = str(path)
+        try:
+            raw = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ReplayPlanError(f"{where}: cannot read the replay plan: {exc}") from None
+        if not isinstance(raw, dict) or raw.get("version") != PLAN_VERSION:
+            raise ReplayPlanError(f"{where}: not a version {PLAN_VERSION} replay plan")
+        plan = cls()
+        try:
+            for i, a in enumerate(raw.get("answers", [])):
+                answer = Answer(method=str(a["method"]), route=str(a["route"]), n=int(a["n"]),
+                                status=None if a.get("status") is None else int(a["status"]), body=a.get("body"),
+                                lost=bool(a.get("lost", False)), delay_s=float(a.get("delay_s", 0.0)),
+                                symbol=str(a.get("symbol", "")), side=str(a.get("side", "")))
+                if answer.n < 1:
+                    raise ValueError(f"answers[{i}].n must be >= 1")
+                plan.answers[(answer.method, answer.route, answer.n)] = answer
+            for o in raw.get("orders", []):
+                fills = [(int(f["after_ns"]), Decimal(str(f["qty"])), Decimal(str(f["price"]))) for f in o["fills"]]
+                key = (int(o["k"]), int(o.get("leg", 0)))
+                plan.orders[key] = RecordedOrder(*key, str(o["symbol"]), str(o["side"]), fills)
+        except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
+            raise ReplayPlanError(f"{where}: bad entry: {exc!r}") from None
+        return plan
+
+    # --- REST ----------------------------------------------------------------------------------------------
+
+    def rest_answer(self, req: RestRequest) -> Answer | None:
+        """Count this request; the recorded answer for its occurrence, if it was a fault or a refusal."""
+        route = route_of(req.path)
+        key = (req.method, route)
+        n = self.seen[key] = self.seen.get(key, 0) + 1
+        body = _json(req.body) if req.method == "POST" and route == "/v2/orders" else None
+        if isinstance(body, dict) and isinstance(body.get("client_order_id"), str):
+            self.submitted.setdefault(body["client_order_id"], len(self.submitted) + 1)
+        answer = self.answers.get((req.method, route, n))
+        if answer is None:
+            return None
+        if answer.symbol and (not isinstance(body, dict) or (body.get("symbol"), body.get("side")) != (
+                answer.symbol, answer.side)):
+            return None  # the engine asked for another order here: the venue answers it on its own
+        self.applied.append((req.method, route, n, "lost" if answer.lost else str(answer.status or answer.delay_s)))
+        return answer
+
+    # --- matching ------------------------------------------------------------------------------------------
+
+    def match(self, book: OrderBook, order: m.VenueOrder, now_ns: int) -> bool:
+        """True when the plan owns ``order`` (its recorded fills that are due were given); False: match as usual."""
+        recorded = self.owned.get(order.id)
+        if recorded is None:
+            candidate = self._candidate(book, order)
+            if candidate is None or (candidate.symbol, candidate.side) != (order.symbol, order.side):
+                return False
+            if any(r is candidate for r in self.owned.values()):
+                return False
+            recorded = self.owned[order.id] = candidate
+        while recorded.done < len(recorded.fills) and order.status in m.WORKING:
+            after_ns, qty, price = recorded.fills[recorded.done]
+            if order.created_at_ns + after_ns > now_ns:
+                break
+            recorded.done += 1
+            qty = min(qty, order.leaves_qty)
+            if qty > 0:
+                book._execute(order, qty, price)
+        return True
+
+
+    def _candidate(self, book: OrderBook, order: m.VenueOrder) -> RecordedOrder | None:
+        if order.parent_id is None:
+            k = self.submitted.get(order.client_order_id)
+            return None if k is None else self.orders.get((k, 0))
+        parent = self.owned.get(order.parent_id)
+        try:
+            leg = book.get_order(order.parent_id).leg_ids.index(order.id) + 1
+        except (ValueError, ApiError):  # an unknown parent or leg: not the plan's
+            return None
+        return None if parent is None else self.orders.get((parent.k, leg))
+
+
+def _json(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except ValueError:
+        return None
+
+
+def attach_plan(venue: Any, path: str | Path) -> ReplayPlan:
+    """Load the plan and hand it to the venue (``Venue.replay_plan``)."""
+    plan = ReplayPlan.load(path)
+    venue.replay_plan = plan
+    return plan
