@@ -169,6 +169,7 @@ class CaptureWriter:
             record = {"t": "limit", "max_mb": self.max_bytes / MB}
         line = json.dumps({"wall_ns": self._wall(), "mono_ns": self._mono(), **record}, separators=(",", ":"),
                           default=str)
+        line = self.scrub.text(line)  # the backstop: whatever a caller passed, no secret reaches the file
         self._gz.write(line.encode("utf-8") + b"\n")
         self._gz.flush(zlib.Z_SYNC_FLUSH)
         self.records += 1
