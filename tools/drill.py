@@ -192,12 +192,18 @@ class DrillRig:
                 proc.popen.wait(timeout=STOP_TIMEOUT_S)
 
     # the venue
-    def start_venue(self, *, restore: bool = False) -> Proc:
+    def start_venue(self, *, restore: bool = False, faults: str = "") -> Proc:
         args = ["fake-alpaca", "--port", str(self.port), "--clock", "now", "--bar-interval-s", "1",
                 "--seed", str(self.seed), "--rate-limit", "0", "--drill-admin",
                 "--snapshot", str(self.snapshot_path)]
         if restore:
             args.append("--restore")
+        if faults:  # a [faults] table (TOML), in a generator-market scenario the venue loads
+            path = self.workdir / "venue_faults.toml"
+            instruments = "".join(f'[[instruments]]\nsymbol = "{s}"\nsector = "{sec}"\n' for s, sec in SYMBOLS)
+            path.write_text(f'schema_version = 1\nname = "drill_faults"\n{instruments}[market]\nsource = "generator"\n'
+                            f"{faults}", encoding="utf-8")
+            args += ["--scenario", str(path), "--bar-interval-s", "1"]
         proc = self._spawn(f"venue{sum(p.name.startswith('venue') for p in self.procs) + 1}", args)
         line = self._wait_for_line(proc, "fake-alpaca on http://127.0.0.1:", FAKE_READY_TIMEOUT_S)
         self.port = int(line.split("http://127.0.0.1:", 1)[1].split()[0].strip("/"))
@@ -367,7 +373,24 @@ def drill_disconnect(rig: DrillRig) -> None:
     rig.stop_runner()
 
 
+def drill_capture(rig: DrillRig) -> None:
+    """The paper runner's wire capture under faults: a third of order submissions lose their answer (applied,
+    never answered), a 429 storm of 3 s from 25 s after the venue starts, and every WebSocket dropped once after
+    the first fill. The capture (state/capture/) is what ``ttlive replay`` rebuilds the session from."""
+    at = time.time_ns() + 25 * 1_000_000_000
+    rig.start_venue(faults=("[faults]\nrest_timeout_after_accept_p = 0.34\n[[faults.events]]\n"
+                            f'kind = "rate_limit_storm"\nat_ns = {at}\nduration_s = 3\n'))
+    rig.start_runner()
+    rig.wait_for("first fill of the runner", lambda r: our_fills(r) >= 1, FIRST_TRADE_TIMEOUT_S)
+    rig.log(f"dropped {rig.post('drop_streams')['dropped']} WebSocket connection(s)")
+    time.sleep(max(0.0, (at - time.time_ns()) / 1e9) + 6.0)  # through the storm, and a few decisions after
+    rig.stop_runner()
+    size = sum(p.stat().st_size for p in (rig.state_dir / "capture").glob("*.gz"))
+    rig.notes.append(f"capture: {size / 1e6:.3f} MB for this session")
+
+
 DRILLS: Final[dict[str, Callable[[DrillRig], None]]] = {
+    "capture": drill_capture,
     "disconnect": drill_disconnect,
     "runner_kill9": drill_runner_kill9,
     "venue_restart": drill_venue_restart,
