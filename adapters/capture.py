@@ -136,8 +136,9 @@ class CaptureWriter:
         self.session = session or f"{stamp}-{os.getpid()}"
         self.path = self.directory / f"{self.session}{SUFFIX}"
         self.deleted = prune(self.directory, keep=max(0, keep_sessions - 1))  # room for this session
-        self._raw = open(self.path, "ab")  # noqa: SIM115 - held for the session, closed by close()
-        self._gz = gzip.GzipFile(fileobj=self._raw, mode="ab", mtime=0)
+        # A new file per session (a simulation re-run under the same session name replaces its own capture).
+        self._raw = open(self.path, "wb")  # noqa: SIM115 - held for the session, closed by close()
+        self._gz = gzip.GzipFile(fileobj=self._raw, mode="wb", mtime=0)
         self._seq = 0
         self._conns = 0
         self.records = 0
@@ -331,6 +332,8 @@ def read_capture(path: Path) -> Iterator[dict[str, Any]]:
             raise CaptureError(f"{path}: record {line_no} has no record type 't'")
         if line_no == 1:
             _check_header(path, record)
+        elif record["t"] == "header":
+            raise CaptureError(f"{path}: record {line_no} is a second header (two sessions in one file)")
         yield record
 
 

@@ -68,3 +68,14 @@ def test_bench_scenarios_pass_the_harness_loader(tmp_path: Path) -> None:
         assert [i.symbol for i in scenario.instruments] == list(symbols)
         assert scenario.market.source == source and scenario.session.days == 2 and scenario.seed == 5
         assert {i.symbol: i.sector for i in scenario.instruments} == sectors
+
+
+def test_capture_frame_row_measures_a_recorded_frame() -> None:
+    from tools.bench.capture import bench_capture_frame
+    from tools.bench.common import Options, latency_result
+
+    stats, bytes_per_frame = bench_capture_frame(Options(quick=True))
+    assert stats.count > 0 and 0 < stats.p50_us <= stats.p99_us
+    assert 0 < bytes_per_frame < 400  # compressed: a 4-message frame is ~250 bytes of JSON before gzip
+    row = latency_result("capture_frame_us", stats)
+    assert row.unit == "us" and row.value == row.p50
