@@ -353,6 +353,10 @@ def stream_faults(capture: Capture, end_ns: int) -> list[dict[str, Any]]:
 # --- the scenario ----------------------------------------------------------------------------------------------
 
 
+def _snake(text: str) -> str:
+    return re.sub(r"[^a-z0-9_]+", "_", text.lower()).strip("_")
+
+
 def scenario_name(capture: Capture) -> str:
     stem = capture.path.name.split(".")[0]
     return "replay_" + re.sub(r"[^a-z0-9_]+", "_", stem.lower()).strip("_")
@@ -390,14 +394,14 @@ def write_scenario(capture: Capture, file: Path, *, name: str | None = None) -> 
     plan_name = f"{stem}.plan.json"
     plan = {"version": PLAN_VERSION, "capture": capture.path.name, "answers": plan_answers(capture),
             "orders": plan_orders(capture)}
-    (file.parent / plan_name).write_text(json.dumps(plan, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    (file.parent / plan_name).write_text(plan_json(plan), encoding="utf-8")
     import datetime as dt
 
     start = dt.datetime.fromtimestamp(start_s, tz=dt.UTC)
     cash = max(Decimal(0), Decimal(str(account.get("cash", "100000"))))
     doc: dict[str, Any] = {
         "schema_version": 1,
-        "name": name or scenario_name(capture),
+        "name": name or _snake(stem) or scenario_name(capture),
         "description": f"Replayed from the wire capture {capture.path.name} ({header.get('mode', '?')} session "
                        f"{header.get('session', '?')}): its market, starting book, venue answers and stream faults.",
         "seed": 1,
@@ -416,9 +420,21 @@ def write_scenario(capture: Capture, file: Path, *, name: str | None = None) -> 
         "reconcile": engine.get("reconcile", {}),
         "faults": {"events": stream_faults(capture, capture.last_ns)},
         "replay": {"plan": plan_name},
+        # The incident's own orders and fills must still happen (edit these when the engine rightly changes).
+        "expect": {"min_orders": len(order_ranks(capture)), "min_fills": len(fills_of(capture))},
     }
     file.write_text(to_toml(doc), encoding="utf-8")
     return file
+
+
+def plan_json(plan: dict[str, Any]) -> str:
+    """Compact, one answer or order per line (diffable, a few hundred KB for a day of history answers)."""
+    def rows(items: list[Any]) -> str:
+        return "[\n" + ",\n".join(json.dumps(i, sort_keys=True, separators=(",", ":")) for i in items) + "\n]"
+
+    head = {k: v for k, v in plan.items() if k not in ("answers", "orders")}
+    return (json.dumps(head, sort_keys=True)[:-1] + f',\n"answers": {rows(plan["answers"])},\n'
+            f'"orders": {rows(plan["orders"])}}}\n')
 
 
 def to_toml(doc: dict[str, Any]) -> str:
