@@ -257,29 +257,44 @@ def trade_updates(capture: Capture) -> list[tuple[int, dict[str, Any]]]:
 
 
 def fills_of(capture: Capture) -> list[dict[str, Any]]:
-    """The executions of the client's own orders, once each, in the order they were heard of."""
+    """The executions of the client's own orders, once each, by execution time: from the trade_updates it
+    heard and, for those it never heard (a dropped frame), the FILL activities it read over REST."""
     ranks = order_ranks(capture)
     legs = leg_map(capture)
+    orders = {str(o["id"]): o for o in order_objects(capture)}
     fills: list[dict[str, Any]] = []
     seen: set[str] = set()
+
+    def add(execution: str, order: dict[str, Any], qty: Any, price: Any, when: Any) -> None:
+        if execution in seen:
+            return
+        seen.add(execution)
+        coid, leg = str(order.get("client_order_id", "")), 0
+        if str(order.get("id")) in legs:
+            coid, leg = legs[str(order.get("id"))]
+        fills.append({"k": ranks.get(coid, 0), "leg": leg, "order_id": str(order.get("id", "")),
+                      "symbol": order.get("symbol"), "side": order.get("side"), "qty": str(qty), "price": str(price),
+                      "ts_ns": ts_ns(when) if when else 0,
+                      "created_ns": ts_ns(order["created_at"]) if order.get("created_at") else 0})
+
     for _wall, update in trade_updates(capture):
         if update.get("event") not in ("fill", "partial_fill"):
             continue
         raw_order = update.get("order")
         order: dict[str, Any] = raw_order if isinstance(raw_order, dict) else {}
         execution = str(update.get("execution_id") or f"{order.get('id')}:{order.get('filled_qty')}")
-        if execution in seen:
+        add(execution, order, update.get("qty"), update.get("price"), update.get("timestamp"))
+    for ex in capture.exchanges:
+        if ex.route != "/v2/account/activities" or not isinstance(ex.answer, list):
             continue
-        seen.add(execution)
-        coid, leg = str(order.get("client_order_id", "")), 0
-        if str(order.get("id")) in legs:
-            coid, leg = legs[str(order.get("id"))]
-        fills.append({"k": ranks.get(coid, 0), "leg": leg, "order_id": str(order.get("id", "")),
-                      "symbol": order.get("symbol"), "side": order.get("side"),
-                      "qty": str(update.get("qty")), "price": str(update.get("price")),
-                      "ts_ns": ts_ns(update.get("timestamp")) if update.get("timestamp") else 0,
-                      "created_ns": ts_ns(order["created_at"]) if order.get("created_at") else 0})
-    return fills
+        for activity in ex.answer:
+            if not isinstance(activity, dict) or activity.get("activity_type") != "FILL":
+                continue
+            found = orders.get(str(activity.get("order_id")))
+            if found is not None:
+                add(str(activity.get("id", "")).rsplit("::", 1)[-1], found, activity.get("qty"),
+                    activity.get("price"), activity.get("transaction_time"))
+    return sorted(fills, key=lambda f: (f["ts_ns"], f["k"], f["leg"]))
 
 
 def order_objects(capture: Capture) -> Iterable[dict[str, Any]]:
@@ -330,6 +345,25 @@ def plan_orders(capture: Capture) -> list[dict[str, Any]]:
             entry["fills"].append({"after_ns": max(0, fill["ts_ns"] - fill["created_ns"]), "qty": fill["qty"],
                                    "price": fill["price"]})
     return [orders[key] for key in sorted(orders)]
+
+
+def plan_heard(capture: Capture) -> list[dict[str, Any]]:
+    """How many distinct trade updates of each event the client heard, per order (k, leg): duplicates of a
+    frame count once (the engine de-duplicates them; the replay's venue sends each once)."""
+    ranks, legs = order_ranks(capture), leg_map(capture)
+    counts: dict[tuple[int, int, str], set[str]] = {}
+    for _wall, update in trade_updates(capture):
+        order = update.get("order")
+        if not isinstance(order, dict):
+            continue
+        coid, leg = str(order.get("client_order_id", "")), 0
+        if str(order.get("id")) in legs:
+            coid, leg = legs[str(order.get("id"))]
+        k = ranks.get(coid)
+        if k is not None:
+            identity = json.dumps([update.get("execution_id"), update.get("timestamp"), order.get("status")])
+            counts.setdefault((k, leg, str(update.get("event"))), set()).add(identity)
+    return [{"k": k, "leg": leg, "event": event, "n": len(ids)} for (k, leg, event), ids in sorted(counts.items())]
 
 
 def stream_faults(capture: Capture, end_ns: int) -> list[dict[str, Any]]:
@@ -393,7 +427,7 @@ def write_scenario(capture: Capture, file: Path, *, name: str | None = None) -> 
         files[symbol] = csv_name
     plan_name = f"{stem}.plan.json"
     plan = {"version": PLAN_VERSION, "capture": capture.path.name, "answers": plan_answers(capture),
-            "orders": plan_orders(capture)}
+            "orders": plan_orders(capture), "heard": plan_heard(capture)}
     (file.parent / plan_name).write_text(plan_json(plan), encoding="utf-8")
     import datetime as dt
 
@@ -432,9 +466,10 @@ def plan_json(plan: dict[str, Any]) -> str:
     def rows(items: list[Any]) -> str:
         return "[\n" + ",\n".join(json.dumps(i, sort_keys=True, separators=(",", ":")) for i in items) + "\n]"
 
-    head = {k: v for k, v in plan.items() if k not in ("answers", "orders")}
-    return (json.dumps(head, sort_keys=True)[:-1] + f',\n"answers": {rows(plan["answers"])},\n'
-            f'"orders": {rows(plan["orders"])}}}\n')
+    lists = ("answers", "orders", "heard")
+    head = {k: v for k, v in plan.items() if k not in lists}
+    body = ",\n".join(f'"{name}": {rows(plan[name])}' for name in lists if name in plan)
+    return json.dumps(head, sort_keys=True)[:-1] + ",\n" + body + "}\n"
 
 
 def to_toml(doc: dict[str, Any]) -> str:
@@ -486,13 +521,18 @@ def _key(key: str) -> str:
 
 def order_requests(capture: Capture) -> list[dict[str, Any]]:
     """Every order-changing request (submit, replace, cancel, close) with its outcome, in order."""
-    ranks = order_ranks(capture)
+    ranks, legs = order_ranks(capture), leg_map(capture)
+    coids = {str(o["id"]): str(o["client_order_id"]) for o in order_objects(capture)}
     out: list[dict[str, Any]] = []
     for ex in capture.exchanges:
         if ex.method not in MUTATING or not ex.route.startswith(("/v2/orders", "/v2/positions")):
             continue
         body = ex.body if isinstance(ex.body, dict) else {}
         item: dict[str, Any] = {"request": f"{ex.method} {ex.route}"}
+        target = ex.path.rstrip("/").rsplit("/", 1)[-1]
+        if ex.route.endswith("/{id}"):  # which order: the k-th submitted (and which of its legs)
+            parent, leg = legs.get(target, (coids.get(target, ""), 0))
+            item |= {"order": ranks.get(parent, 0), "leg": leg}
         if ex.route == "/v2/orders" and ex.method == "POST":
             item["order"] = ranks.get(str(body.get("client_order_id")), 0)
             item |= {k: body[k] for k in ORDER_KEYS if body.get(k) is not None}
@@ -518,8 +558,39 @@ def first_divergence(kind: str, recorded: list[dict[str, Any]],
     return None
 
 
+BURST_S: Final = 0.05  # requests this close together were sent concurrently: their order is not a decision
+
+
+def canonical(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Requests sent in one burst (each within BURST_S of the one before, e.g. the cancels of a bracket's two
+    legs) in a fixed order, so that which of them went first (ids, hashing, scheduling) is not a divergence.
+    Their outcomes depend on that order (the second cancel of an OCO pair finds it canceled), so a burst's
+    outcomes are compared as a set: they are dealt out in sorted order over its sorted requests."""
+    out: list[dict[str, Any]] = []
+    burst: list[dict[str, Any]] = []
+
+    def flush() -> None:
+        ordered = sorted(burst, key=_compare_key)
+        outcomes = sorted((item["outcome"] for item in burst), key=str)
+        out.extend(item | {"outcome": outcome} if len(burst) > 1 else item
+                   for item, outcome in zip(ordered, outcomes, strict=True))
+        burst.clear()
+
+    for item in items:
+        if burst and item["at_s"] - burst[-1]["at_s"] > BURST_S:
+            flush()
+        burst.append(item)
+    flush()
+    return out
+
+
+def _compare_key(item: dict[str, Any]) -> str:
+    skip = (*_COMPARE_SKIP, "outcome")
+    return json.dumps({k: v for k, v in item.items() if k not in skip}, sort_keys=True, default=str)
+
+
 def compare(recorded: Capture, replayed: Capture) -> dict[str, Any]:
-    orders_a, orders_b = order_requests(recorded), order_requests(replayed)
+    orders_a, orders_b = canonical(order_requests(recorded)), canonical(order_requests(replayed))
     fills_a, fills_b = fills_of(recorded), fills_of(replayed)
     divergences = [d for d in (first_divergence("order request", orders_a, orders_b),
                                first_divergence("fill", fills_a, fills_b)) if d is not None]

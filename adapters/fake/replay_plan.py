@@ -5,6 +5,8 @@ A plan (JSON, written by ``tools.replay`` from a capture) tells the fake venue t
 * ``answers``: what the n-th request to a route (method + path with ids as ``{id}``) got when it was recorded,
   when that was a fault or a refusal: a status with its body (429, 5xx, an order rejected), the answer lost
   after the request was applied, or an answer that came slowly. Every other request is answered by the venue.
+* ``heard``: how many trade updates of each event the client heard per order: any beyond that number the
+  venue emits in the replay are dropped (the recorded session never heard them: a lost frame, or no connection).
 * ``orders``: for the k-th order the client submitted (its k-th distinct client order id on POST /v2/orders),
   the fills it got, each as (time after the order was created, qty, price). Such an order never matches on
   the venue's own book: its fills come when their time is due, at the recorded prices. An order the recording
@@ -75,6 +77,8 @@ class ReplayPlan:
     submitted: dict[str, int] = field(default_factory=dict)  # client order id -> k (1-based)
     owned: dict[str, RecordedOrder] = field(default_factory=dict)  # venue order id -> its recorded order
     applied: list[tuple[str, str, int, str]] = field(default_factory=list)  # record: what the plan did
+    heard: dict[tuple[int, int, str], int] | None = None  # (k, leg, event) -> trade updates the client heard
+    emitted: dict[tuple[int, int, str], int] = field(default_factory=dict)
 
     @classmethod
     def load(cls, path: str | Path) -> ReplayPlan:
@@ -99,6 +103,8 @@ class ReplayPlan:
                 fills = [(int(f["after_ns"]), Decimal(str(f["qty"])), Decimal(str(f["price"]))) for f in o["fills"]]
                 key = (int(o["k"]), int(o.get("leg", 0)))
                 plan.orders[key] = RecordedOrder(*key, str(o["symbol"]), str(o["side"]), fills)
+            if "heard" in raw:
+                plan.heard = {(int(h["k"]), int(h["leg"]), str(h["event"])): int(h["n"]) for h in raw["heard"]}
         except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
             raise ReplayPlanError(f"{where}: bad entry: {exc!r}") from None
         return plan
@@ -146,15 +152,33 @@ class ReplayPlan:
 
 
     def _candidate(self, book: OrderBook, order: m.VenueOrder) -> RecordedOrder | None:
+        rank = self._rank(book, order)
+        return None if rank is None else self.orders.get(rank)
+
+    def _rank(self, book: OrderBook, order: m.VenueOrder) -> tuple[int, int] | None:
+        """(k, leg) of an order the client submitted (leg 0) or of one of its legs."""
         if order.parent_id is None:
             k = self.submitted.get(order.client_order_id)
-            return None if k is None else self.orders.get((k, 0))
-        parent = self.owned.get(order.parent_id)
+            return None if k is None else (k, 0)
         try:
-            leg = book.get_order(order.parent_id).leg_ids.index(order.id) + 1
+            parent = book.get_order(order.parent_id)
+            leg = parent.leg_ids.index(order.id) + 1
         except (ValueError, ApiError):  # an unknown parent or leg: not the plan's
             return None
-        return None if parent is None else self.orders.get((parent.k, leg))
+        k = self.submitted.get(parent.client_order_id)
+        return None if k is None else (k, leg)
+
+    # --- trade updates -------------------------------------------------------------------------------------
+
+    def unheard(self, book: OrderBook, event: str, order: m.VenueOrder) -> bool:
+        """True for a trade update of a recorded order beyond those the client heard of that kind (a frame
+        dropped, or sent while it was away): the replay loses it too. Unknown events pass like any other."""
+        rank = self._rank(book, order) if self.heard is not None else None
+        if rank is None or self.heard is None:
+            return False
+        key = (*rank, event)
+        count = self.emitted[key] = self.emitted.get(key, 0) + 1
+        return count > self.heard.get(key, 0)
 
 
 def _json(body: bytes) -> Any:

@@ -452,9 +452,11 @@ class Venue:
             data.update(price=dec_str(price), qty=dec_str(qty), position_qty=dec_str(position_qty))
         payload = encode({"stream": "trade_updates", "data": data})
         self.event_log.append(TradeUpdateRecord(self._now_ns, event, order.id, execution_id))
+        unheard = self.replay_plan is not None and self.replay_plan.unheard(self.book, event, order)
         for session in list(self._trading_sessions):
             if session.wants_trade_updates:
-                session.publish(payload, "deliver" if session.muted else self.faults.trade_update_fate())
+                fate = "deliver" if session.muted else self.faults.trade_update_fate()
+                session.publish(payload, "drop" if unheard else fate)  # a replay: lost as it was when recorded
 
     # --- account ------------------------------------------------------------------------------------------------
 

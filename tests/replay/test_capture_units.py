@@ -1,0 +1,55 @@
+"""[capture] config, per-mode defaults, and stream frames the replay does not know carried through."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from adapters.bootstrap import open_capture
+from adapters.capture import CaptureWriter
+from adapters.rundir import run_layout
+from core.config import CaptureSection, ConfigError, EngineConfig, Mode, parse_config
+from tools.replay import fills_of, load_capture, stream_market
+
+
+def test_capture_defaults_on_for_paper_only() -> None:
+    section = CaptureSection()
+    assert section.active(Mode.PAPER) and not section.active(Mode.LIVE) and not section.active(Mode.SIM)
+    assert CaptureSection(enabled=True).active(Mode.LIVE) and not CaptureSection(enabled=False).active(Mode.PAPER)
+
+
+def test_capture_keys_are_validated_with_file_and_key() -> None:
+    config = parse_config("[capture]\nenabled = true\nmax_mb = 8\nkeep_sessions = 3\n", source="c.toml")
+    assert config.capture == CaptureSection(enabled=True, max_mb=8.0, keep_sessions=3)
+    with pytest.raises(ConfigError, match=r"c\.toml.*capture\.keep_sessions"):
+        parse_config("[capture]\nkeep_sessions = 0\n", source="c.toml")
+    with pytest.raises(ConfigError, match=r"c\.toml.*capture.*retention"):
+        parse_config("[capture]\nretention = 3\n", source="c.toml")
+
+
+def test_open_capture_lives_beside_the_audit_trail(tmp_path: Path) -> None:
+    layout = run_layout(out_dir=tmp_path)
+    assert open_capture(layout, CaptureSection(), Mode.LIVE, secrets=[]) is None  # live: opt-in
+    writer = open_capture(layout, CaptureSection(), Mode.PAPER, secrets=["k" * 12], config=EngineConfig())
+    assert writer is not None and writer.path.parent == tmp_path / "capture" != layout.audit_dir
+    writer.close()
+
+
+def test_unknown_frames_and_events_are_carried_not_fatal(tmp_path: Path) -> None:
+    writer = CaptureWriter(tmp_path, secrets=[], header={"config": {}}, session="s")
+    writer.write({"t": "ws_open", "conn": 1, "path": "/v2/iex"})
+    writer.write({"t": "ws_in", "conn": 1, "enc": "json", "data": [
+        {"T": "b", "S": "NVDA", "o": 1.0, "h": 1.2, "l": 0.9, "c": 1.1, "v": 10, "t": "2024-01-02T14:30:00Z"},
+        {"T": "luld", "S": "NVDA", "u": 2.0}, {"T": "b", "S": "NVDA"}, "not a message"]})
+    writer.write({"t": "ws_open", "conn": 2, "path": "/stream"})
+    writer.write({"t": "ws_in", "conn": 2, "enc": "json", "data": {"stream": "trade_updates", "data": {
+        "event": "pending_review", "order": {"id": "o1", "client_order_id": "tt-1"}}}})
+    writer.write({"t": "ws_in", "conn": 2, "enc": "json", "data": {"stream": "a_new_stream", "data": {}}})
+    writer.write({"t": "ws_close", "conn": 2, "code": 1000, "reason": "", "by": "client"})
+    writer.close()
+    capture = load_capture(writer.path)
+    bars, quotes = stream_market(capture)
+    assert list(bars["NVDA"].values()) == [("1.0", "1.2", "0.9", "1.1", "10")] and quotes == {}
+    assert fills_of(capture) == []
+    assert len(capture.connections[1].frames) == 2  # carried in the recording as received
