@@ -245,6 +245,7 @@ class World:
         secrets = [SIM_KEY.key_id, SIM_KEY.secret_key]
         writer = open_capture(self.layout, CaptureSection(enabled=True), Mode.SIM, secrets=secrets,
                               config=self.config, clock_ns=self.clock.now_ns, account_type=self.scenario.account.type,
+                              seed=self.seed,
                               session=f"sim-{self.scenario.name}-{self.seed}")
         if writer is not None:
             self.link = self.link.captured(writer)

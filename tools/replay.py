@@ -31,7 +31,7 @@ from typing import Any, Final
 
 from adapters.capture import CaptureError, read_capture, resolve_capture
 from adapters.fake.market_recorded import BAR_COLUMNS
-from adapters.fake.replay_plan import PLAN_VERSION, route_of
+from adapters.fake.replay_plan import PLAN_VERSION, route_of, signature
 from adapters.fake.wire import parse_time_ns
 from core.model import NS_PER_S as NS
 
@@ -64,6 +64,7 @@ class Exchange:
     path: str
     route: str
     body: Any
+    query: dict[str, str] = field(default_factory=dict)  # last value wins, like the venue reads it
     status: int | None = None  # None: no answer (error says why)
     answer: Any = None
     error: str = ""
@@ -110,8 +111,10 @@ def load_capture(path: Path) -> Capture:
         try:
             kind, wall = rec["t"], int(rec["wall_ns"])
             if kind == "http_req":
+                query = {str(k): str(v) for k, v in rec.get("query") or []}
                 exchanges[int(rec["seq"])] = Exchange(int(rec["seq"]), wall, str(rec["method"]), str(rec["path"]),
-                                                      route_of(str(rec["path"])), rec.get("body"), record=number)
+                                                      route_of(str(rec["path"])), rec.get("body"), query,
+                                                      record=number)
             elif kind == "http_resp":
                 ex = exchanges[int(rec["seq"])]
                 ex.elapsed_ns = int(rec.get("elapsed_ns", 0))
@@ -211,13 +214,18 @@ def starting_account_type(capture: Capture, account: dict[str, Any]) -> str:
 
 
 def plan_answers(capture: Capture) -> list[dict[str, Any]]:
-    """The recorded answers the venue must repeat (see adapters.fake.replay_plan), by route occurrence."""
+    """The recorded answers the venue must repeat (see adapters.fake.replay_plan), by route occurrence (and,
+    for the answers given as recorded, by the question asked)."""
     seen: dict[tuple[str, str], int] = {}
     out: list[dict[str, Any]] = []
     for ex in capture.exchanges:
         key = (ex.method, ex.route)
+        if ex.route.startswith(RECORDED_ROUTES):
+            key = (ex.method, f"{ex.route}?{signature(ex.query)}")
         n = seen[key] = seen.get(key, 0) + 1
         entry: dict[str, Any] = {"method": ex.method, "route": ex.route, "n": n}
+        if ex.route.startswith(RECORDED_ROUTES):
+            entry["query"] = signature(ex.query)
         if ex.method == "POST" and ex.route == "/v2/orders" and isinstance(ex.body, dict):
             entry |= {"symbol": ex.body.get("symbol", ""), "side": ex.body.get("side", "")}
         if ex.status is None:
@@ -366,6 +374,49 @@ def plan_heard(capture: Capture) -> list[dict[str, Any]]:
     return [{"k": k, "leg": leg, "event": event, "n": len(ids)} for (k, leg, event), ids in sorted(counts.items())]
 
 
+def outside_events(capture: Capture, start_ns: int) -> list[dict[str, Any]]:
+    """What the account's owner did meanwhile, as the fake's fault events: an order placed outside ttlive (not
+    ``tt-``) -> ``foreign_order`` when first seen (a limit far from the market: the engine's handling is what is
+    replayed, not its price); a fill of no order the session ever saw -> ``position_drift`` at its time."""
+    from core.orderplan import CLIENT_ORDER_ID_PREFIX
+
+    events: list[dict[str, Any]] = []
+    known: set[str] = set()
+    legs = leg_map(capture)
+    for order in order_objects(capture):
+        known.add(str(order["id"]))
+        coid = str(order.get("client_order_id", ""))
+        if coid.startswith(CLIENT_ORDER_ID_PREFIX) or str(order["id"]) in legs or str(order["id"]) in {
+                e["_id"] for e in events}:
+            continue  # ours, a leg of ours, or already placed
+        try:
+            qty = Decimal(str(order.get("qty")))
+            at = max(start_ns + 1, ts_ns(order["created_at"]))
+        except (ArithmeticError, KeyError, ValueError):
+            continue  # a notional order (no qty) or no time: not replayed
+        if qty > 0 and order.get("symbol"):
+            events.append({"_id": str(order["id"]), "kind": "foreign_order", "symbol": str(order["symbol"]),
+                           "qty": str(qty if order.get("side") == "buy" else -qty), "at_ns": at})
+    for ex in capture.exchanges:
+        if ex.route != "/v2/account/activities" or not isinstance(ex.answer, list):
+            continue
+        for activity in ex.answer:
+            if not isinstance(activity, dict) or activity.get("activity_type") != "FILL":
+                continue
+            order_id = str(activity.get("order_id"))
+            if order_id in known or order_id in {e["_id"] for e in events}:
+                continue
+            try:
+                qty = Decimal(str(activity["qty"]))
+                at = max(start_ns + 1, ts_ns(activity["transaction_time"]))
+            except (ArithmeticError, KeyError, ValueError):
+                continue
+            signed = qty if str(activity.get("side")) == "buy" else -qty
+            events.append({"_id": order_id, "kind": "position_drift", "symbol": str(activity.get("symbol")),
+                           "qty": str(signed), "at_ns": at})
+    return [{k: v for k, v in e.items() if k != "_id"} for e in sorted(events, key=lambda e: e["at_ns"])]
+
+
 def stream_faults(capture: Capture, end_ns: int) -> list[dict[str, Any]]:
     """Server closes -> ws_close; a data stream the client closed after a silence -> ws_mute before it."""
     events: list[dict[str, Any]] = []
@@ -438,7 +489,7 @@ def write_scenario(capture: Capture, file: Path, *, name: str | None = None) -> 
         "name": name or _snake(stem) or scenario_name(capture),
         "description": f"Replayed from the wire capture {capture.path.name} ({header.get('mode', '?')} session "
                        f"{header.get('session', '?')}): its market, starting book, venue answers and stream faults.",
-        "seed": 1,
+        "seed": int(header.get("seed", 1)),  # a simulation's own seed (its task interleaving); else 1
         "session": {"start": start.date().isoformat(), "days": 1, "bar_interval_s": interval,
                     "calendar": "always_open", "start_time": start.strftime("%H:%M:%S"), "duration_s": duration},
         "account": {"type": account_type, "cash_usd": str(cash),
@@ -452,7 +503,9 @@ def write_scenario(capture: Capture, file: Path, *, name: str | None = None) -> 
         "risk": engine.get("risk", {}),
         "execution": engine.get("execution", {}),
         "reconcile": engine.get("reconcile", {}),
-        "faults": {"events": stream_faults(capture, capture.last_ns)},
+        "faults": {"events": sorted([*stream_faults(capture, capture.last_ns),
+                                     *[e for e in outside_events(capture, start_s * NS) if e["symbol"] in symbols]],
+                                    key=lambda e: e["at_ns"])},
         "replay": {"plan": plan_name},
         # The incident's own orders and fills must still happen (edit these when the engine rightly changes).
         "expect": {"min_orders": len(order_ranks(capture)), "min_fills": len(fills_of(capture))},

@@ -5,6 +5,8 @@ A plan (JSON, written by ``tools.replay`` from a capture) tells the fake venue t
 * ``answers``: what the n-th request to a route (method + path with ids as ``{id}``) got when it was recorded,
   when that was a fault or a refusal: a status with its body (429, 5xx, an order rejected), the answer lost
   after the request was applied, or an answer that came slowly. Every other request is answered by the venue.
+  An answer with a ``query`` signature (market data, the clock, the calendar: ``signature``) is the n-th answer
+  to that same question, whatever order concurrent requests arrive in.
 * ``heard``: how many trade updates of each event the client heard per order: any beyond that number the
   venue emits in the replay are dropped (the recorded session never heard them: a lost frame, or no connection).
 * ``orders``: for the k-th order the client submitted (its k-th distinct client order id on POST /v2/orders),
@@ -33,6 +35,15 @@ if TYPE_CHECKING:
     from adapters.fake.venue_orders import OrderBook
 
 PLAN_VERSION: Final = 1
+# Query keys that say which data a request is for; the rest (start, end, page tokens) follow the clock.
+SIGNATURE_KEYS: Final = ("symbols", "symbol", "timeframe", "feed", "limit", "sort", "adjustment", "status",
+                         "direction", "activity_types", "nested")
+
+
+def signature(query: dict[str, str]) -> str:
+    """What a request asks for, independent of when it is sent: concurrent requests (one per symbol) may reach
+    the venue in another order in a replay; each still gets the answer recorded for the same question."""
+    return "&".join(f"{k}={query[k]}" for k in SIGNATURE_KEYS if k in query)
 _ID_SEGMENT: Final = re.compile(r"^(?:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|"
                                 r"tt-[A-Za-z0-9-]+)$")
 
@@ -57,6 +68,7 @@ class Answer:
     delay_s: float = 0.0  # apply, answer this late
     symbol: str = ""  # POST /v2/orders: the answer applies only to an order for this symbol and side
     side: str = ""
+    query: str | None = None  # a signature (see ``signature``): n counts requests with the same one
 
 
 @dataclass
@@ -79,6 +91,7 @@ class ReplayPlan:
     applied: list[tuple[str, str, int, str]] = field(default_factory=list)  # record: what the plan did
     heard: dict[tuple[int, int, str], int] | None = None  # (k, leg, event) -> trade updates the client heard
     emitted: dict[tuple[int, int, str], int] = field(default_factory=dict)
+    signed: set[tuple[str, str]] = field(default_factory=set)  # (method, route?signature) answered by question
 
     @classmethod
     def load(cls, path: str | Path) -> ReplayPlan:
@@ -95,14 +108,17 @@ class ReplayPlan:
                 answer = Answer(method=str(a["method"]), route=str(a["route"]), n=int(a["n"]),
                                 status=None if a.get("status") is None else int(a["status"]), body=a.get("body"),
                                 lost=bool(a.get("lost", False)), delay_s=float(a.get("delay_s", 0.0)),
-                                symbol=str(a.get("symbol", "")), side=str(a.get("side", "")))
+                                symbol=str(a.get("symbol", "")), side=str(a.get("side", "")),
+                                query=None if a.get("query") is None else str(a["query"]))
                 if answer.n < 1:
                     raise ValueError(f"answers[{i}].n must be >= 1")
-                plan.answers[(answer.method, answer.route, answer.n)] = answer
+                route = answer.route if answer.query is None else f"{answer.route}?{answer.query}"
+                plan.answers[(answer.method, route, answer.n)] = answer
             for o in raw.get("orders", []):
                 fills = [(int(f["after_ns"]), Decimal(str(f["qty"])), Decimal(str(f["price"]))) for f in o["fills"]]
                 key = (int(o["k"]), int(o.get("leg", 0)))
                 plan.orders[key] = RecordedOrder(*key, str(o["symbol"]), str(o["side"]), fills)
+            plan.signed = {(a.method, f"{a.route}?{a.query}") for a in plan.answers.values() if a.query is not None}
             if "heard" in raw:
                 plan.heard = {(int(h["k"]), int(h["leg"]), str(h["event"])): int(h["n"]) for h in raw["heard"]}
         except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
@@ -120,6 +136,10 @@ class ReplayPlan:
         if isinstance(body, dict) and isinstance(body.get("client_order_id"), str):
             self.submitted.setdefault(body["client_order_id"], len(self.submitted) + 1)
         answer = self.answers.get((req.method, route, n))
+        keyed = (req.method, f"{route}?{signature(req.query)}")
+        if keyed in self.signed:  # answered by question (market data, clock, calendar), not by arrival order
+            n = self.seen[keyed] = self.seen.get(keyed, 0) + 1
+            answer = self.answers.get((*keyed, n))
         if answer is None:
             return None
         if answer.symbol and (not isinstance(body, dict) or (body.get("symbol"), body.get("side")) != (
