@@ -256,14 +256,25 @@ def _check_recorded(check: Checker, s: Scenario) -> None:
     symbols = [i.symbol for i in s.instruments]
     if sorted(s.market.files) != sorted(symbols):
         check.fail("market.files", "a recorded market needs exactly one file per instrument")
+    from adapters.fake.market_recorded import RecordedBarsError, read_bars
+    from adapters.fake.replay_plan import ReplayPlan, ReplayPlanError
+
     for symbol, name in sorted(s.market.files.items()):
         check.relative_path(f"market.files.{symbol}", name)
         if not (base / name).is_file():
             check.fail(f"market.files.{symbol}", f"{name!r} is not a file beside the scenario ({base})")
+        try:
+            read_bars(base / name)  # a bad row fails here, naming file and line, not mid-run
+        except RecordedBarsError as exc:
+            check.fail(f"market.files.{symbol}", str(exc))
     if s.replay is not None:
         check.relative_path("replay.plan", s.replay.plan)
         if not (base / s.replay.plan).is_file():
             check.fail("replay.plan", f"{s.replay.plan!r} is not a file beside the scenario ({base})")
+        try:
+            ReplayPlan.load(base / s.replay.plan)
+        except ReplayPlanError as exc:
+            check.fail("replay.plan", str(exc))
 
 
 def _check_session_window(check: Checker, s: Scenario) -> None:

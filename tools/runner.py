@@ -304,7 +304,8 @@ class SimRun:
         layout = run_layout(settings.config, out_dir=settings.out_dir)
         self.out = layout.directory
         self.claim = claim_dir(self.out, Mode.SIM, replace=settings.fresh)
-        self.world = World(scenario, self.seed, self.out, WorldOptions(), layout=layout)
+        capture = settings.config.capture.active(Mode.SIM)  # a sim records its wire only when asked to
+        self.world = World(scenario, self.seed, self.out, WorldOptions(capture=capture), layout=layout)
         self.source = EngineDashboardSource(
             mode="sim", clock=self.world.clock, alerts=self.world.dashboard_alerts
         )

@@ -53,3 +53,24 @@ def test_unknown_frames_and_events_are_carried_not_fatal(tmp_path: Path) -> None
     assert list(bars["NVDA"].values()) == [("1.0", "1.2", "0.9", "1.1", "10")] and quotes == {}
     assert fills_of(capture) == []
     assert len(capture.connections[1].frames) == 2  # carried in the recording as received
+
+
+def test_a_replayed_scenario_with_a_bad_data_file_fails_at_load(tmp_path: Path) -> None:
+    import shutil
+
+    from sim.scenario import load_scenario
+    from tools.runner import REPO_ROOT
+
+    for path in (REPO_ROOT / "scenarios" / "regressions").glob("paper_drill_capture_faults*"):
+        shutil.copy(path, tmp_path / path.name)
+    scenario = tmp_path / "paper_drill_capture_faults.toml"
+    assert load_scenario(scenario).market.source == "recorded"
+    bars = tmp_path / "paper_drill_capture_faults.NVDA.bars.csv"
+    rows = bars.read_text().splitlines()
+    bars.write_text("\n".join([*rows[:2], "123,abc,1,1,1,1,,,,", *rows[3:]]) + "\n")
+    with pytest.raises(ConfigError, match=r"NVDA\.bars\.csv: line 3"):
+        load_scenario(scenario)
+    bars.write_text("\n".join(rows) + "\n")
+    (tmp_path / "paper_drill_capture_faults.plan.json").write_text('{"version": 1, "answers": [{"method": "GET"}]}')
+    with pytest.raises(ConfigError, match=r"replay\.plan.*plan\.json: bad entry"):
+        load_scenario(scenario)

@@ -129,3 +129,12 @@ def test_retention_deletes_only_old_capture_files(tmp_path: Path) -> None:
     capped.close()
     kinds = [r["t"] for r in read_capture(capped.path)]
     assert kinds.count("limit") == 1 and kinds[-1] == "end" and len(kinds) < 2000
+
+
+def test_capturing_changes_nothing_in_the_session(captured: Path, tmp_path: Path) -> None:
+    scenario = load_scenario(SCENARIO)
+    with claim(tmp_path / "plain", "sim", replace=True) as held:
+        plain = run_world(World(scenario, scenario.seed, held.directory, WorldOptions()))
+    recorded = json.loads((captured / "report.json").read_text())
+    assert (plain.trace_sha256, plain.audit_sha256) == (recorded["trace_sha256"], recorded["audit_sha256"])
+    assert not (tmp_path / "plain" / "capture").exists()  # off unless asked
