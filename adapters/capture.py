@@ -15,9 +15,11 @@ session deletes the oldest capture files beyond ``keep_sessions``. Only capture 
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import gzip
 import json
+import logging
 import os
 import re
 import time
@@ -41,6 +43,7 @@ RESPONSE_HEADERS: Final = ("x-ratelimit-limit", "x-ratelimit-remaining", "x-rate
                            "content-type", "date", "x-request-id")
 _BEARER: Final = re.compile(r"(?i)bearer\s+[A-Za-z0-9._~+/=-]+")
 MB: Final = 1024 * 1024
+log = logging.getLogger("ttlive.capture")
 
 
 class CaptureError(Exception):
@@ -171,17 +174,22 @@ class CaptureWriter:
         line = json.dumps({"wall_ns": self._wall(), "mono_ns": self._mono(), **record}, separators=(",", ":"),
                           default=str)
         line = self.scrub.text(line)  # the backstop: whatever a caller passed, no secret reaches the file
-        self._gz.write(line.encode("utf-8") + b"\n")
-        self._gz.flush(zlib.Z_SYNC_FLUSH)
+        try:
+            self._gz.write(line.encode("utf-8") + b"\n")
+            self._gz.flush(zlib.Z_SYNC_FLUSH)
+        except OSError as exc:  # a full disk stops the recording, never the session it records
+            log.error("wire capture %s stopped: %s", self.path, exc)
+            self.closed = True
+            return
         self.records += 1
 
     def close(self) -> None:
-        if self.closed:
-            return
         self.write({"t": "end", "records": self.records + 1})
         self.closed = True
-        self._gz.close()
-        self._raw.close()
+        with contextlib.suppress(OSError):
+            self._gz.close()
+        with contextlib.suppress(OSError):
+            self._raw.close()
 
 
 def prune(directory: Path, *, keep: int) -> list[Path]:

@@ -74,3 +74,20 @@ def test_a_replayed_scenario_with_a_bad_data_file_fails_at_load(tmp_path: Path) 
     (tmp_path / "paper_drill_capture_faults.plan.json").write_text('{"version": 1, "answers": [{"method": "GET"}]}')
     with pytest.raises(ConfigError, match=r"replay\.plan.*plan\.json: bad entry"):
         load_scenario(scenario)
+
+
+def test_a_failing_disk_stops_the_capture_not_the_caller(tmp_path: Path) -> None:
+    writer = CaptureWriter(tmp_path, secrets=[], header={}, session="s")
+
+    class Full:
+        def write(self, data: bytes) -> int:
+            raise OSError(28, "No space left on device")
+
+        def flush(self, *args: object) -> None: ...
+
+        def close(self) -> None: ...
+
+    writer._gz = Full()  # type: ignore[assignment]
+    writer.write({"t": "ws_in", "data": "x"})  # no exception
+    assert writer.closed
+    writer.close()
