@@ -82,7 +82,8 @@ def capture_link(link: BrokerLink, layout: RunLayout, config: EngineConfig, mode
     close at the end of the session (None: capture off)."""
     keys = [link.credentials.key_id, link.credentials.secret_key]
     writer = open_capture(layout, config.capture, mode, secrets=[*secrets, *keys],
-                          config=config, trading_url=link.trading_url, data_url=link.data_url)
+                          config=config, trading_url=link.trading_url, data_url=link.data_url,
+                          audit_dir=str(layout.audit_dir))
     return (link if writer is None else link.captured(writer)), writer
 
 

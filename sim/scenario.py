@@ -335,5 +335,5 @@ def _check_faults(check: Checker, s: Scenario) -> None:
             check.fail("faults.events", f"{event.kind} needs a symbol from instruments")
         if event.kind == "manual_reset" and not (event.operator.strip() and event.reason.strip()):
             check.fail("faults.events", "manual_reset needs operator and reason")
-        if event.kind in HARNESS_KINDS and event.at is None:
-            check.fail("faults.events", f"{event.kind} needs 'at'")
+        if event.kind in HARNESS_KINDS and event.at is None and s.session.calendar != "always_open":
+            check.fail("faults.events", f"{event.kind} needs 'at'")  # at_ns: replayed captures only

@@ -138,6 +138,9 @@ def harness_events(plan: FaultPlan, sessions: list[tuple[str, int, int]]) -> lis
     for event in plan.events:
         if event.kind not in HARNESS_KINDS:
             continue
+        if event.at_ns is not None:  # a replayed capture's operator action, at its recorded instant
+            out.append((event.at_ns, event))
+            continue
         assert event.at is not None
         date = sessions[event.day][0]
         out.append((ns_at(date, event.at), event))
@@ -245,6 +248,7 @@ class World:
         secrets = [SIM_KEY.key_id, SIM_KEY.secret_key]
         writer = open_capture(self.layout, CaptureSection(enabled=True), Mode.SIM, secrets=secrets,
                               config=self.config, clock_ns=self.clock.now_ns, account_type=self.scenario.account.type,
+                              audit_dir=str(self.audit_dir),
                               seed=self.seed,
                               session=f"sim-{self.scenario.name}-{self.seed}")
         if writer is not None:

@@ -417,6 +417,38 @@ def outside_events(capture: Capture, start_ns: int) -> list[dict[str, Any]]:
     return [{k: v for k, v in e.items() if k != "_id"} for e in sorted(events, key=lambda e: e["at_ns"])]
 
 
+def operator_events(capture: Capture, start_ns: int) -> list[dict[str, Any]]:
+    """An operator's kill and reset during the session, from the audit trail beside the capture (they never
+    cross the wire): ``manual_kill``/``manual_reset`` harness events at their recorded instants."""
+    from adapters.rundir import AUDIT_NAME
+    from core.audit import AuditSchemaError
+    from sim.invariants import audit_records
+
+    audit = Path(str(capture.header.get("audit_dir") or capture.path.parent.parent / AUDIT_NAME))
+    if not audit.is_dir():
+        return []
+    events: list[dict[str, Any]] = []
+    try:
+        records = [r for stream in sorted(p.name for p in audit.iterdir() if p.is_dir())
+                   for r in audit_records(audit, stream)]
+    except (AuditSchemaError, OSError, ValueError):
+        return []  # an unreadable trail: the wire replays without operator actions (ttlive audit verify says why)
+    for record in records:
+        extra = record.get("extra") or {}
+        try:
+            at = ts_ns(record["timestamp"])
+        except (KeyError, ValueError):
+            continue
+        if not start_ns < at <= capture.last_ns:
+            continue
+        if record.get("event_type") == "halt" and extra.get("trigger") == "manual":
+            events.append({"kind": "manual_kill", "at_ns": at, "reason": str(extra.get("reason", ""))})
+        elif record.get("event_type") == "reset":
+            events.append({"kind": "manual_reset", "at_ns": at, "operator": str(extra.get("operator", "")),
+                           "reason": str(extra.get("reason", ""))})
+    return sorted(events, key=lambda e: e["at_ns"])
+
+
 def stream_faults(capture: Capture, end_ns: int) -> list[dict[str, Any]]:
     """Server closes -> ws_close; a data stream the client closed after a silence -> ws_mute before it."""
     events: list[dict[str, Any]] = []
@@ -504,7 +536,8 @@ def write_scenario(capture: Capture, file: Path, *, name: str | None = None) -> 
         "execution": engine.get("execution", {}),
         "reconcile": engine.get("reconcile", {}),
         "faults": {"events": sorted([*stream_faults(capture, capture.last_ns),
-                                     *[e for e in outside_events(capture, start_s * NS) if e["symbol"] in symbols]],
+                                     *[e for e in outside_events(capture, start_s * NS) if e["symbol"] in symbols],
+                                     *operator_events(capture, start_s * NS)],
                                     key=lambda e: e["at_ns"])},
         "replay": {"plan": plan_name},
         # The incident's own orders and fills must still happen (edit these when the engine rightly changes).
