@@ -132,8 +132,10 @@ def load_capture(path: Path) -> Capture:
         except (KeyError, TypeError, ValueError) as exc:
             raise ReplayError(f"{file}: record {number} ({rec.get('t')}): malformed: {exc!r}") from None
     walls = [int(r["wall_ns"]) for r in records if "wall_ns" in r]
-    return Capture(file, header, sorted(exchanges.values(), key=lambda e: e.seq),
-                   sorted(conns.values(), key=lambda c: c.conn), min(walls), max(walls))
+    limit = [int(r["wall_ns"]) for r in records if r["t"] == "limit"]  # [capture] max_mb reached: the replay
+    last = limit[0] if limit else max(walls)                           # window ends there
+    return Capture(file, header, sorted((e for e in exchanges.values() if e.wall_ns <= last), key=lambda e: e.seq),
+                   sorted(conns.values(), key=lambda c: c.conn), min(walls), last)
 
 
 def messages(data: Any) -> list[dict[str, Any]]:
@@ -229,7 +231,7 @@ def plan_answers(capture: Capture) -> list[dict[str, Any]]:
         if ex.method == "POST" and ex.route == "/v2/orders" and isinstance(ex.body, dict):
             entry |= {"symbol": ex.body.get("symbol", ""), "side": ex.body.get("side", "")}
         if ex.status is None:
-            if ex.method in MUTATING or ex.error in ("ReadTimeout", "Cancelled", "TooSlowError"):
+            if ex.error:  # the client gave up on it (no answer record at all: the capture ended first)
                 out.append(entry | {"lost": True})
         elif ex.status == 429 or ex.status >= 500 or (ex.status >= 400 and ex.method == "POST"):
             out.append(entry | {"status": ex.status, "body": ex.answer})

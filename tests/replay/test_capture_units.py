@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from adapters.bootstrap import open_capture
-from adapters.capture import CaptureWriter
+from adapters.capture import CaptureWriter, read_capture
 from adapters.rundir import run_layout
 from core.config import CaptureSection, ConfigError, EngineConfig, Mode, parse_config
 from tools.replay import fills_of, load_capture, stream_market
@@ -91,3 +91,20 @@ def test_a_failing_disk_stops_the_capture_not_the_caller(tmp_path: Path) -> None
     writer.write({"t": "ws_in", "data": "x"})  # no exception
     assert writer.closed
     writer.close()
+
+
+def test_a_capped_capture_replays_up_to_its_limit_and_unanswered_is_not_lost(tmp_path: Path) -> None:
+    from tools.replay import plan_answers
+
+    clock = iter(range(1, 100))
+    writer = CaptureWriter(tmp_path, secrets=[], header={"config": {}}, session="s", wall_ns=lambda: next(clock))
+    writer.write({"t": "http_req", "seq": 1, "method": "POST", "path": "/v2/orders", "body": {}})
+    writer.write({"t": "http_req", "seq": 2, "method": "POST", "path": "/v2/orders", "body": {}})
+    writer.write({"t": "http_resp", "seq": 2, "error": "ReadTimeout"})
+    writer.max_bytes = 0  # the cap is reached here
+    writer.write({"t": "http_req", "seq": 3, "method": "GET", "path": "/v2/account", "body": None})
+    writer.close()
+    capture = load_capture(writer.path)
+    limit = next(r for r in read_capture(writer.path) if r["t"] == "limit")
+    assert [e.seq for e in capture.exchanges] == [1, 2] and capture.last_ns == limit["wall_ns"]
+    assert [a.get("lost") for a in plan_answers(capture)] == [True]  # seq 1 had no answer record: unknown
