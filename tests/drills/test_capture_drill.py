@@ -24,7 +24,9 @@ def test_paper_drill_capture_replays_with_the_same_orders_and_fills(tmp_path: Pa
     text = gzip.decompress(files[0].read_bytes()).decode()
     assert DRILL_KEY_ID not in text and DRILL_SECRET not in text and "Bearer " + DRILL_SECRET not in text
     capture = load_capture(state)
-    assert any(c.closed_by == "server" for c in capture.connections)  # the dropped streams
+    assert sum(c.closed_by == "server" for c in capture.connections) >= 2  # the dropped streams
+    assert any(e.status == 429 for e in capture.exchanges)  # the resync inside a storm
+    # lost answers are drawn (p = 0.34 per submit/cancel): the in-process test covers them deterministically
     replay = run_replay(state, tmp_path / "replay")
     assert replay["first_divergence"] is None, replay["first_divergence"]
     assert replay["recorded"]["order_requests"] >= 1 and replay["recorded"]["fills"] >= 1
