@@ -27,5 +27,6 @@ def test_a_swarm_seeded_by_an_incident_runs_its_worlds(tmp_path: Path) -> None:
     summary = run_swarm(SwarmSpec(out=tmp_path, runs=2, workers=1, incident=INCIDENT, shrink=False))
     assert summary["runs"] == 2 and summary["failed"] == 0, summary["results"]
     assert "--incident" in summary["command"]
+    assert all(result["fills"] >= 1 for result in summary["results"])  # the incident's trading, replayed
     for result in summary["results"]:
         assert load_scenario(result["world"]).market.source == "recorded"  # its data files beside it
