@@ -10,6 +10,7 @@ the ids; the adapters, their wiring and the engine are built the same way for al
     layout = run_layout(config)      # adapters.rundir: or run_layout(out_dir=...) for a sim the caller owns
     audit, store = open_audit(layout, secrets=...), open_store(layout)
     link = BrokerLink.alpaca(mode, config.broker, credentials)   # or BrokerLink.in_process(front, credentials)
+    link, capture = capture_link(link, layout, config, mode, secrets=...)  # [capture]: the wire, recorded
     adapters = open_adapters(link, clock=clock, monitor=telemetry, symbols=config.symbols)
     engine = build_engine(config, adapters, clock=clock, ids=..., model=..., alerts=..., audit=audit, store=store,
                           account_type=..., monitor=telemetry)
