@@ -11,6 +11,7 @@ the ids; the adapters, their wiring and the engine are built the same way for al
     audit, store = open_audit(layout, secrets=...), open_store(layout)
     link = BrokerLink.alpaca(mode, config.broker, credentials)   # or BrokerLink.in_process(front, credentials)
                                                                  # or PortsLink.over(front, credentials)
+    link, capture = capture_link(link, layout, config, mode, secrets=...)  # [capture]: the wire, recorded
     adapters = open_adapters(link, clock=clock, monitor=telemetry, symbols=config.symbols)
     engine = build_engine(config, adapters, clock=clock, ids=..., model=..., alerts=..., audit=audit, store=store,
                           account_type=..., monitor=telemetry)
@@ -18,8 +19,8 @@ the ids; the adapters, their wiring and the engine are built the same way for al
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Final, overload
 
 import httpx
@@ -31,9 +32,10 @@ from adapters.alpaca.rest import AlpacaData, AlpacaRest
 from adapters.alpaca.streams import MarketDataStream, TradingStream
 from adapters.alpaca.telemetry import LatencyTelemetry
 from adapters.audit_jsonl import JsonlAuditSink
+from adapters.capture import CaptureTransport, CaptureWriter, capture_ws_connect
 from adapters.rundir import RunLayout
 from adapters.state_store import FileStateStore
-from core.config import BrokerSection, EngineConfig, Mode
+from core.config import BrokerSection, CaptureSection, EngineConfig, Mode
 from core.engine.system import Engine
 from core.model import NS_PER_S, AccountType
 from core.ports import AlertSink, Clock, DecisionModel, IdFactory
@@ -43,7 +45,7 @@ if TYPE_CHECKING:
 
 ONE_MINUTE_S: Final = 60
 
-WsConnect = Callable[..., Awaitable[Any]]
+WsConnect = Callable[..., Any]  # (url, *, extra_headers) -> an async context manager of a WebSocket
 
 
 # --- where a run lives (the rule is adapters.rundir.run_layout) ---------------------------------------------
@@ -57,6 +59,37 @@ def open_audit(layout: RunLayout, *, secrets: Iterable[str], fsync: bool) -> Jso
 
 def open_store(layout: RunLayout, *, fsync: bool) -> FileStateStore:
     return FileStateStore(layout.state_path, fsync=fsync)
+
+
+def open_capture(layout: RunLayout, section: CaptureSection, mode: Mode, *, secrets: Iterable[str],
+                 config: EngineConfig | None = None, clock_ns: Callable[[], int] | None = None,
+                 session: str | None = None, **header: Any) -> CaptureWriter | None:
+    """The run's wire capture (``adapters.capture``) in ``layout.capture_dir``, or None when ``[capture]`` is
+    off for this mode (default: on for paper, opt-in for live, off for simulations). The header records the
+    engine sections a replay needs (instruments, policy, risk, execution, reconcile: never a secret)."""
+    if not section.active(mode):
+        return None
+    import msgspec
+
+    engine = {} if config is None else {
+        key: msgspec.to_builtins(getattr(config, key))
+        for key in ("instruments", "policy", "risk", "execution", "reconcile")
+    }
+    clocks = {} if clock_ns is None else {"wall_ns": clock_ns, "mono_ns": clock_ns}  # a sim: its virtual clock
+    return CaptureWriter(layout.capture_dir, secrets=secrets, max_mb=section.max_mb, session=session,
+                         keep_sessions=section.keep_sessions, header={"mode": str(mode), "config": engine, **header},
+                         **clocks)
+
+
+def capture_link(link: BrokerLink, layout: RunLayout, config: EngineConfig, mode: Mode, *,
+                 secrets: Iterable[str]) -> tuple[BrokerLink, CaptureWriter | None]:
+    """``link`` recorded per the config's ``[capture]`` (the runner's one hook); the writer is the caller's to
+    close at the end of the session (None: capture off)."""
+    keys = [link.credentials.key_id, link.credentials.secret_key]
+    writer = open_capture(layout, config.capture, mode, secrets=[*secrets, *keys],
+                          config=config, trading_url=link.trading_url, data_url=link.data_url,
+                          audit_dir=str(layout.audit_dir))
+    return (link if writer is None else link.captured(writer)), writer
 
 
 # --- which broker -------------------------------------------------------------------------------------------
@@ -104,6 +137,22 @@ class BrokerLink:
             transport=front.http_transport,
             ws_connect=front.open_websocket,
         )
+
+    def captured(self, writer: CaptureWriter) -> BrokerLink:
+        """The same link with every REST exchange and WebSocket frame recorded by ``writer``: the transport
+        factory and the WebSocket opener are wrapped here, so no adapter knows it is recorded."""
+        inner = self.transport
+
+        def transport() -> httpx.AsyncBaseTransport:
+            return CaptureTransport(inner() if inner is not None else httpx.AsyncHTTPTransport(), writer)
+
+        if self.ws_connect is not None:
+            opener: Any = self.ws_connect
+        else:
+            from adapters.alpaca.streams import default_ws_connect
+
+            opener = default_ws_connect()
+        return replace(self, transport=transport, ws_connect=capture_ws_connect(opener, writer))
 
     def config(self, *, paper: bool = True) -> AlpacaConfig:
         return AlpacaConfig(

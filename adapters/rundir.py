@@ -30,6 +30,7 @@ from core.config import EngineConfig
 RUN_FILE: Final = "run.json"
 LOCK_NAME: Final = ".lock"
 AUDIT_NAME: Final = "audit"
+CAPTURE_NAME: Final = "capture"  # wire captures (adapters.capture), beside the audit trail
 STATE_NAME: Final = "state.json"
 SIM_OUTPUTS: Final = (STATE_NAME, "report.json", "broker.json")  # what a sim run leaves besides audit/
 MODES: Final = ("sim", "paper", "live")
@@ -45,6 +46,11 @@ class RunLayout:
     @property
     def state_path(self) -> Path:
         return self.directory / STATE_NAME
+
+    @property
+    def capture_dir(self) -> Path:
+        """Where the run's wire captures live (``adapters.capture``): next to ``audit/``, never inside it."""
+        return self.directory / CAPTURE_NAME
 
 
 def run_layout(config: EngineConfig | None = None, *, out_dir: Path | str | None = None) -> RunLayout:

@@ -123,6 +123,18 @@ class BrokerSection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     credentials_file: str = ""  # optional TOML with key_id/secret_key; env vars win
 
 
+class CaptureSection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Wire capture beside the audit trail (adapters.capture): ``enabled`` unset = on for paper, off for live
+    (opt-in) and for simulations (their hashes do not depend on it)."""
+
+    enabled: bool | None = None
+    max_mb: float = 64.0  # per session, compressed; past it only a "limit" record
+    keep_sessions: int = 20  # capture files kept in the run directory (oldest deleted first)
+
+    def active(self, mode: Mode) -> bool:
+        return (mode is Mode.PAPER) if self.enabled is None else self.enabled
+
+
 class EngineConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     mode: Mode = Mode.SIM
     instruments: list[InstrumentConfig] = msgspec.field(
@@ -140,6 +152,7 @@ class EngineConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     audit: AuditSection = msgspec.field(default_factory=AuditSection)
     alerts: AlertsSection = msgspec.field(default_factory=AlertsSection)
     broker: BrokerSection = msgspec.field(default_factory=BrokerSection)
+    capture: CaptureSection = msgspec.field(default_factory=CaptureSection)
 
     @property
     def symbols(self) -> list[str]:
@@ -282,6 +295,8 @@ def validate_config(config: EngineConfig, *, source: str, text: str = "") -> Non
     check.http_url("alerts.webhook_url", config.alerts.webhook_url, allow_empty=True)
     for key in ("paper_url", "live_url", "data_url"):
         check.http_url(f"broker.{key}", getattr(config.broker, key))
+    check.number("capture.max_mb", config.capture.max_mb, limits.CAPTURE_MAX_MB_RANGE)
+    check.integer("capture.keep_sessions", config.capture.keep_sessions, limits.CAPTURE_KEEP_SESSIONS_RANGE)
     if not config.audit.dir.strip() or "\0" in config.audit.dir:
         check.fail("audit.dir", "must name a directory")
 

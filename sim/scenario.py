@@ -40,6 +40,10 @@ class SessionSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     start: str = "2014-06-02"
     days: int = 1
     bar_interval_s: int = 60
+    # "always_open" (replayed captures): one window of duration_s from start_time (UTC) on start, market open
+    calendar: Literal["nyse", "always_open"] = "nyse"
+    start_time: str = "00:00:00"
+    duration_s: int = 0
 
 
 class PositionSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -68,7 +72,7 @@ class RegimeSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
 
 
 class MarketSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    source: Literal["replay", "generator"] = "replay"
+    source: Literal["replay", "generator", "recorded"] = "replay"
     files: dict[str, str] = msgspec.field(default_factory=dict)
     drift_bps_per_day: float = 0.0
     vol_pct_per_day: float = 2.0
@@ -93,6 +97,12 @@ class ExpectSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     min_binding_rules: dict[str, int] = msgspec.field(default_factory=dict)  # risk rule id -> RESIZE/REJECT count
 
 
+class ReplaySpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A replayed capture's venue answers (``adapters.fake.replay_plan``): a JSON file beside the scenario."""
+
+    plan: str
+
+
 class Scenario(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     schema_version: int
     name: str
@@ -108,6 +118,7 @@ class Scenario(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     reconcile: ReconcileSection = msgspec.field(default_factory=ReconcileSection)
     faults: dict[str, Any] = msgspec.field(default_factory=dict)  # validated by adapters.fake.faults
     expect: ExpectSpec = msgspec.field(default_factory=ExpectSpec)
+    replay: ReplaySpec | None = None
 
     def engine_config(self) -> EngineConfig:
         return EngineConfig(
@@ -131,7 +142,20 @@ def load_scenario(path: str | Path) -> Scenario:
         raise ConfigError(f"{path}: scenario file not found") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read scenario: {exc}") from None
-    return parse_scenario(text, source=str(path))
+    return with_data_paths(parse_scenario(text, source=str(path)), path.parent)
+
+
+def with_data_paths(scenario: Scenario, base: Path) -> Scenario:
+    """A replayed capture's data files (recorded bars, the venue plan) as paths from the scenario's directory."""
+    if scenario.market.source != "recorded" and scenario.replay is None:
+        return scenario
+    market = scenario.market
+    if market.source == "recorded":
+        market = msgspec.structs.replace(market, files={s: str(base / f) for s, f in market.files.items()})
+    replay = scenario.replay
+    if replay is not None:
+        replay = ReplaySpec(plan=str(base / replay.plan))
+    return msgspec.structs.replace(scenario, market=market, replay=replay)
 
 
 def parse_scenario(text: str, *, source: str = "<scenario>") -> Scenario:
@@ -172,6 +196,7 @@ def validate_scenario(s: Scenario, *, source: str, text: str = "") -> None:
     _check_positions(check, s)
     validate_config(s.engine_config(), source=source, text=text)
     check_policy_model(check, s.policy)
+    _check_session_window(check, s)
     _check_market(check, s, start)
     _check_faults(check, s)
     if s.expect.max_drawdown_pct is not None:
@@ -207,6 +232,9 @@ def _check_market(check: Checker, s: Scenario, start: dt.date) -> None:
         parse_hhmmss(regime.at, source=check.source, key="market.regimes.at")
         check.number("market.regimes.size_pct", regime.size_pct, limits.REGIME_SIZE_RANGE_PCT)
         check.integer("market.regimes.duration_s", regime.duration_s, limits.REGIME_DURATION_RANGE_S)
+    if m.source == "recorded":
+        _check_recorded(check, s)
+        return
     if m.source != "replay":
         return
     symbols = [i.symbol for i in s.instruments]
@@ -224,6 +252,44 @@ def _check_market(check: Checker, s: Scenario, start: dt.date) -> None:
         first, last = market_span(str(path))
         if not first <= start <= last:
             check.fail("session.start", f"{start} is outside the data of {name} ({first} .. {last})")
+
+
+def _check_recorded(check: Checker, s: Scenario) -> None:
+    """A replayed capture: its bar files beside the scenario, one per instrument, on an always-open window."""
+    base = Path(check.source).parent
+    symbols = [i.symbol for i in s.instruments]
+    if sorted(s.market.files) != sorted(symbols):
+        check.fail("market.files", "a recorded market needs exactly one file per instrument")
+    from adapters.fake.market_recorded import RecordedBarsError, read_bars
+    from adapters.fake.replay_plan import ReplayPlan, ReplayPlanError
+
+    for symbol, name in sorted(s.market.files.items()):
+        check.relative_path(f"market.files.{symbol}", name)
+        if not (base / name).is_file():
+            check.fail(f"market.files.{symbol}", f"{name!r} is not a file beside the scenario ({base})")
+        try:
+            read_bars(base / name)  # a bad row fails here, naming file and line, not mid-run
+        except RecordedBarsError as exc:
+            check.fail(f"market.files.{symbol}", str(exc))
+    if s.replay is not None:
+        check.relative_path("replay.plan", s.replay.plan)
+        if not (base / s.replay.plan).is_file():
+            check.fail("replay.plan", f"{s.replay.plan!r} is not a file beside the scenario ({base})")
+        try:
+            ReplayPlan.load(base / s.replay.plan)
+        except ReplayPlanError as exc:
+            check.fail("replay.plan", str(exc))
+
+
+def _check_session_window(check: Checker, s: Scenario) -> None:
+    if s.session.calendar != "always_open":
+        if s.session.duration_s or s.session.start_time != "00:00:00":
+            check.fail("session.duration_s", "start_time and duration_s are for calendar = \"always_open\" only")
+        return
+    parse_hhmmss(s.session.start_time, source=check.source, key="session.start_time")
+    check.integer("session.duration_s", s.session.duration_s, limits.REPLAY_WINDOW_RANGE_S)
+    if s.session.days != 1:
+        check.fail("session.days", "an always_open window is one day")
 
 
 @functools.lru_cache(maxsize=64)
@@ -273,5 +339,5 @@ def _check_faults(check: Checker, s: Scenario) -> None:
             check.fail("faults.events", f"{event.kind} needs a symbol from instruments")
         if event.kind == "manual_reset" and not (event.operator.strip() and event.reason.strip()):
             check.fail("faults.events", "manual_reset needs operator and reason")
-        if event.kind in HARNESS_KINDS and event.at is None:
-            check.fail("faults.events", f"{event.kind} needs 'at'")
+        if event.kind in HARNESS_KINDS and event.at is None and s.session.calendar != "always_open":
+            check.fail("faults.events", f"{event.kind} needs 'at'")  # at_ns: replayed captures only

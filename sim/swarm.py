@@ -357,6 +357,30 @@ def world_toml(seed: int) -> str:
     return dumps_toml(generate_world(seed))
 
 
+def incident_world(incident: Mapping[str, Any], seed: int) -> dict[str, Any]:
+    """A world seeded by a recorded incident (``ttlive replay --to-scenario``): the incident as recorded (its
+    market, book, venue answers and faults) plus, from a random stream of its own, some of the fault
+    probabilities every swarm world draws from, at the world's seed: how the engine that met the incident fares
+    when the venue misbehaves a little more. Its data files must sit beside the world (``jobs_of`` copies them)."""
+    rng = random.Random(f"ttlive-swarm-incident:{seed}")
+    world = copy.deepcopy(dict(incident))
+    world.update(name=world_name(seed), seed=seed,
+                 description=f"Swarm world of seed {seed} seeded by the incident {incident.get('name', '?')}.")
+    faults = world.setdefault("faults", {})
+    for key in PROBABILITY_KEYS:
+        if key not in faults and rng.random() < FEATURE_P:
+            faults[key] = round(10 ** rng.uniform(-3.0, math.log10(0.2)), 4)  # 0.1% .. 20%, log-uniform
+    world["expect"] = {}  # judged by the always-on invariants, like every swarm world
+    return world
+
+
+def incident_data_files(incident: Mapping[str, Any]) -> list[str]:
+    """The files a recorded incident's scenario names beside itself (bars, the venue's plan)."""
+    names = list((incident.get("market") or {}).get("files", {}).values())
+    plan = (incident.get("replay") or {}).get("plan")
+    return [*names, *([plan] if plan else [])]
+
+
 # --- a TOML writer for the shapes scenarios use ----------------------------------------------------------------
 
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
@@ -827,6 +851,7 @@ class SwarmSpec:
     shrink_limit: int = 3  # failures shrunk per swarm (one per kind of violation)
     keep: bool = False  # keep passing runs' report, audit and log
     breakage: str | None = None
+    incident: Path | None = None  # worlds seeded by this recorded incident's scenario (incident_world)
 
     def command(self, runs: int) -> str:
         parts = ["ttlive swarm", f"--runs {runs}", f"--seed {self.seed}", f"--workers {self.workers}"]
@@ -834,6 +859,8 @@ class SwarmSpec:
             parts.append(f"--backend {self.backend}")
         if self.breakage:
             parts.append(f"--break {self.breakage}")
+        if self.incident is not None:
+            parts.append(f"--incident {self.incident}")
         return " ".join([*parts, f"--out {self.out}"])
 
 
@@ -852,6 +879,14 @@ def validate(spec: SwarmSpec) -> None:
     if spec.backend not in ("local", "ray"):
         raise ValueError(f"--backend must be local or ray, got {spec.backend!r}")
     world_options(spec.breakage)
+    if spec.incident is not None:
+        from core.config import ConfigError
+        from sim.scenario import load_scenario
+
+        try:
+            load_scenario(spec.incident)
+        except ConfigError as exc:
+            raise ValueError(f"--incident: {exc}") from None
 
 
 def jobs_of(spec: SwarmSpec, run: RunWorld) -> Iterator[Job]:
@@ -859,11 +894,17 @@ def jobs_of(spec: SwarmSpec, run: RunWorld) -> Iterator[Job]:
     Paths are absolute: a Ray worker does not run in this directory."""
     options = tuple(sorted(world_options(spec.breakage).items()))
     out = spec.out.resolve()
+    incident = None
+    if spec.incident is not None:  # its data files go beside the worlds that name them
+        incident = tomllib.loads(spec.incident.read_text(encoding="utf-8"))
+        (out / "worlds").mkdir(parents=True, exist_ok=True)
+        for name in incident_data_files(incident):
+            shutil.copyfile(spec.incident.parent / name, out / "worlds" / name)
     index = 0
     while spec.runs is None or index < spec.runs:
         seed = derive_seed(spec.seed, index)
         world = out / "worlds" / f"{world_name(seed)}.toml"
-        text = world_toml(seed)
+        text = world_toml(seed) if incident is None else dumps_toml(incident_world(incident, seed))
         world.parent.mkdir(parents=True, exist_ok=True)
         world.write_text(text, encoding="utf-8")
         yield Job(index=index, seed=seed, toml=text, world=str(world), out=str(out / "runs" / world_name(seed)),

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 import msgspec
 import trio
@@ -39,7 +40,7 @@ from adapters.bootstrap import (
     open_audit,
     open_store,
 )
-from adapters.fake.calendar import NyseCalendar, ns_at
+from adapters.fake.calendar import AlwaysOpenCalendar, ArraySessionCalendar, NyseCalendar, ns_at
 from adapters.fake.faults import HARNESS_KINDS, FaultEvent, FaultPlan
 from adapters.fake.inprocess import InProcessVenue
 from adapters.fake.market_spec import market_from_spec
@@ -91,6 +92,7 @@ class WorldOptions:
     # "wire": the engine talks to the fake through the real Alpaca adapter (chaos scenarios, the swarm);
     # "ports": the same venue straight at the engine's ports, no wire (bulk backtests; adapters.ports_venue).
     path: str = "wire"
+    capture: bool = False  # record the wire (adapters.capture) in the run's capture/, on the virtual clock
 
 
 @dataclass
@@ -127,7 +129,18 @@ def git_revision() -> str:
         return "unknown"
 
 
-def session_days(scenario: Scenario, calendar: NyseCalendar) -> list[tuple[str, int, int]]:
+def session_calendar(scenario: Scenario) -> ArraySessionCalendar:
+    """NYSE sessions (every shipped scenario), or a market open around the clock (replayed captures)."""
+    return AlwaysOpenCalendar() if scenario.session.calendar == "always_open" else NyseCalendar()
+
+
+def session_days(scenario: Scenario, calendar: ArraySessionCalendar) -> list[tuple[str, int, int]]:
+    if scenario.session.calendar == "always_open":
+        # One window: the engine starts at start_time (UTC) and stops duration_s later (open/close are placed
+        # so that open - PRE_OPEN_S and close + SETTLE_AFTER_CLOSE_S are exactly those two instants).
+        start_ns = ns_at(scenario.session.start, scenario.session.start_time, tz=ZoneInfo("UTC"))
+        end_ns = start_ns + scenario.session.duration_s * NS
+        return [(scenario.session.start, start_ns + PRE_OPEN_S * NS, end_ns - SETTLE_AFTER_CLOSE_S * NS)]
     start = ns_at(scenario.session.start, "00:00:00")
     sessions = calendar.sessions_between(start, start + (scenario.session.days * 3 + 10) * 86_400 * NS)
     sessions = [s for s in sessions if s[1] >= start][: scenario.session.days]
@@ -140,6 +153,9 @@ def harness_events(plan: FaultPlan, sessions: list[tuple[str, int, int]]) -> lis
     out = []
     for event in plan.events:
         if event.kind not in HARNESS_KINDS:
+            continue
+        if event.at_ns is not None:  # a replayed capture's operator action, at its recorded instant
+            out.append((event.at_ns, event))
             continue
         assert event.at is not None
         date = sessions[event.day][0]
@@ -155,7 +171,7 @@ class World:
         self.out_dir = out_dir
         self.options = options
         self.record = WorldRecord()
-        self.calendar = NyseCalendar()
+        self.calendar = session_calendar(scenario)
         self.sessions = session_days(scenario, self.calendar)
         self.plan = FaultPlan.from_toml_dict(scenario.faults)
         config = scenario.engine_config()
@@ -173,6 +189,10 @@ class World:
                         non_fractionable=frozenset(i.symbol for i in scenario.instruments if not i.fractionable)),
             market=self.market, calendar=self.calendar, start_ns=start_ns,
         )
+        if scenario.replay is not None:  # a replayed capture: the venue answers as recorded (replay_plan)
+            from adapters.fake.replay_plan import attach_plan
+
+            attach_plan(self.venue, scenario.replay.plan)
         self.front = InProcessVenue(self.venue)
         self.clock = VenueClock(self.front)
         self.telemetry = LatencyTelemetry()
@@ -231,6 +251,7 @@ class World:
             audit = open_audit(self.layout, secrets=[SIM_KEY.secret_key], fsync=self.options.fsync_audit)
             store = open_store(self.layout, fsync=False)
             events = harness_events(self.plan, self.sessions)
+            capture = self.open_capture()
             try:
                 for index, (_date, open_ns, close_ns) in enumerate(self.sessions):
                     await self.sleep_until_ns(open_ns - PRE_OPEN_S * NS)
@@ -238,9 +259,30 @@ class World:
                     await self.run_session_day(root, audit, alerts, store, open_ns, close_ns, todays)
             finally:
                 audit.close()
+                if capture is not None:
+                    capture.close()
             self.record.end_ns = self.clock.now_ns()
             root.cancel_scope.cancel()
         self.record.leaked_tasks = len(trio.lowlevel.current_task().child_nurseries)
+
+    def open_capture(self) -> Any:
+        """With ``options.capture``: the wire recorded on the virtual clock (inside trio.run), like a paper run."""
+        if not self.options.capture:
+            return None
+        from adapters.bootstrap import open_capture
+        from core.config import CaptureSection, Mode
+
+        secrets = [SIM_KEY.key_id, SIM_KEY.secret_key]
+        writer = open_capture(self.layout, CaptureSection(enabled=True), Mode.SIM, secrets=secrets,
+                              config=self.config, clock_ns=self.clock.now_ns, account_type=self.scenario.account.type,
+                              audit_dir=str(self.audit_dir),
+                              seed=self.seed,
+                              session=f"sim-{self.scenario.name}-{self.seed}")
+        if writer is not None:
+            self.link = self.link.captured(writer)
+            if isinstance(self.engine_link, BrokerLink):  # the ports path has no wire to record
+                self.engine_link = self.link
+        return writer
 
     async def sleep_until_ns(self, ts_ns: int) -> None:
         now = self.clock.now_ns()

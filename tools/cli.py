@@ -26,6 +26,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "tools.cmd_drill",
     "tools.cmd_fsm",
     "tools.cmd_evaluate",
+    "tools.cmd_replay",
 )
 
 

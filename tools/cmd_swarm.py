@@ -33,6 +33,8 @@ def register(sub: Any) -> None:
     p.add_argument("--no-shrink", action="store_true", help="do not minimise failing worlds")
     p.add_argument("--keep", action="store_true", help="keep every run's report and audit (default: failing only)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--incident", type=Path, default=None,
+                   help="seed every world with this recorded incident (a ttlive replay --to-scenario file)")
     p.add_argument("--break", dest="breakage", choices=("halt_gate",), default=None, help=argparse.SUPPRESS)
     p.set_defaults(func=run)
 
@@ -44,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
 
     spec = SwarmSpec(out=Path(args.out), seed=args.seed, runs=args.runs, minutes=args.minutes, workers=args.workers,
                      backend=args.backend, stop_on_failure=args.stop_on_failure, shrink=not args.no_shrink,
-                     keep=args.keep, breakage=args.breakage)
+                     keep=args.keep, breakage=args.breakage, incident=args.incident)
     try:
         validate(spec)
     except ValueError as exc:

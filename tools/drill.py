@@ -29,6 +29,7 @@ from typing import Any, Final
 import httpx
 
 from adapters.rundir import STATE_NAME
+from core.model import NS_PER_S
 from sim.invariants import audit_records, check_fills, check_submissions, positions_differ
 from tools.exitcodes import EXIT_INTERRUPTED  # the runner's exit status after a graceful SIGTERM stop
 from tools.runner import REPO_ROOT
@@ -193,7 +194,9 @@ class DrillRig:
                 proc.popen.wait(timeout=STOP_TIMEOUT_S)
 
     # the venue
-    def start_venue(self, *, restore: bool = False, short_sessions: tuple[int, int] | None = None) -> Proc:
+    def start_venue(
+        self, *, restore: bool = False, short_sessions: tuple[int, int] | None = None, faults: str = ""
+    ) -> Proc:
         args = ["fake-alpaca", "--port", str(self.port), "--clock", "now", "--bar-interval-s", "1",
                 "--seed", str(self.seed), "--rate-limit", "0", "--drill-admin",
                 "--snapshot", str(self.snapshot_path)]
@@ -201,6 +204,12 @@ class DrillRig:
             args.append("--restore")
         if short_sessions is not None:
             args += ["--short-sessions", f"{short_sessions[0]},{short_sessions[1]}"]
+        if faults:  # a [faults] table (TOML), in a generator-market scenario the venue loads
+            path = self.workdir / "venue_faults.toml"
+            instruments = "".join(f'[[instruments]]\nsymbol = "{s}"\nsector = "{sec}"\n' for s, sec in SYMBOLS)
+            path.write_text(f'schema_version = 1\nname = "drill_faults"\n{instruments}[market]\nsource = "generator"\n'
+                            f"{faults}", encoding="utf-8")
+            args += ["--scenario", str(path), "--bar-interval-s", "1"]
         proc = self._spawn(f"venue{sum(p.name.startswith('venue') for p in self.procs) + 1}", args)
         line = self._wait_for_line(proc, "fake-alpaca on http://127.0.0.1:", FAKE_READY_TIMEOUT_S)
         self.port = int(line.split("http://127.0.0.1:", 1)[1].split()[0].strip("/"))
@@ -408,7 +417,44 @@ def drill_three_sessions(rig: DrillRig) -> None:
         rig.failures.append("the runner placed no order in three sessions")
 
 
+STORM_S: Final = 4  # the capture drill's 429 storms: this long, every twice this long
+STORMS: Final = 30
+
+
+def drill_capture(rig: DrillRig) -> None:
+    """The paper runner's wire capture under faults: a third of order submissions lose their answer (applied,
+    never answered), 4 s storms of 429s every 8 s, and every WebSocket dropped after the first fill and again
+    inside a storm (the resync meets the 429s). The capture (state/capture/) is what ``ttlive replay`` rebuilds
+    the session from."""
+    first = time.time_ns() + 10 * NS_PER_S  # 429 storms of STORM_S every 2 * STORM_S, from 10 s on
+    storms = [first + i * 2 * STORM_S * NS_PER_S for i in range(STORMS)]
+    events = "".join(f'[[faults.events]]\nkind = "rate_limit_storm"\nat_ns = {at}\nduration_s = {STORM_S}\n'
+                     for at in storms)
+    rig.start_venue(faults=f"[faults]\nrest_timeout_after_accept_p = 0.34\n{events}")
+    rig.start_runner()
+    rig.wait_for("first fill of the runner", lambda r: our_fills(r) >= 1, FIRST_TRADE_TIMEOUT_S)
+    rig.log(f"dropped {rig.post('drop_streams')['dropped']} WebSocket connection(s)")
+    storm = next((at for at in storms if at > time.time_ns() + NS_PER_S // 2), None)
+    if storm is None:
+        raise DrillError("the runner's first fill came after the last 429 storm")
+    time.sleep((storm - time.time_ns()) / NS_PER_S + 0.3)
+    # Inside a storm: the reconnections resync over REST, into 429s.
+    rig.log(f"dropped {rig.post('drop_streams')['dropped']} WebSocket connection(s) during a 429 storm")
+    time.sleep(STORM_S + 5.0)  # through the storm, and a few decisions after
+    rig.stop_runner()
+    from tools.replay import load_capture
+
+    size = sum(p.stat().st_size for p in (rig.state_dir / "capture").glob("*.gz"))
+    capture = load_capture(rig.state_dir)
+    lost = sum(1 for e in capture.exchanges if e.error)
+    storm = sum(1 for e in capture.exchanges if e.status == 429)
+    closes = sum(1 for c in capture.connections if c.closed_by == "server")
+    rig.notes.append(f"capture: {size / 1e6:.3f} MB for this session ({len(capture.exchanges)} REST exchanges: "
+                     f"{lost} lost answers, {storm} 429s; {closes} stream(s) closed by the venue)")
+
+
 DRILLS: Final[dict[str, Callable[[DrillRig], None]]] = {
+    "capture": drill_capture,
     "disconnect": drill_disconnect,
     "runner_kill9": drill_runner_kill9,
     "three_sessions": drill_three_sessions,

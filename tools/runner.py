@@ -341,13 +341,15 @@ class SimRun:
         layout = run_layout(settings.config, out_dir=settings.out_dir)
         self.out = layout.directory
         self.claim = claim_dir(self.out, Mode.SIM, replace=settings.fresh)
+        capture = settings.config.capture.active(Mode.SIM)  # a sim records its wire only when asked to
+        options = WorldOptions(capture=capture)
         if settings.agent == "tensortrade":  # the policy steps a TensorTrade env through the bridge (spec 5.1)
             from sim.bridge_world import BridgeWorld, bridge_scenario
 
             scenario = bridge_scenario(scenario)  # execution.brackets = false: TensorTrade mirrors its own orders
-            self.world: World = BridgeWorld(scenario, self.seed, self.out, WorldOptions(), layout=layout)
+            self.world: World = BridgeWorld(scenario, self.seed, self.out, options, layout=layout)
         else:
-            self.world = World(scenario, self.seed, self.out, WorldOptions(), layout=layout)
+            self.world = World(scenario, self.seed, self.out, options, layout=layout)
         self.source = EngineDashboardSource(
             mode="sim", clock=self.world.clock, alerts=self.world.dashboard_alerts
         )
@@ -606,7 +608,7 @@ class BrokerRun:
         from adapters.alerts import AlertRouter, DashboardAlertSink, LogAlertSink, WebhookAlertSink
         from adapters.alpaca.clock import WallClock
         from adapters.alpaca.telemetry import LatencyTelemetry
-        from adapters.bootstrap import BrokerLink, build_engine, open_adapters, open_audit, open_store
+        from adapters.bootstrap import BrokerLink, build_engine, capture_link, open_adapters, open_audit, open_store
         from adapters.dashboard.engine_source import EngineDashboardSource
         from adapters.dashboard.server import serve_dashboard
         from adapters.ids import Uuid4Ids
@@ -626,6 +628,7 @@ class BrokerRun:
         audit = open_audit(self.layout, secrets=self.secrets, fsync=True)
         warn_contract(self.contract, self.ui)
         audit.write(contract_record(self.contract, clock.now_ns()))
+        link, capture = capture_link(link, self.layout, config, s.mode, secrets=self.secrets)  # [capture]
         try:
             async with trio.open_nursery() as nursery, httpx.AsyncClient() as webhook_client:
                 await nursery.start(watch_signals, self._graceful)
@@ -706,6 +709,8 @@ class BrokerRun:
                 nursery.cancel_scope.cancel()
         finally:
             audit.close()
+            if capture is not None:
+                capture.close()
             anchor_trail(self.layout.audit_dir, clock.now_ns())
 
     async def _session(

@@ -81,4 +81,12 @@ def _source(
             start_date=start_date,
             calendar=calendar,
         )
-    raise ValueError(f"unknown market source {source!r} (replay | generator)")
+    if source == "recorded":  # a replayed capture's bars (files already resolved to paths by the loader)
+        from adapters.fake.market_recorded import RecordedSource
+
+        if calendar is None:
+            raise ValueError("a recorded market needs the world's calendar")
+        files = dict(getattr(spec, "files", {}) or {})
+        return RecordedSource({s: files[s] for s in symbols}, sectors, bar_interval_s, seed, spread_bps=spread_bps,
+                              calendar=calendar)
+    raise ValueError(f"unknown market source {source!r} (replay | generator | recorded)")

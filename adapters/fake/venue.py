@@ -146,6 +146,7 @@ class Venue:
         self.faults = FaultInjector(config.faults, seed=config.seed, resolve_at_ns=resolve_at_ns)
         self._limiter = RateLimiter(config.rate_limit_per_min, nominal_limit=ALPACA_REQUESTS_PER_MIN)
         self.book = OrderBook(self)
+        self.replay_plan: Any = None  # a replayed capture's recorded answers (adapters.fake.replay_plan)
         self._marks: dict[str, Decimal] = {}
         self._quotes: dict[str, FakeQuote | None] = {}  # per clock instant; cleared on every step/request
         self._open_now: bool | None = None  # calendar.is_open(now), same lifetime
@@ -383,6 +384,9 @@ class Venue:
         fault = self.faults.rest_fault(self._now_ns)
         if fault is not None:
             return _json_response(fault.status, error_body(fault.code, fault.message), headers)
+        recorded = self.replay_plan.rest_answer(req) if self.replay_plan is not None else None
+        if recorded is not None and recorded.status is not None:  # a recorded refusal: nothing is applied
+            return _json_response(recorded.status, recorded.body if isinstance(recorded.body, dict) else {}, headers)
         if family == "data":
             response = self._handle_data(req)
         else:
@@ -398,8 +402,10 @@ class Venue:
             lost = self.faults.drop_response_after_accept()
         else:
             lost = self.faults.drop_read_response()
+        if recorded is not None:
+            lost = lost or recorded.lost
         drop_after = self.config.request_timeout_s if lost else None
-        delay_s = self.faults.rest_delay_s(self._now_ns)
+        delay_s = max(self.faults.rest_delay_s(self._now_ns), recorded.delay_s if recorded is not None else 0.0)
         return replace(response, headers=merged, drop_response_after_s=drop_after, delay_s=delay_s)
 
     def _handle_data(self, req: RestRequest) -> RestResponse:
@@ -494,14 +500,17 @@ class Venue:
             assert price is not None and qty is not None and position_qty is not None
             data.update(price=dec_str(price), qty=dec_str(qty), position_qty=dec_str(position_qty))
         self.event_log.append(TradeUpdateRecord(self._now_ns, event, order.id, execution_id))
-        for listener in list(self.trade_update_listeners):
-            listener(data)
+        unheard = self.replay_plan is not None and self.replay_plan.unheard(self.book, event, order)
+        if not unheard:
+            for listener in list(self.trade_update_listeners):
+                listener(data)
         sessions = [session for session in self._trading_sessions if session.wants_trade_updates]
         if not sessions:
             return
         payload = encode({"stream": "trade_updates", "data": data})
         for session in sessions:
-            session.publish(payload, "deliver" if session.muted else self.faults.trade_update_fate())
+            fate = "deliver" if session.muted else self.faults.trade_update_fate()
+            session.publish(payload, "drop" if unheard else fate)  # a replay: lost as it was when recorded
 
     # --- account ------------------------------------------------------------------------------------------------
 

@@ -310,6 +310,9 @@ class OrderBook:
     def _match(self, order: m.VenueOrder) -> None:
         if order.status not in m.WORKING:
             return
+        plan = self._venue.replay_plan
+        if plan is not None and plan.match(self, order, self._venue.now_ns):
+            return  # a replayed capture's order: its recorded fills, at their recorded times and prices
         quote = self._venue.quote(order.symbol)
         if quote is None or quote == order.last_quote:  # liquidity used, draw made, trigger checked
             return

@@ -100,3 +100,14 @@ def test_the_ports_row_uses_the_same_nautilus_run() -> None:
     assert set(rows) == {"nautilus_events_per_s_ratio", "nautilus_ports_ratio"}
     assert rows["nautilus_ports_ratio"].value == 780.0 and rows["nautilus_events_per_s_ratio"].value == 195.0
     assert rows["nautilus_ports_ratio"].ratio is None  # Nautilus not measured: no ratio, nothing estimated
+
+
+def test_capture_frame_row_measures_a_recorded_frame() -> None:
+    from tools.bench.capture import bench_capture_frame
+    from tools.bench.common import Options, latency_result
+
+    stats, bytes_per_frame = bench_capture_frame(Options(quick=True))
+    assert stats.count > 0 and 0 < stats.p50_us <= stats.p99_us
+    assert 0 < bytes_per_frame < 400  # compressed: a 4-message frame is ~250 bytes of JSON before gzip
+    row = latency_result("capture_frame_us", stats)
+    assert row.unit == "us" and row.value == row.p50

@@ -381,6 +381,9 @@ def run(options: Options) -> Section:
     book = fifty_position_book(rng)
     risk, outcomes = bench_risk(book, random_signals(rng, book.universe, n))
     chain = bench_chain(windows, policies[default_precision], book, options.seed)
+    from tools.bench.capture import bench_capture_frame
+
+    capture, capture_bytes = bench_capture_frame(options)
 
     results = [
         latency_result("feature_extraction_us", features.whole),
@@ -396,6 +399,7 @@ def run(options: Options) -> Section:
         latency_result("order_round_trip_inprocess_us", chain.round_trip),
         latency_result("signal_to_order_us", chain.chain),
         latency_result("signal_to_order_decide_us", chain.decide),
+        latency_result("capture_frame_us", capture),
     ]
     budget_rows: list[tuple[str, LatencyStats, float | None, str]] = [
         (
@@ -442,6 +446,13 @@ def run(options: Options) -> Section:
         (
             "for reference: submit round trip incl. the in-process fake venue and response decoding",
             chain.round_trip,
+            None,
+            "",
+        ),
+        (
+            f"wire capture of one received market-data frame (decode, scrub, JSON, gzip sync flush; "
+            f"{capture_bytes:.0f} compressed bytes per frame), paid on the reader task, not the decision path",
+            capture,
             None,
             "",
         ),
