@@ -109,6 +109,7 @@ def generate_world(seed: int) -> dict[str, Any]:
         world["account"]["positions"] = book
         _outside_trade(seed, world, book, windows)
     _foreign_orders(seed, world, symbols, windows)
+    _protect_on_halt(seed, world, windows)
     return {key: value for key, value in world.items() if value != {} or key == "expect"}
 
 
@@ -148,6 +149,20 @@ def _foreign_orders(seed: int, world: dict[str, Any], symbols: list[str], window
         _add_event(world, event, day, rng.randint(*windows[day]), len(windows))
     if rng.random() < 0.5:  # an account the policy must own alone: ttlive cancels what it did not place
         world.setdefault("reconcile", {})["foreign_orders"] = "cancel"
+
+
+def _protect_on_halt(seed: int, world: dict[str, Any], windows: list[tuple[int, int]]) -> None:
+    """A quarter of the worlds halt with risk.on_halt = "protect" (not where the tightened limits already chose
+    liquidate_on_halt); half of those get an operator's kill, so the protective stops are placed amid the world's
+    other faults: invariant 5e wants a working stop for every position of a halted book at the end."""
+    rng = random.Random(f"ttlive-swarm-protect:{seed}")
+    if rng.random() >= FEATURE_P or world["risk"].get("liquidate_on_halt"):
+        return
+    world["risk"]["on_halt"] = "protect"
+    if rng.random() < 0.5:
+        day = rng.randrange(len(windows))
+        event = {"kind": "manual_kill", "operator": OPERATOR, "reason": "swarm: protect the book"}
+        _add_event(world, event, day, rng.randint(*windows[day]), len(windows))
 
 
 def _outside_trade(seed: int, world: dict[str, Any], book: list[dict[str, str]],

@@ -175,7 +175,10 @@ class Reconciler:
                 await ctx.alerts.send(severity="warning", key="reconcile.mismatch", message=detail,
                                       ts_ns=ctx.now_ns())
             if self.is_halted():
-                self.adopt_venue(venue, reason=f"halted with mismatch: {detail}")
+                # A symbol with an order of ours working (a protective stop, core.protect) may have a fill on its
+                # way: adopted on the first sight, that fill would count twice. It is adopted once it persists.
+                wait = self.working_symbols() if self.mismatch_streak < 2 else set()
+                self.adopt_venue(venue, reason=f"halted with mismatch: {detail}", skip=wait)
         await self.supervisor.send(
             ReconciliationChecked(ts_s=ctx.now_s(), mismatched=not agreed, after_resync=after_resync,
                                   detail="" if agreed else "positions differ from the venue")
@@ -205,10 +208,13 @@ class Reconciler:
                             extra={"adopted_qty": str(venue_qty), "delta": str(delta), "price": str(price)})
         self.small_drifts = seen
 
-    def adopt_venue(self, venue: dict[str, Decimal], *, reason: str) -> None:
-        """Take the broker's positions as truth (audited). Used once trading is halted."""
+    def adopt_venue(self, venue: dict[str, Decimal], *, reason: str, skip: set[str] | None = None) -> None:
+        """Take the broker's positions as truth (audited), except for the symbols in ``skip``. Used once trading
+        is halted."""
         ledger = self.ctx.state.ledger
         for symbol in sorted(set(venue) | set(ledger.positions())):
+            if skip and symbol in skip:
+                continue
             qty = venue.get(symbol, Decimal(0))
             if ledger.position_qty(symbol) == qty:
                 continue

@@ -154,7 +154,8 @@ class Engine:
         resets: tuple[tuple[int, str, str], ...] = ()
         if supervisor is not None:
             machine = supervisor.halt
-            halt = HaltView(state=machine.state, first_trip=machine.first_trip, last_reset=machine.last_reset)
+            halt = HaltView(state=machine.state, first_trip=machine.first_trip, last_reset=machine.last_reset,
+                            on_halt=supervisor.on_halt, protection=supervisor.protection)
             trips, resets = tuple(supervisor.trip_log), tuple(supervisor.reset_log)
         if ctx is None:
             return EngineSnapshot(ts_ns=ts_ns, running=running, ready=False, halt=halt, trip_log=trips,
@@ -302,7 +303,7 @@ class Engine:
                                 trail=self.trail.latch() if self.trail is not None else TrailLatch())
         now_ns = self.clock.now_ns()
         if decision.halt_reason:
-            machine = HaltMachine(liquidate_on_halt=self.config.risk.liquidate_on_halt)
+            machine = HaltMachine(on_halt=self.config.risk.halt_action)
             machine.trip(decision.halt_trigger, f"start-up recovery: {decision.halt_reason}", now_ns)
             state.halt = machine.to_state()  # HALTING: the supervisor's recovery cancels all and latches
         if decision.alert:
@@ -381,7 +382,8 @@ class Engine:
         self._supervisor_send = sup_send
         self._execution_send = ex_send
 
-        supervisor = Supervisor(ctx, inbox=sup_recv, resync=rs_send, observers=self.halt_observers)
+        supervisor = Supervisor(ctx, inbox=sup_recv, resync=rs_send, observers=self.halt_observers,
+                                execution=ex_send)
         self.supervisor = supervisor
         if new_session:
             # last_equity from the broker is the previous close: the day's P&L is measured against it.

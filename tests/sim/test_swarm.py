@@ -76,8 +76,23 @@ def test_across_200_worlds_every_fault_and_every_trigger_is_exercised() -> None:
         assert tightened, trigger
     # reconciliation_mismatch and manual have their events; most worlds keep the shipped limits
     assert {"event.position_drift", "event.manual_kill"} <= features
-    assert 0.45 < sum("risk" not in w for w in worlds) / len(worlds) < 0.75
+    assert 0.45 < sum(not set(w.get("risk", {})) - {"on_halt"} for w in worlds) / len(worlds) < 0.75
     assert any(len({i["sector"] for i in w["instruments"]}) < len(w["instruments"]) for w in worlds)
+
+
+def test_protect_on_halt_worlds_come_from_their_own_stream(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A quarter of the worlds halt with on_halt = protect (half of them with an operator's kill); every other
+    world is byte for byte what the generator made before the feature existed."""
+    worlds = {seed: world_toml(seed) for seed in SEEDS[:80]}
+    protected = [seed for seed, text in worlds.items() if 'on_halt = "protect"' in text]
+    assert 8 <= len(protected) <= 32
+    assert any("swarm: protect the book" in worlds[seed] for seed in protected)
+    monkeypatch.setattr(swarm, "_protect_on_halt", lambda *_: None)
+    for seed, text in worlds.items():
+        if seed not in protected:
+            assert world_toml(seed) == text, seed
+        else:
+            assert 'on_halt = "protect"' not in world_toml(seed)
 
 
 def test_a_reset_only_ever_follows_a_kill() -> None:
