@@ -25,6 +25,7 @@ import re
 import shutil
 import time
 import tomllib
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -110,6 +111,7 @@ def generate_world(seed: int) -> dict[str, Any]:
         _outside_trade(seed, world, book, windows)
     _foreign_orders(seed, world, symbols, windows)
     _protect_on_halt(seed, world, windows)
+    _open_orders_at_start(seed, world, market, symbols, sessions[first][0])
     return {key: value for key, value in world.items() if value != {} or key == "expect"}
 
 
@@ -163,6 +165,39 @@ def _protect_on_halt(seed: int, world: dict[str, Any], windows: list[tuple[int, 
         day = rng.randrange(len(windows))
         event = {"kind": "manual_kill", "operator": OPERATOR, "reason": "swarm: protect the book"}
         _add_event(world, event, day, rng.randint(*windows[day]), len(windows))
+
+
+def _open_orders_at_start(seed: int, world: dict[str, Any], market: dict[str, Any], symbols: list[str],
+                          start: str) -> None:
+    """A quarter of the worlds start with 1-4 resting buy limits open at the account, 30 % under the eve's close:
+    some ttlive's own from an earlier life (adopted into order machines), some the owner's (listed, left alone or
+    cancelled, counted by RiskGuard); one in five of the owner's is a dollar-amount (notional) order."""
+    rng = random.Random(f"ttlive-swarm-open-orders:{seed}")
+    if rng.random() >= FEATURE_P:
+        return
+    files: dict[str, str] = market.get("files", {})
+    cash = Decimal(world["account"]["cash_usd"])
+    orders = []
+    for n in range(rng.randint(1, 4)):
+        symbol = rng.choice(symbols)
+        eve = last_close_before(str(market_data_dir() / files[symbol]), start) if files else GENERATOR_START_PRICE
+        if not eve:
+            continue
+        limit = (Decimal(str(eve)) * Decimal("0.7")).quantize(Decimal("0.01"))
+        ours = rng.random() < 0.5
+        coid = (f"tt-{uuid.UUID(int=rng.getrandbits(128), version=4)}-0" if ours
+                else f"desk-{seed}-{n}")
+        order: dict[str, Any] = {"symbol": symbol, "side": "buy", "type": "limit", "limit_price": str(limit),
+                                 "time_in_force": "gtc", "client_order_id": coid}
+        budget = cash * Decimal(str(round(rng.uniform(0.005, 0.02), 4)))
+        if not ours and rng.random() < 0.2:
+            order["notional"] = str(max(Decimal(1), budget.quantize(Decimal(1))))
+            order["time_in_force"] = "day"
+        else:
+            order["qty"] = str(max(1, int(budget / limit)))
+        orders.append(order)
+    if orders:
+        world["account"]["orders"] = orders
 
 
 def _outside_trade(seed: int, world: dict[str, Any], book: list[dict[str, str]],
@@ -540,6 +575,8 @@ def world_features(world: Mapping[str, Any]) -> list[str]:
         features.add("account.starting_book")
     if any(p["qty"].startswith("-") for p in positions):
         features.add("account.starting_short")
+    if world["account"].get("orders"):
+        features.add("account.open_orders")
     return sorted(features)
 
 

@@ -153,7 +153,8 @@ class World:
         self.venue = Venue(
             VenueConfig(seed=seed, account_type=scenario.account.type, cash_usd=Decimal(scenario.account.cash_usd),
                         pattern_day_trader=scenario.account.pattern_day_trader, faults=self.plan,
-                        rate_limit_per_min=200, positions=scenario.account.starting_book()),
+                        rate_limit_per_min=200, positions=scenario.account.starting_book(),
+                        orders=scenario.account.starting_orders()),
             market=self.market, calendar=self.calendar, start_ns=start_ns,
         )
         self.front = InProcessVenue(self.venue)

@@ -88,6 +88,28 @@ class AccountFigures:
     balance_asof: str
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StartingOrder:
+    """An order already open at the account when the venue starts (``[[account.orders]]``): the owner's (any client
+    order id) or ttlive's from an earlier life (``tt-`` prefix). Alpaca's field names; ``notional`` instead of
+    ``qty`` for a dollar-amount order (the venue sizes it at the mark and lists it with ``qty`` null)."""
+
+    symbol: str
+    side: str  # buy | sell
+    type: str  # market | limit | stop | stop_limit | trailing_stop
+    time_in_force: str
+    client_order_id: str
+    qty: Decimal | None = None
+    notional: Decimal | None = None
+    limit_price: Decimal | None = None
+    stop_price: Decimal | None = None
+    trail_price: Decimal | None = None
+    trail_percent: Decimal | None = None
+    order_class: str = ""  # "" (simple) | bracket | oto | oco
+    take_profit_limit_price: Decimal | None = None
+    stop_loss_stop_price: Decimal | None = None
+
+
 def default_multiplier(account_type: str, cash_usd: Decimal, pattern_day_trader: bool) -> Decimal:
     """Alpaca's account multiplier: 1 for cash (or < $2k), 4 for a PDT >= $25k, else 2 (Reg T)."""
     if account_type == "cash" or cash_usd < MARGIN_MIN_EQUITY_USD:

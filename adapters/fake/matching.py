@@ -99,6 +99,7 @@ class VenueOrder:
     position_intent: str | None = None
     filled_qty: Decimal = Decimal(0)
     filled_notional: Decimal = Decimal(0)
+    notional: Decimal | None = None  # a dollar-amount order: listed with qty null (qty is the venue's sizing)
     filled_avg_price: Decimal | None = None
     filled_at_ns: int | None = None
     expired_at_ns: int | None = None

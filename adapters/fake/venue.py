@@ -24,13 +24,20 @@ from decimal import Decimal
 from typing import Any, Final
 
 from adapters.fake import matching as m
-from adapters.fake.accounts import ACCOUNT_TYPES, Account, AccountFigures, PositionState, default_multiplier
+from adapters.fake.accounts import (
+    ACCOUNT_TYPES,
+    Account,
+    AccountFigures,
+    PositionState,
+    StartingOrder,
+    default_multiplier,
+)
 from adapters.fake.faults import FaultEvent, FaultInjector, FaultPlan
 from adapters.fake.interfaces import FakeQuote, MarketSource, RestRequest, RestResponse, SessionCalendar
 from adapters.fake.ratelimit import RateLimiter
 from adapters.fake.rest import dispatch
 from adapters.fake.trading_stream import TradingStreamSession
-from adapters.fake.venue_faults import apply_fault, resolve_fault_at
+from adapters.fake.venue_faults import apply_fault, place_starting_orders, resolve_fault_at
 from adapters.fake.venue_orders import AcceptedOrder, OrderBook
 from adapters.fake.wire import (
     ASSET_NAMESPACE,
@@ -67,6 +74,7 @@ class VenueConfig:
     request_timeout_s: float = ORDER_SUBMIT_TIMEOUT_S  # what a lost response costs the client
     # The book the account already holds when the venue starts: (symbol, signed qty, average entry price).
     positions: tuple[tuple[str, Decimal, Decimal], ...] = ()
+    orders: tuple[StartingOrder, ...] = ()  # open at the account when the venue starts (venue_faults)
 
     def __post_init__(self) -> None:
         if self.account_type not in ACCOUNT_TYPES:
@@ -156,6 +164,7 @@ class Venue:
             marks = self.current_marks(self.account.positions)
             self._lastday.update(marks)
             self.account.last_equity = self.account.equity(marks)
+        self.starting_order_ids: list[str] = place_starting_orders(self, config.orders)
 
     # --- clock ---------------------------------------------------------------------------------------------
 

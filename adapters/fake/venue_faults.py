@@ -9,7 +9,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Final
 
-from adapters.fake.accounts import FillActivity, activity_side
+from adapters.fake.accounts import FillActivity, StartingOrder, activity_side
 from adapters.fake.faults import FaultEvent
 from adapters.fake.wire import activity_id, et_date, parse_time_ns
 from core.model import NS_PER_S, Fill, Side
@@ -84,6 +84,40 @@ def _foreign_order(venue: Venue, event: FaultEvent) -> None:
         venue.book.submit_order(spec)
     except ApiError as exc:
         venue.skipped_faults.append((venue.now_ns, event, f"refused: {exc}"))
+
+
+NOTIONAL_QUANTUM: Final = Decimal("0.000000001")
+
+
+def place_starting_orders(venue: Venue, orders: tuple[StartingOrder, ...]) -> list[str]:
+    """The orders open at the account when the venue starts, accepted through the venue's own checks (a market
+    closed at the start queues them for the open); returns their ids. Refused => ValueError naming the order."""
+    from adapters.fake.matching import OrderSpec
+    from adapters.fake.wire import ApiError
+
+    ids: list[str] = []
+    for n, order in enumerate(orders):
+        qty = order.qty
+        if order.notional is not None:
+            mark = order.limit_price or venue.mark(order.symbol)  # a notional limit is sized at its limit
+            if mark <= 0:
+                raise ValueError(f"starting order {n} ({order.client_order_id}): no price to size a notional order")
+            qty = (order.notional / mark).quantize(NOTIONAL_QUANTUM, rounding="ROUND_DOWN")
+        assert qty is not None
+        spec = OrderSpec(symbol=order.symbol, qty=qty, side=order.side, type=order.type,
+                         time_in_force=order.time_in_force, limit_price=order.limit_price,
+                         stop_price=order.stop_price, trail_price=order.trail_price, trail_percent=order.trail_percent,
+                         client_order_id=order.client_order_id, order_class=order.order_class,
+                         take_profit_limit_price=order.take_profit_limit_price,
+                         stop_loss_stop_price=order.stop_loss_stop_price)
+        try:
+            reply = venue.book.submit_order(spec)
+        except ApiError as exc:
+            raise ValueError(f"starting order {n} ({order.client_order_id}) refused by the venue: {exc}") from None
+        accepted = venue.book.get_order(str(reply["id"]))
+        accepted.notional = order.notional
+        ids.append(accepted.id)
+    return ids
 
 
 def _drift_position(venue: Venue, symbol: str, qty: Decimal) -> None:

@@ -246,8 +246,8 @@ class ExecutionActor:
         # ("insufficient qty"), and an order that could cross our own resting order is a wash trade (422).
         release = [o.venue_order_id for t, o in self.open_orders(request.symbol)
                    if o.venue_order_id is not None
-                   and (t.parent_client_order_id is not None or t.action in EXITS_ONLY
-                        or o.side is not request.side)]
+                   and (t.parent_client_order_id is not None or t.action in EXITS_ONLY or t.action == ADOPTED
+                        or o.side is not request.side)]  # an earlier life's order yields to today's decision
         self._spawn(self._submit, request, release)
 
     def gate(self) -> bool:

@@ -18,6 +18,7 @@ import trio
 
 from core.engine.context import EngineContext
 from core.engine.messages import ResyncRequested, ResyncWaiter
+from core.model import BrokerOrder, Side
 from core.order_fsm import OPEN
 from core.orderplan import is_ours
 from core.ports import BrokerError
@@ -55,6 +56,7 @@ class Reconciler:
         # the same one twice with nothing working on the symbol is not a fill in flight, it is the broker's truth.
         self.small_drifts: dict[str, tuple[Decimal, Decimal]] = {}
         self.foreign_open_orders = 0  # open orders at the account that ttlive did not place (last snapshot)
+        self.foreign_orders: list[BrokerOrder] = []  # those orders themselves (RiskGuard counts what may fill)
         self.interval_s = ctx.config.reconcile.interval_s
         self.tolerance = Decimal(ctx.config.reconcile.tolerance_pct) / 100
         self.reports: list[tuple[int, bool]] = []  # (ts_ns, in agreement)
@@ -94,8 +96,30 @@ class Reconciler:
             await waiter.done.wait()
         return waiter.done.is_set() and waiter.ok
 
-    async def snapshot(self) -> tuple[dict[str, Decimal], dict[str, Decimal], set[str], list[str]] | None:
-        """The venue's positions, their prices, our open order ids and the ids of open orders we did not place."""
+    def note_foreign(self, orders: list[BrokerOrder]) -> None:
+        """The open orders at the account that ttlive did not place, as the latest listing saw them."""
+        self.foreign_orders = [o for o in orders if o.status in OPEN_STATUSES]
+
+    def foreign_pending_qty(self) -> dict[str, Decimal]:
+        """Net signed quantity the owner's open orders may still trade per symbol (buy > 0), for RiskGuard: an
+        order that may fill counts toward the position and exposure limits like one of ours. A notional order is
+        sized at the mark; a symbol with no price at all cannot be judged and is left out (logged once)."""
+        out: dict[str, Decimal] = {}
+        for order in self.foreign_orders:
+            leaves = order.qty - order.filled_qty
+            if order.notional is not None:
+                mark = self.ctx.state.mark(order.symbol)
+                if mark is None or mark <= 0:
+                    continue
+                leaves = max(Decimal(0), order.notional / mark - order.filled_qty)
+            if self.ctx.state.mark(order.symbol) is None:
+                continue  # no price: RiskGuard could not value it
+            signed = leaves if order.side is Side.BUY else -leaves
+            out[order.symbol] = out.get(order.symbol, Decimal(0)) + signed
+        return out
+
+    async def snapshot(self) -> tuple[dict[str, Decimal], dict[str, Decimal], set[str], list[BrokerOrder]] | None:
+        """The venue's positions, their prices, our open order ids and the open orders we did not place."""
         try:
             with trio.fail_after(60):
                 positions = await self.ctx.broker.get_positions()
@@ -106,16 +130,16 @@ class Reconciler:
         venue = {p.symbol: p.qty for p in positions if p.qty != 0}
         prices = {p.symbol: p.current_price for p in positions if p.current_price is not None}
         open_ids: set[str] = set()
-        foreign_ids: list[str] = []
+        foreign: list[BrokerOrder] = []
         for order in open_orders:
             if not is_ours(order.client_order_id):
                 if order.status in OPEN_STATUSES:  # the owner's own orders: never a mismatch
-                    foreign_ids.append(order.id)
+                    foreign.append(order)
                 continue
             for o in (order, *order.legs):  # a filled bracket parent is listed while its legs work
                 if o.status in OPEN_STATUSES:
                     open_ids.add(o.id)
-        return venue, prices, open_ids, foreign_ids
+        return venue, prices, open_ids, foreign
 
     async def handle_foreign(self, order_ids: list[str]) -> None:
         """Open orders ttlive did not place: audited when their number changes, and left alone unless the config
@@ -144,7 +168,8 @@ class Reconciler:
         if snap is None:
             return None
         venue, venue_prices, venue_open, foreign = snap
-        await self.handle_foreign(foreign)
+        self.note_foreign(foreign)
+        await self.handle_foreign([o.id for o in foreign])
         self.last_venue_positions = venue
         prices = dict(venue_prices)
         for symbol in ctx.config.symbols:

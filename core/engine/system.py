@@ -35,7 +35,7 @@ from core.engine.messages import (
 )
 from core.engine.monitor import MonitorActor
 from core.engine.policy import PolicyActor
-from core.engine.reconciler import Reconciler
+from core.engine.reconciler import OPEN_STATUSES, Reconciler
 from core.engine.risk_actor import RiskActor
 from core.engine.snapshot import EngineSnapshot, HaltView
 from core.engine.state import EngineState
@@ -46,7 +46,7 @@ from core.limits import ACTOR_CHANNEL_CAPACITY, INITIAL_MAX_MARGIN_MULTIPLIER
 from core.model import NS_PER_S as NS
 from core.model import AccountConfig, AccountType, Bar, Fill, Position, Quote, Signal, TradeUpdate
 from core.order_fsm import Order
-from core.orderplan import client_order_id
+from core.orderplan import client_order_id, is_ours
 from core.ports import (
     AlertSink,
     AuditSink,
@@ -296,6 +296,29 @@ class Engine:
             log.warning("start-up: adopted the broker's positions for %s (the saved ledger disagreed)",
                         ", ".join(a.symbol for a in adopted))
 
+    async def adopt_open_orders(self, execution: ExecutionActor, reconciler: Reconciler) -> None:
+        """The account's open orders at start-up: ours (our client order id prefix; placed by an earlier life of
+        the engine, or before a lost state) become order machines with the broker's status, so fills arriving
+        later are booked; the owner's are listed (audited one by one), counted by RiskGuard, and left alone or
+        cancelled as ``[reconcile] foreign_orders`` says."""
+        orders = await self.startup_call("GET /v2/orders", lambda: self.broker.list_orders(status="open"))
+        ours = tuple(o for o in orders if is_ours(o.client_order_id))
+        if ours:
+            execution.adopt_orders(ours, reason="start-up")
+        foreign = [o for o in orders if not is_ours(o.client_order_id)]
+        assert self.ctx is not None
+        for order in foreign:
+            price = order.limit_price or order.stop_price
+            size = f"${order.notional}" if order.notional is not None else str(order.qty)
+            self.ctx.system("reconcile", symbol=order.symbol,
+                            reason=f"start-up: open order not placed by ttlive: {order.side.value} {size} "
+                                   f"{order.type.value}" + (f" @ {price}" if price is not None else "")
+                                   + f" {order.time_in_force.value} ({order.status})",
+                            extra={"event": "foreign_order_listed", "alpaca_order_id": order.id,
+                                   "client_order_id": order.client_order_id, "legs": len(order.legs)})
+        reconciler.note_foreign(foreign)
+        await reconciler.handle_foreign([o.id for o in foreign if o.status in OPEN_STATUSES])
+
     async def recover_latch(self, state: EngineState, *, saved_present: bool, unreadable: str) -> None:
         """Fail closed when the state and the audit trail disagree about the halt, or the state is lost."""
         halted = state.halt.get("state", HaltState.ACTIVE.value) != HaltState.ACTIVE.value
@@ -419,7 +442,14 @@ class Engine:
                              pending_qty=execution.pending_qty,
                              target_weight=Decimal(self.config.risk.max_position_pct) / 100)
         self.policy = policy
-        risk = RiskActor(ctx, inbox=sig_recv, execution=ex_send, pending_qty=execution.pending_qty,
+        def risk_pending() -> dict[str, Decimal]:
+            """Ours (execution) plus the owner's open orders (reconciler): both may fill, both count."""
+            pending = execution.pending_qty()
+            for symbol, qty in reconciler.foreign_pending_qty().items():
+                pending[symbol] = pending.get(symbol, Decimal(0)) + qty
+            return pending
+
+        risk = RiskActor(ctx, inbox=sig_recv, execution=ex_send, pending_qty=risk_pending,
                          is_halted=lambda: supervisor.is_halted, correlations=self.correlation_view,
                          buying_power=lambda: self.buying_power, pattern_day_trader=self.pattern_day_trader)
         self.risk = risk
@@ -429,6 +459,7 @@ class Engine:
                                 is_halted=lambda: supervisor.is_halted,
                                 working_symbols=lambda: {t.symbol for t, _ in execution.open_orders()})
         self.reconciler = reconciler
+        await self.adopt_open_orders(execution, reconciler)
         monitor_actor = MonitorActor(ctx, latency_p95_ms=self.latency_p95_ms)
         self.monitor_actor = monitor_actor
 

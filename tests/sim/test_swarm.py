@@ -95,6 +95,23 @@ def test_protect_on_halt_worlds_come_from_their_own_stream(monkeypatch: pytest.M
             assert 'on_halt = "protect"' not in world_toml(seed)
 
 
+def test_open_orders_at_start_come_from_their_own_stream(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A quarter of the worlds start with resting orders (ours and the owner's, notional ones too); the others are
+    byte for byte what they were before the feature, and every such world loads as a scenario."""
+    worlds = {seed: generate_world(seed) for seed in SEEDS[:80]}
+    with_orders = [seed for seed, world in worlds.items() if world["account"].get("orders")]
+    assert 8 <= len(with_orders) <= 32
+    orders = [o for seed in with_orders for o in worlds[seed]["account"]["orders"]]
+    assert any(o["client_order_id"].startswith("tt-") for o in orders)
+    assert any(not o["client_order_id"].startswith("tt-") for o in orders)
+    for seed in with_orders:
+        parse_scenario(world_toml(seed), source=f"seed {seed}")
+    monkeypatch.setattr(swarm, "_open_orders_at_start", lambda *_: None)
+    for seed, world in worlds.items():
+        if seed not in with_orders:
+            assert generate_world(seed) == world, seed
+
+
 def test_a_reset_only_ever_follows_a_kill() -> None:
     for seed in SEEDS:
         events = generate_world(seed).get("faults", {}).get("events", [])
