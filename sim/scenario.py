@@ -327,7 +327,7 @@ def _check_faults(check: Checker, s: Scenario) -> None:
     for event in plan.events:
         if not 0 <= event.day < s.session.days:
             check.fail("faults.events", f"day {event.day} is outside the session (days are 0-based)")
-        if event.kind in ("position_drift", "foreign_order") and event.symbol not in symbols:
+        if event.kind in ("position_drift", "foreign_order", "dividend", "split") and event.symbol not in symbols:
             check.fail("faults.events", f"{event.kind} needs a symbol from instruments")
         if event.kind == "manual_reset" and not (event.operator.strip() and event.reason.strip()):
             check.fail("faults.events", "manual_reset needs operator and reason")

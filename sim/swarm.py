@@ -46,7 +46,8 @@ LAST_DATE = "2014-12-15"  # and sessions after it, for two-day worlds (NVDA/ORCL
 REPLAY_FILES = {"NVDA": "nvda-1999-2014.txt", "ORCL": "orcl-1995-2014.txt", "YHOO": "yhoo-1996-2015.txt"}
 GENERATED_SYMBOLS = ("SWA", "SWB", "SWC", "SWD", "SWE", "SWF")
 SECTORS = ("semiconductors", "software", "internet", "banks", "energy")
-OWN_STREAM_KINDS = frozenset({"foreign_order"})  # drawn from a random stream of their own (see _foreign_orders)
+# Drawn from random streams of their own (see _foreign_orders, _account_activities): the main stream never sees them.
+OWN_STREAM_KINDS = frozenset({"foreign_order", "dividend", "fee", "journal", "split"})
 OUTSIDE_TRADE_MIN_POSITION = 1500  # shares: 1 share is below the 0.1 % alert threshold (spec 1.3) from here on
 GENERATOR_START_PRICE = 100.0  # adapters.fake.market_generator.GeneratorSource opens every symbol here
 FEATURE_P = 0.25  # each fault key / event kind is on in about a quarter of the worlds
@@ -112,6 +113,7 @@ def generate_world(seed: int) -> dict[str, Any]:
     _foreign_orders(seed, world, symbols, windows)
     _protect_on_halt(seed, world, windows)
     _open_orders_at_start(seed, world, market, symbols, sessions[first][0])
+    _account_activities(seed, world, windows)
     return {key: value for key, value in world.items() if value != {} or key == "expect"}
 
 
@@ -198,6 +200,35 @@ def _open_orders_at_start(seed: int, world: dict[str, Any], market: dict[str, An
         orders.append(order)
     if orders:
         world["account"]["orders"] = orders
+
+
+def _account_activities(seed: int, world: dict[str, Any], windows: list[tuple[int, int]]) -> None:
+    """A quarter of the worlds see money move without a trade: fees and cash journals during the session, a
+    dividend on a long and a 2:1 (or 3:1) split of a held position before an open (when the book has them). Each
+    reconciliation must explain the difference from the activities, not alert or halt on it."""
+    rng = random.Random(f"ttlive-swarm-activities:{seed}")
+    if rng.random() >= FEATURE_P:
+        return
+    book = world["account"].get("positions", [])
+    longs = [p["symbol"] for p in book if not p["qty"].startswith("-")]
+    days = len(windows)
+    for kind in ("fee", "journal", "dividend", "split"):
+        if rng.random() >= 0.5:
+            continue
+        day = rng.randrange(days)
+        at = rng.randint(*windows[day])
+        if kind == "fee":
+            event: dict[str, Any] = {"kind": "fee", "amount": f"{rng.uniform(0.5, 50):.2f}"}
+        elif kind == "journal":
+            event = {"kind": "journal", "amount": f"{rng.choice((-1, 1)) * rng.uniform(100, 5000):.2f}"}
+        elif kind == "dividend" and longs:
+            event = {"kind": "dividend", "symbol": rng.choice(longs), "amount": f"{rng.uniform(0.01, 1.0):.3f}"}
+        elif kind == "split" and book:
+            at = windows[day][0] - rng.randint(120, 1500)  # before the open, as corporate actions take effect
+            event = {"kind": "split", "symbol": rng.choice(book)["symbol"], "ratio": rng.choice(("2", "2", "3"))}
+        else:
+            continue
+        _add_event(world, event, day, at, days)
 
 
 def _outside_trade(seed: int, world: dict[str, Any], book: list[dict[str, str]],

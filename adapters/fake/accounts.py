@@ -45,6 +45,21 @@ class FillActivity:
     order_status: str
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NonTradeActivity:
+    """A non-trade activity (Alpaca's NTA): DIV, FEE, INT, JNLC, CSD, CSW, SPLIT (a stock split: ``qty`` is the
+    change in shares, ``per_share_amount`` the split ratio) ..."""
+
+    id: str  # "YYYYMMDDHHMMSSmmm::<uuid>"
+    ts_ns: int
+    activity_type: str
+    net_amount: Decimal  # cash in (> 0) or out (< 0)
+    description: str
+    symbol: str | None = None
+    qty: Decimal | None = None
+    per_share_amount: Decimal | None = None
+
+
 @dataclass(slots=True, kw_only=True)
 class AccountConfiguration:
     """GET/PATCH /v2/account/configurations; ``max_margin_multiplier`` caps the account multiplier."""
@@ -134,6 +149,7 @@ class Account:
     realized_pl: Decimal = _ZERO
     positions: dict[str, PositionState] = field(default_factory=dict)
     activities: list[FillActivity] = field(default_factory=list)
+    non_trade: list[NonTradeActivity] = field(default_factory=list)  # dividends, fees, journals, splits
     day_trades: list[tuple[str, str]] = field(default_factory=list)  # (session date, order id)
     equity_points: deque[tuple[int, Decimal]] = field(default_factory=lambda: deque(maxlen=EQUITY_HISTORY_MAX_POINTS))
 
@@ -184,6 +200,17 @@ class Account:
         if new == 0:
             del self.positions[symbol]
         return day_trade
+
+    def split(self, symbol: str, ratio: Decimal) -> Decimal:
+        """A ``ratio``:1 split of the position (2 = two for one): quantity times ratio, average entry divided by it,
+        cost basis unchanged. Returns the change in shares."""
+        position = self.positions.get(symbol)
+        if position is None or ratio <= 0:
+            return _ZERO
+        before = position.qty
+        position.qty = before * ratio
+        position.avg_entry_price = position.avg_entry_price / ratio
+        return position.qty - before
 
     def market_values(self, marks: dict[str, Decimal]) -> tuple[Decimal, Decimal]:
         """(long market value, short market value as a magnitude) at the given marks."""

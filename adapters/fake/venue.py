@@ -37,7 +37,7 @@ from adapters.fake.interfaces import FakeQuote, MarketSource, RestRequest, RestR
 from adapters.fake.ratelimit import RateLimiter
 from adapters.fake.rest import dispatch
 from adapters.fake.trading_stream import TradingStreamSession
-from adapters.fake.venue_faults import apply_fault, place_starting_orders, resolve_fault_at
+from adapters.fake.venue_faults import apply_fault, place_starting_orders, resolve_fault_at, split_adjusted
 from adapters.fake.venue_orders import AcceptedOrder, OrderBook
 from adapters.fake.wire import (
     ASSET_NAMESPACE,
@@ -140,6 +140,7 @@ class Venue:
             raise ValueError(f"fault plan names symbols the market does not have: {', '.join(unknown)}")
         resolve_at_ns = functools.partial(resolve_fault_at, self)
         self.faults = FaultInjector(config.faults, seed=config.seed, resolve_at_ns=resolve_at_ns)
+        self.market = split_adjusted(self, market)  # the market itself unless the plan holds split events
         self._limiter = RateLimiter(config.rate_limit_per_min, nominal_limit=ALPACA_REQUESTS_PER_MIN)
         self.book = OrderBook(self)
         self._marks: dict[str, Decimal] = {}
@@ -298,6 +299,14 @@ class Venue:
             return self._marks[symbol]
         position = self.account.positions.get(symbol)
         return _ZERO if position is None else position.avg_entry_price
+
+    def split_prices(self, symbol: str, ratio: Decimal) -> None:
+        """A split happened now: the last known prices of ``symbol`` follow it (the market view already does,
+        ``venue_faults.split_adjusted``)."""
+        for cache in (self._marks, self._lastday):
+            if symbol in cache:
+                cache[symbol] = cache[symbol] / ratio
+        self._forget_instant()
 
     def current_marks(self, symbols: Any) -> dict[str, Decimal]:
         return {symbol: self.mark(symbol) for symbol in sorted(symbols)}

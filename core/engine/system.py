@@ -44,7 +44,7 @@ from core.halt_fsm import HaltMachine, HaltState
 from core.ledger import Ledger
 from core.limits import ACTOR_CHANNEL_CAPACITY, INITIAL_MAX_MARGIN_MULTIPLIER
 from core.model import NS_PER_S as NS
-from core.model import AccountConfig, AccountType, Bar, Fill, Position, Quote, Signal, TradeUpdate
+from core.model import Account, AccountConfig, AccountType, Bar, Fill, Position, Quote, Signal, TradeUpdate
 from core.order_fsm import Order
 from core.orderplan import client_order_id, is_ours
 from core.ports import (
@@ -275,6 +275,9 @@ class Engine:
             )
             if saved is not None:
                 state.halt = dict(saved.get("halt") or {})
+        if saved is None or latch_only or not state.activities_after_ns:
+            # The broker's cash is the ledger's (fresh) or the watermark is unknown: activities before now are in.
+            state.activities_after_ns = self.clock.now_ns()
         self.adopt_book(state, positions, fresh=saved is None or latch_only)
         await self.recover_latch(state, saved_present=saved is not None, unreadable=unreadable)
         return state
@@ -295,6 +298,10 @@ class Engine:
         if adopted and not fresh:
             log.warning("start-up: adopted the broker's positions for %s (the saved ledger disagreed)",
                         ", ".join(a.symbol for a in adopted))
+
+    def account_seen(self, account: Account) -> None:
+        """Each reconciliation's account snapshot: RiskGuard's buying power is the broker's, not start-up's."""
+        self.buying_power = account.buying_power
 
     async def adopt_open_orders(self, execution: ExecutionActor, reconciler: Reconciler) -> None:
         """The account's open orders at start-up: ours (our client order id prefix; placed by an earlier life of
@@ -457,7 +464,8 @@ class Engine:
                                 open_venue_ids=execution.venue_open_ids,
                                 register_waiter=execution.resync_waiters.append,
                                 is_halted=lambda: supervisor.is_halted,
-                                working_symbols=lambda: {t.symbol for t, _ in execution.open_orders()})
+                                working_symbols=lambda: {t.symbol for t, _ in execution.open_orders()},
+                                on_account=self.account_seen, positions_from_broker_ns=now_ns)
         self.reconciler = reconciler
         await self.adopt_open_orders(execution, reconciler)
         monitor_actor = MonitorActor(ctx, latency_p95_ms=self.latency_p95_ms)

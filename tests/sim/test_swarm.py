@@ -112,6 +112,25 @@ def test_open_orders_at_start_come_from_their_own_stream(monkeypatch: pytest.Mon
             assert generate_world(seed) == world, seed
 
 
+def test_account_activities_come_from_their_own_stream(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fees, journals, dividends and splits in about a quarter of the worlds; the rest unchanged byte for byte."""
+    kinds = ("fee", "journal", "dividend", "split")
+    worlds = {seed: generate_world(seed) for seed in SEEDS[:120]}
+
+    def activities(world: dict[str, Any]) -> list[str]:
+        return [e["kind"] for e in world.get("faults", {}).get("events", []) if e["kind"] in kinds]
+
+    touched = [seed for seed, world in worlds.items() if activities(world)]
+    assert 8 <= len(touched) <= 45
+    assert {k for seed in touched for k in activities(worlds[seed])} == set(kinds)
+    for seed in touched:
+        parse_scenario(world_toml(seed), source=f"seed {seed}")
+    monkeypatch.setattr(swarm, "_account_activities", lambda *_: None)
+    for seed, world in worlds.items():
+        if seed not in touched:
+            assert generate_world(seed) == world, seed
+
+
 def test_a_reset_only_ever_follows_a_kill() -> None:
     for seed in SEEDS:
         events = generate_world(seed).get("faults", {}).get("events", [])
