@@ -252,7 +252,22 @@ def protective_refusals(world: World) -> bool:
                for rec in audit_records(world.audit_dir, "health"))
 
 
-PROTECT_SETTLE_S = 60  # a halt this long before the end has had its protective stops placed (REST permitting)
+def protective_refusals_since(world: World, since_ns: int) -> set[str]:
+    """Symbols whose protective stop the venue refused with a 4xx answer after ``since_ns`` (audited)."""
+    import datetime as dt
+
+    out = set()
+    for rec in audit_records(world.audit_dir, "health"):
+        extra = rec.get("extra", {})
+        if extra.get("event") != "protect_failed" or "HTTP 4" not in str(extra.get("reason", "")):
+            continue
+        stamp = dt.datetime.fromisoformat(str(rec["timestamp"])[:26] + "+00:00")
+        if int(stamp.timestamp()) * NS >= since_ns - NS:
+            out.add(str(rec["symbol"]))
+    return out
+
+
+PROTECT_SETTLE_S = 120  # a halt (or a position change) this long before the end has had its stops placed or re-checked
 
 
 def check_protected(world: World) -> list[str]:
@@ -271,9 +286,17 @@ def check_protected(world: World) -> list[str]:
             closing = "sell" if held > 0 else "buy"
             if order.side == closing:
                 stops[order.symbol] = stops.get(order.symbol, Decimal(0)) + order.qty - order.filled_qty
+    refused = protective_refusals_since(world, windows[-1].latched_ns)
+    moved: dict[str, int] = {}  # the last execution that changed each venue position
+    for fill in (*venue.fills, *venue.external_fills):
+        moved[fill.symbol] = max(moved.get(fill.symbol, 0), fill.ts_ns)
     out = []
     for symbol, position in sorted(venue.account.positions.items()):
+        if moved.get(symbol, 0) + PROTECT_SETTLE_S * NS > world.record.end_ns:
+            continue  # moved too recently for the periodic check to have caught up
         whole = abs(position.qty).to_integral_value(rounding="ROUND_DOWN")
+        if symbol in refused:
+            continue  # the broker said no (4xx, e.g. PDT protection); the engine audited and alerted it UNPROTECTED
         if whole >= 1 and stops.get(symbol, Decimal(0)) != whole:
             out.append(f"halted with on_halt = protect, yet {symbol} {position.qty} has "
                        f"{stops.get(symbol, Decimal(0))} shares of working stops at the venue")

@@ -53,6 +53,7 @@ CANCEL_ALL_ATTEMPTS = 5
 # again this often, one attempt at a time, until nothing of ours works at the venue.
 CANCEL_RETRY_S = 10.0
 CANCEL_RETRY_TIMEOUT_S = 30.0
+PROTECT_CHECK_S = 60.0  # protect mode, halted: the stops are checked against the broker's positions this often
 HEALTHY_STREAM_STATES = frozenset({"live", "polling", "resyncing"})  # polling: REST still reaches the API
 
 SupervisorMessage = TripRequested | ResetRequested | ConnectivityChanged | ReconciliationChecked | TradeClosed
@@ -94,6 +95,8 @@ class Supervisor:
         # Each open position at the latest halt and whether a stop of ours works for it (HaltView, audit, alert).
         self.protection: tuple[ProtectionStatus, ...] = ()
         self.protect_owed = False  # protect mode: a position found without its stop (REST trouble): try again
+        self._protect_check_at_s = 0.0  # protect mode, halted: when the stops are next checked (positions move)
+        self._refused: dict[str, tuple[Decimal, str]] = {}  # symbol -> (position qty, why) the broker refused a stop
         # The idle tick re-marks equity for the loss triggers; the book's writers ring ctx.book_alarm when equity
         # may have moved (a mark, a fill, an adopted position), so a tick that could only repeat the last is skipped.
         self._quiet = False  # the last step was an idle tick and nothing rang since it read the book
@@ -137,7 +140,7 @@ class Supervisor:
                 lost = bool(self.monitor.state.lost_since_s)
                 # A tick is due on time unless it could only repeat the last idle tick: same book (no ring), no
                 # channel down (the connectivity clock runs), no cancel-all retry owed, no message since.
-                owed = (self.cancel_all_owed or self.protect_owed) and self.halt.state is HaltState.HALTED
+                owed = (self.cancel_all_owed or self.on_halt == "protect") and self.halt.state is HaltState.HALTED
                 due = lost or owed or not self._quiet
                 with alarm.wait_scope(TICK_S if lost else IDLE_TICK_S, due=due):
                     try:
@@ -167,9 +170,9 @@ class Supervisor:
         elif self.cancel_all_owed and self.halt.state is HaltState.HALTED and now_s >= self._cancel_retry_at_s:
             await self.retry_cancel_all()
             result = None
-        elif self.protect_owed and self.halt.state is HaltState.HALTED and now_s >= self._cancel_retry_at_s:
-            await self.protect()
-            self._cancel_retry_at_s = now_s + CANCEL_RETRY_S
+        elif (self.on_halt == "protect" and self.halt.state is HaltState.HALTED and not self.cancel_all_owed
+              and now_s >= self._protect_check_at_s):
+            await self.protect()  # a stop missing (REST was down) or stale (the position moved since) is fixed
             result = None
         else:
             result = self.monitor.handle(EquityMarked(ts_s=now_s, equity=ctx.equity()))
@@ -327,6 +330,7 @@ class Supervisor:
         except (BrokerError, trio.TooSlowError) as exc:
             log.warning("protect: could not read the book: %s", exc)
             self.protect_owed = True
+            self._protect_check_at_s = self.ctx.now_s() + CANCEL_RETRY_S
             if not self.protection:
                 self.protection = self.unprotected_book(f"book unreadable: {exc}")
             return
@@ -343,13 +347,21 @@ class Supervisor:
                                                  stop_price=mine[0].stop_price, order_id=mine[0].id,
                                                  note="already protected"))
                 continue
+            refused = self._refused.get(position.symbol)
+            if refused is not None and refused[0] == position.qty:  # said once; asked again when the position moves
+                statuses.append(ProtectionStatus(symbol=position.symbol, qty=position.qty, protected=False,
+                                                 note=refused[1]))
+                continue
             status, order, retry = await self._place_stop(position, mine)
+            if order is None and not retry and status.note.startswith("stop not placed"):
+                self._refused[position.symbol] = (position.qty, status.note)
             statuses.append(status)
             owed = owed or retry
             if order is not None:
                 placed.append(order)
         self.protection = tuple(statuses)
         self.protect_owed = owed
+        self._protect_check_at_s = self.ctx.now_s() + (CANCEL_RETRY_S if owed else PROTECT_CHECK_S)
         if placed and self.execution is not None:
             await self.execution.send(OrdersAdopted(orders=tuple(placed), reason="protect"))
 
