@@ -39,7 +39,13 @@ from adapters.alpaca.config import Credentials
 from adapters.alpaca.errors import ResponseDecodeError, translate
 from adapters.alpaca.gapfill import BarGapFiller
 from adapters.alpaca.ratelimit import Priority, RateLimiter
-from adapters.alpaca.rest import ACTIVITIES_PAGE_MAX, BARS_PAGE_MAX, MAX_PAGES, ORDERS_PAGE_MAX
+from adapters.alpaca.rest import (
+    ACTIVITIES_PAGE_MAX,
+    BARS_PAGE_MAX,
+    MAX_PAGES,
+    NON_TRADE_ACTIVITY_TYPES,
+    ORDERS_PAGE_MAX,
+)
 from adapters.alpaca.telemetry import LatencyTelemetry
 from adapters.fake.data_stream import DataStreamSession
 from adapters.fake.faults import FaultPlan
@@ -54,6 +60,7 @@ from core.model import (
     Activity,
     Bar,
     BrokerOrder,
+    CashActivity,
     MarketClock,
     OrderRequest,
     Position,
@@ -278,6 +285,27 @@ class PortsRest:
             reply = await self._call("GET", "/v2/account/activities", endpoint=endpoint, query=query)
             page = _convert(reply, list[wire.WireActivity], endpoint=endpoint)
             out.extend(wire.activity_from_wire(w) for w in page if w.activity_type.upper() == "FILL")
+            if len(page) < ACTIVITIES_PAGE_MAX or page[-1].id == page_token:
+                return out
+            page_token = page[-1].id
+        log.warning("%s: stopped after %d pages", endpoint, MAX_PAGES)
+        return out
+
+    async def get_cash_activities(self, *, after_ts_ns: int | None = None) -> list[CashActivity]:
+        """Non-trade activities, paged as over the wire (``adapters.alpaca.rest.AlpacaRest.get_cash_activities``)."""
+        endpoint = "GET /v2/account/activities"
+        out: list[CashActivity] = []
+        page_token: str | None = None
+        for _page in range(MAX_PAGES):
+            query = {"activity_types": NON_TRADE_ACTIVITY_TYPES, "direction": "asc",
+                     "page_size": str(ACTIVITIES_PAGE_MAX)}
+            if after_ts_ns is not None:
+                query["after"] = wire.ns_to_rfc3339(after_ts_ns)
+            if page_token is not None:
+                query["page_token"] = page_token
+            reply = await self._call("GET", "/v2/account/activities", endpoint=endpoint, query=query)
+            page = _convert(reply, list[wire.WireNonTradeActivity], endpoint=endpoint)
+            out.extend(wire.non_trade_activity_from_wire(w) for w in page if w.activity_type.upper() != "FILL")
             if len(page) < ACTIVITIES_PAGE_MAX or page[-1].id == page_token:
                 return out
             page_token = page[-1].id

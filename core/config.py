@@ -47,7 +47,17 @@ class RiskSection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     connectivity_lost_halt_s: float = limits.CONNECTIVITY_LOST_HALT_S
     size_scale: str = "1.0"  # go-live: "0.25" (spec 6)
     pdt_protection: bool = True
-    liquidate_on_halt: bool = False  # spec 2.3 step 3 "optionally liquidate"
+    liquidate_on_halt: bool = False  # legacy spelling of on_halt = "flatten" (spec 2.3 step 3 "optionally liquidate")
+    # What a halt does to the book once every order is cancelled (spec 2.3 step 1): "cancel_all" leaves the
+    # positions as they are (the spec's default; bracket stop legs die with the cancel), "protect" re-places a
+    # stop-loss for every open position (core.protect), "flatten" closes them all (step 3).
+    on_halt: Literal["cancel_all", "protect", "flatten"] = "cancel_all"
+    protect_stop_pct: str = "2.0"  # protect: the stop sits this far beyond the worse of avg entry and last price
+
+    @property
+    def halt_action(self) -> str:
+        """The one answer to "what does a halt do to the positions": ``on_halt``, or flatten for the legacy key."""
+        return "flatten" if self.liquidate_on_halt else self.on_halt
 
 
 class ExecutionSection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -327,6 +337,10 @@ def _check_risk(check: Checker, r: RiskSection) -> None:
     check.integer("risk.correlation_window_days", r.correlation_window_days, limits.CORRELATION_WINDOW_RANGE_DAYS)
     check.integer("risk.max_consecutive_losses", r.max_consecutive_losses, limits.MAX_CONSECUTIVE_LOSSES_RANGE)
     check.number("risk.connectivity_lost_halt_s", r.connectivity_lost_halt_s, limits.CONNECTIVITY_LOST_HALT_RANGE_S)
+    check.decimal("risk.protect_stop_pct", r.protect_stop_pct, limits.PROTECT_STOP_RANGE_PCT)
+    if r.liquidate_on_halt and r.on_halt != "cancel_all" and r.on_halt != "flatten":
+        check.fail("risk.liquidate_on_halt", f"= true contradicts on_halt = {r.on_halt!r}: drop liquidate_on_halt "
+                   "(it is the old spelling of on_halt = \"flatten\")")
 
 
 def _check_execution(check: Checker, e: ExecutionSection) -> None:

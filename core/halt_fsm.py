@@ -1,4 +1,4 @@
-"""The kill switch's lifecycle (spec 2.3): a trip cancels everything, latches, optionally liquidates, alerts;
+"""The kill switch's lifecycle (spec 2.3): a trip cancels everything, latches, protects or liquidates, alerts;
 then the system stays HALTED until an operator resets it, by name and with a reason. Nothing else leaves it.
 
 Pure: ``handle`` returns the commands for the supervisor to carry out. The latch round-trips through a plain
@@ -83,7 +83,13 @@ class SetHalted:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LiquidateAll:
-    """Close all positions (step 3, only when configured)."""
+    """Close all positions (step 3, on_halt = "flatten")."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProtectPositions:
+    """Re-place a stop-loss for every open position (on_halt = "protect", after step 1: the cancel-all took the
+    bracket legs with it). Runs before the latch is recorded so the halt record can say what is protected."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -105,7 +111,8 @@ class ClearHalted:
     ts_ns: int
 
 
-HaltCommand = CancelAllOrders | SetHalted | LiquidateAll | SendAlert | ClearHalted
+HaltCommand = CancelAllOrders | ProtectPositions | SetHalted | LiquidateAll | SendAlert | ClearHalted
+ON_HALT_ACTIONS = ("cancel_all", "protect", "flatten")  # core.config RiskSection.on_halt
 
 
 # --- the table -----------------------------------------------------------------------------------------
@@ -156,9 +163,11 @@ class ResetRecord:
 class HaltMachine:
     """The kill switch. ``handle`` is the only mutator."""
 
-    def __init__(self, *, liquidate_on_halt: bool = False, name: str = "kill_switch") -> None:
+    def __init__(self, *, on_halt: str = "cancel_all", name: str = "kill_switch") -> None:
+        if on_halt not in ON_HALT_ACTIONS:
+            raise ValueError(f"on_halt must be one of {ON_HALT_ACTIONS}, got {on_halt!r}")
         self.name = name
-        self.liquidate_on_halt = liquidate_on_halt
+        self.on_halt = on_halt
         self._state = H.ACTIVE
         self._trips: list[TripRecord] = []  # the current halt's trips, first one first
         self._last_reset: ResetRecord | None = None
@@ -227,7 +236,7 @@ class HaltMachine:
         )
         latch = SetHalted(trigger=first.trigger, reason=first.reason, ts_ns=first.ts_ns)
         if self._state is H.HALTING:
-            return [CancelAllOrders(), latch, *self._liquidation(), alert]
+            return [CancelAllOrders(), *self._protection(), latch, *self._liquidation(), alert]
         return [latch, alert]
 
     # --- persistence ----------------------------------------------------------------------------------
@@ -247,7 +256,7 @@ class HaltMachine:
 
     @classmethod
     def from_state(
-        cls, data: Mapping[str, Any], *, liquidate_on_halt: bool = False, name: str = "kill_switch"
+        cls, data: Mapping[str, Any], *, on_halt: str = "cancel_all", name: str = "kill_switch"
     ) -> HaltMachine:
         if data.get("version") != STATE_VERSION:
             raise CorruptHaltState(f"halt state version {data.get('version')!r}, expected {STATE_VERSION}")
@@ -271,7 +280,7 @@ class HaltMachine:
             raise CorruptHaltState(f"unreadable halt state: {exc!r}") from exc
         if (state is H.ACTIVE) != (not trips):
             raise CorruptHaltState(f"state {state} with {len(trips)} trips recorded")
-        machine = cls(liquidate_on_halt=liquidate_on_halt, name=name)
+        machine = cls(on_halt=on_halt, name=name)
         machine._state = state
         machine._trips = trips
         machine._last_reset = reset
@@ -280,7 +289,10 @@ class HaltMachine:
     # --- internals ------------------------------------------------------------------------------------
 
     def _liquidation(self) -> list[HaltCommand]:
-        return [LiquidateAll()] if self.liquidate_on_halt else []
+        return [LiquidateAll()] if self.on_halt == "flatten" else []
+
+    def _protection(self) -> list[HaltCommand]:
+        return [ProtectPositions()] if self.on_halt == "protect" else []
 
     def _trip(self, event: Trip, target: HaltState) -> list[HaltCommand]:
         trigger = HaltTrigger(event.trigger)
@@ -294,7 +306,7 @@ class HaltMachine:
                 ts_ns=event.ts_ns,
             )
             latch = SetHalted(trigger=trigger, reason=event.reason, ts_ns=event.ts_ns)
-            return [CancelAllOrders(), latch, *self._liquidation(), alert]
+            return [CancelAllOrders(), *self._protection(), latch, *self._liquidation(), alert]
         # Absorbed: already halting or halted. Recorded; a trigger new to this halt is worth one alert.
         new_trigger = all(t.trigger is not trigger for t in self._trips)
         self._trips.append(TripRecord(trigger=trigger, reason=event.reason, ts_ns=event.ts_ns))

@@ -125,6 +125,21 @@ class Ledger:
             )
         return out
 
+    def apply_split(self, symbol: str, share_change: Decimal) -> Decimal | None:
+        """A stock split adds ``share_change`` shares (negative: a reverse split): quantity and mark scale, the
+        average entry divides, cost basis and equity stay. Returns the ratio applied (None: nothing held)."""
+        holding = self.holdings.get(symbol)
+        if holding is None or holding.qty == 0 or holding.qty + share_change == 0:
+            return None
+        ratio = (holding.qty + share_change) / holding.qty
+        if ratio <= 0:
+            return None
+        holding.qty += share_change
+        holding.avg_entry_price = holding.avg_entry_price / ratio
+        if symbol in self.marks:
+            self.marks[symbol] = self.marks[symbol] / ratio
+        return ratio
+
     def adopt_venue_position(self, symbol: str, qty: Decimal, avg_entry_price: Decimal) -> Decimal:
         """Take the venue's position as truth after a reconciliation that still disagreed (returns the delta)."""
         holding = self.holdings.setdefault(symbol, Holding())

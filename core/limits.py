@@ -102,6 +102,7 @@ MAX_CONSECUTIVE_LOSSES_RANGE: Final = (0, 1_000)  # losing trades; 0 trips on th
 CONNECTIVITY_LOST_HALT_RANGE_S: Final = (1.0, 600.0)  # spec 2.3 uses 30 s; 0 would halt on every blip
 MAX_POSITION_SIZE_RANGE_SHARES: Final = (1, 1_000_000_000)  # spec 2.2 per-symbol cap
 STOP_LOSS_RANGE_PCT: Final = (Decimal("0"), Decimal("100"))
+PROTECT_STOP_RANGE_PCT: Final = (Decimal("0.1"), Decimal("50"))  # risk.protect_stop_pct (on_halt = "protect")
 TAKE_PROFIT_RANGE_PCT: Final = (Decimal("0"), Decimal("1000"))
 AGGRESSIVE_CROSS_RANGE_BPS: Final = (Decimal("0"), Decimal("10000"))
 DEPTH_CHECK_RANGE_FRACTION: Final = (Decimal("0"), Decimal("1000"))  # x touch size

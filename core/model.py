@@ -240,6 +240,20 @@ class Activity(msgspec.Struct, frozen=True, kw_only=True):
     type: str = "fill"
 
 
+class CashActivity(msgspec.Struct, frozen=True, kw_only=True):
+    """A non-trade activity from ``/v2/account/activities`` (Alpaca's NTA): a dividend (DIV...), a fee (FEE), interest
+    (INT), a journal (JNLC), a deposit/withdrawal (CSD/CSW), a split (SPLIT: ``qty`` the change in shares)..."""
+
+    id: str
+    activity_type: str
+    ts_ns: int  # from the id's time prefix when it has one, else the settlement date's midnight (UTC)
+    net_amount: Decimal  # cash in (> 0) or out (< 0)
+    symbol: str | None = None
+    qty: Decimal | None = None
+    per_share_amount: Decimal | None = None
+    description: str = ""
+
+
 class MarketClock(msgspec.Struct, frozen=True, kw_only=True):
     ts_ns: int
     is_open: bool

@@ -19,6 +19,7 @@ from adapters.audit_jsonl import iter_records
 from core.audit_chain import encode_line
 from core.halt_fsm import persisted_halted
 from core.model import NS_PER_S as NS
+from core.protect import is_protective
 from sim.report import Report
 from sim.scenario import Scenario
 
@@ -46,12 +47,20 @@ def check_invariants(world: World, engine_positions: dict[str, str], venue_posit
     legs = [o for o in venue.order_log if o.parent_id is not None and o.parent_id in our_ids]
     our_ids |= {o.order_id for o in legs}
 
-    # 1. One venue order per signal attempt (idempotent retries): group by (signal, attempt).
-    violations.extend(check_submissions([(o.order_id, o.client_order_id) for o in ours]))
+    # 1. One venue order per signal attempt (idempotent retries): group by (signal, attempt). Orders of ours open
+    #    when the venue started ([[account.orders]], an earlier life's) were placed before this run: not judged here.
+    starting = set(venue.starting_order_ids)
+    placed = [o for o in ours if o.order_id not in starting]
+    violations.extend(check_submissions([(o.order_id, o.client_order_id) for o in placed]))
 
     # 2. Nothing accepted while halted: no order of ours created inside a halt interval.
     intervals = halt_intervals(world)
     for order in ours:
+        if is_protective(order.client_order_id):  # the one exception (core.protect): exits only, checked below
+            if order.type != "stop" or order.order_class not in ("", "simple") or order.time_in_force != "gtc":
+                violations.append(f"protective order {order.client_order_id} is a {order.order_class} "
+                                  f"{order.type} {order.time_in_force}, not a plain GTC stop")
+            continue
         for start, end in intervals:
             if order.ts_ns > start and (end is None or order.ts_ns < end):
                 violations.append(f"order {order.client_order_id} accepted at {order.ts_ns} while halted "
@@ -65,9 +74,9 @@ def check_invariants(world: World, engine_positions: dict[str, str], venue_posit
         result = rec.get("risk_check_result") or {}
         if result.get("passed"):  # whole shares are ints, fractional ones exact strings (never floats)
             approved[rec["signal_id"]] = max(approved.get(rec["signal_id"], Decimal(0)), Decimal(rec["quantity"]))
-    for order in ours:
+    for order in placed:
         match = COID.match(order.client_order_id)
-        if match is None or match["suffix"] == PROTECTIVE_EXIT_SUFFIX:
+        if match is None or match["suffix"] == PROTECTIVE_EXIT_SUFFIX or is_protective(order.client_order_id):
             continue  # a protective exit (like a bracket leg) only ever reduces: the venue refuses more
         allowed = approved.get(match["signal"])
         # A dollar order's shares are the venue's to decide (its estimate at the touch of acceptance).
@@ -93,9 +102,14 @@ def check_invariants(world: World, engine_positions: dict[str, str], venue_posit
     # 5b. A halted book leaves nothing working at the venue (kill switch step 1, verified), REST permitting.
     halted = persisted_halted(state.get("halt", {}))
     if halted and not unreachable:
-        working = [o for o in venue.book.open_orders() if o.client_order_id.startswith("tt-") or o.id in our_ids]
+        working = [o for o in venue.book.open_orders() if (o.client_order_id.startswith("tt-") or o.id in our_ids)
+                   and not is_protective(o.client_order_id)]
         if working:
             violations.append(f"halted, yet {len(working)} of our orders still work at the venue")
+
+    # 5e. on_halt = "protect": a halted book has a working stop of ours for every whole-share position at the venue.
+    if halted and not unreachable and world.config.risk.halt_action == "protect":
+        violations.extend(check_protected(world))
 
     # 5c. The order gate, on the venue's own request log: nothing order-creating arrives after a latch, and every
     #     order of ours working at the latch is resolved within HALT_RESOLVE_S.
@@ -210,10 +224,14 @@ def check_order_gate(world: World, our_ids: set[str]) -> list[str]:
     for event in venue.event_log:
         if event.event in TERMINAL_EVENTS:
             terminal_ns.setdefault(event.order_id, event.ts_ns)
+    protective_ns = {o.ts_ns for o in venue.order_log if is_protective(o.client_order_id)}
+    refused_protective = protective_refusals(world)
     for window in gate_windows(world):
         requests = venue.request_log[window.first_request:window.end_request]
         for offset, req in enumerate(requests):
             if ORDER_CREATING.match(f"{req.method} {req.path}"):
+                if req.method == "POST" and (req.ts_ns in protective_ns or (req.status != 200 and refused_protective)):
+                    continue  # a protective stop (core.protect), placed or refused: the one exit allowed
                 violations.append(
                     f"{req.method} {req.path} reached the venue {(req.ts_ns - window.latched_ns) / 1e9:.1f} s after "
                     f"the kill switch latched (request #{window.first_request + offset}, answered {req.status})")
@@ -231,6 +249,64 @@ def check_order_gate(world: World, our_ids: set[str]) -> list[str]:
                 violations.append(f"order {order.client_order_id} in flight at the latch: {late} after it "
                                   f"(limit {HALT_RESOLVE_S} s)")
     return violations
+
+
+def protective_refusals(world: World) -> bool:
+    """Did the engine audit a protective stop the venue did not take? (Then a refused POST after the latch is
+    that stop's; one the venue accepted is matched to its order instead.)"""
+    return any(rec.get("extra", {}).get("event") == "protect_failed" and rec.get("extra", {}).get("client_order_id")
+               for rec in audit_records(world.audit_dir, "health"))
+
+
+def protective_refusals_since(world: World, since_ns: int) -> set[str]:
+    """Symbols whose protective stop the venue refused with a 4xx answer after ``since_ns`` (audited)."""
+    import datetime as dt
+
+    out = set()
+    for rec in audit_records(world.audit_dir, "health"):
+        extra = rec.get("extra", {})
+        if extra.get("event") != "protect_failed" or "HTTP 4" not in str(extra.get("reason", "")):
+            continue
+        stamp = dt.datetime.fromisoformat(str(rec["timestamp"])[:26] + "+00:00")
+        if int(stamp.timestamp()) * NS >= since_ns - NS:
+            out.add(str(rec["symbol"]))
+    return out
+
+
+PROTECT_SETTLE_S = 120  # a halt (or a position change) this long before the end has had its stops placed or re-checked
+
+
+def check_protected(world: World) -> list[str]:
+    """Every venue position of at least one share has stops of ours on the closing side for its whole shares —
+    judged when the latest latch is at least PROTECT_SETTLE_S old at the end of the run."""
+    windows = gate_windows(world)
+    if not windows or windows[-1].reset_ns is not None:
+        return []
+    if windows[-1].latched_ns + PROTECT_SETTLE_S * NS > world.record.end_ns:
+        return []
+    venue = world.venue
+    stops: dict[str, Decimal] = {}
+    for order in venue.book.open_orders():
+        if is_protective(order.client_order_id) and order.type == "stop":
+            held = venue.account.position_qty(order.symbol)
+            closing = "sell" if held > 0 else "buy"
+            if order.side == closing:
+                stops[order.symbol] = stops.get(order.symbol, Decimal(0)) + order.qty - order.filled_qty
+    refused = protective_refusals_since(world, windows[-1].latched_ns)
+    moved: dict[str, int] = {}  # the last execution that changed each venue position
+    for fill in (*venue.fills, *venue.external_fills):
+        moved[fill.symbol] = max(moved.get(fill.symbol, 0), fill.ts_ns)
+    out = []
+    for symbol, position in sorted(venue.account.positions.items()):
+        if moved.get(symbol, 0) + PROTECT_SETTLE_S * NS > world.record.end_ns:
+            continue  # moved too recently for the periodic check to have caught up
+        whole = abs(position.qty).to_integral_value(rounding="ROUND_DOWN")
+        if symbol in refused:
+            continue  # the broker said no (4xx, e.g. PDT protection); the engine audited and alerted it UNPROTECTED
+        if whole >= 1 and stops.get(symbol, Decimal(0)) != whole:
+            out.append(f"halted with on_halt = protect, yet {symbol} {position.qty} has "
+                       f"{stops.get(symbol, Decimal(0))} shares of working stops at the venue")
+    return out
 
 
 def _resolvable(world: World, window: GateWindow, deadline_ns: int) -> bool:

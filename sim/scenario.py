@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 import msgspec
 
+from adapters.fake.accounts import StartingOrder
 from adapters.fake.faults import HARNESS_KINDS, FaultPlan, FaultPlanError
 from adapters.fake.market import market_data_dir
 from adapters.fake.market_realistic import TICK_RATE_RANGE
@@ -54,14 +55,50 @@ class PositionSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     avg_entry_price: str
 
 
+class OpenOrderSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """An order open at the account when the session starts (``[[account.orders]]``; Alpaca's field names)."""
+
+    symbol: str
+    side: Literal["buy", "sell"]
+    type: Literal["market", "limit", "stop", "stop_limit", "trailing_stop"]
+    time_in_force: Literal["day", "gtc"] = "gtc"
+    client_order_id: str
+    qty: str | None = None  # a decimal string (fractional allowed where Alpaca allows it: day orders)
+    notional: str | None = None  # instead of qty: a dollar-amount order
+    limit_price: str | None = None
+    stop_price: str | None = None
+    trail_price: str | None = None
+    trail_percent: str | None = None
+    order_class: Literal["simple", "bracket", "oto", "oco"] = "simple"
+    take_profit_limit_price: str | None = None
+    stop_loss_stop_price: str | None = None
+
+    def starting_order(self) -> StartingOrder:
+        def dec(value: str | None) -> Decimal | None:
+            return None if value is None else Decimal(value)
+
+        return StartingOrder(
+            symbol=self.symbol, side=self.side, type=self.type, time_in_force=self.time_in_force,
+            client_order_id=self.client_order_id, qty=dec(self.qty), notional=dec(self.notional),
+            limit_price=dec(self.limit_price), stop_price=dec(self.stop_price), trail_price=dec(self.trail_price),
+            trail_percent=dec(self.trail_percent), order_class="" if self.order_class == "simple" else self.order_class,
+            take_profit_limit_price=dec(self.take_profit_limit_price),
+            stop_loss_stop_price=dec(self.stop_loss_stop_price),
+        )
+
+
 class AccountSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     type: Literal["cash", "margin_initial", "margin_experienced"] = "margin_initial"
     cash_usd: str = "100000"
     pattern_day_trader: bool = False
     positions: list[PositionSpec] = msgspec.field(default_factory=list)
+    orders: list[OpenOrderSpec] = msgspec.field(default_factory=list)
 
     def starting_book(self) -> tuple[tuple[str, Decimal, Decimal], ...]:
         return tuple((p.symbol, Decimal(p.qty), Decimal(p.avg_entry_price)) for p in self.positions)
+
+    def starting_orders(self) -> tuple[StartingOrder, ...]:
+        return tuple(o.starting_order() for o in self.orders)
 
 
 class RegimeSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -194,6 +231,7 @@ def validate_scenario(s: Scenario, *, source: str, text: str = "") -> None:
     if not s.instruments:
         check.fail("instruments", "[[instruments]] must list at least one symbol")
     _check_positions(check, s)
+    _check_open_orders(check, s)
     validate_config(s.engine_config(), source=source, text=text)
     check_policy_model(check, s.policy)
     _check_session_window(check, s)
@@ -326,6 +364,30 @@ def _check_positions(check: Checker, s: Scenario) -> None:
         check.decimal(f"{key}.avg_entry_price", position.avg_entry_price, limits.STARTING_POSITION_PRICE_RANGE_USD)
 
 
+def _check_open_orders(check: Checker, s: Scenario) -> None:
+    symbols = {i.symbol for i in s.instruments}
+    seen: set[str] = set()
+    for n, order in enumerate(s.account.orders):
+        key = f"account.orders[{n}]"
+        if order.symbol not in symbols:
+            check.fail(f"{key}.symbol", f"{order.symbol!r} is not in [[instruments]] (the fake only prices those)")
+        if not order.client_order_id.strip() or len(order.client_order_id) > 128 or order.client_order_id in seen:
+            check.fail(f"{key}.client_order_id", "must be non-empty, <= 128 characters and unique")
+        seen.add(order.client_order_id)
+        if (order.qty is None) == (order.notional is None):
+            check.fail(key, "give exactly one of qty and notional")
+        if order.qty is not None:
+            check.decimal(f"{key}.qty", order.qty, (Decimal("0.000000001"), limits.STARTING_POSITION_QTY_RANGE[1]))
+        if order.notional is not None:
+            check.decimal(f"{key}.notional", order.notional, (Decimal(1), limits.ACCOUNT_CASH_RANGE_USD[1]))
+        for field in ("limit_price", "stop_price", "trail_price", "take_profit_limit_price", "stop_loss_stop_price"):
+            value = getattr(order, field)
+            if value is not None:
+                check.decimal(f"{key}.{field}", value, limits.STARTING_POSITION_PRICE_RANGE_USD)
+        if order.trail_percent is not None:
+            check.decimal(f"{key}.trail_percent", order.trail_percent, (Decimal("0.01"), Decimal(100)))
+
+
 def _check_faults(check: Checker, s: Scenario) -> None:
     try:
         plan = FaultPlan.from_toml_dict(s.faults)
@@ -335,7 +397,7 @@ def _check_faults(check: Checker, s: Scenario) -> None:
     for event in plan.events:
         if not 0 <= event.day < s.session.days:
             check.fail("faults.events", f"day {event.day} is outside the session (days are 0-based)")
-        if event.kind in ("position_drift", "foreign_order") and event.symbol not in symbols:
+        if event.kind in ("position_drift", "foreign_order", "dividend", "split") and event.symbol not in symbols:
             check.fail("faults.events", f"{event.kind} needs a symbol from instruments")
         if event.kind == "manual_reset" and not (event.operator.strip() and event.reason.strip()):
             check.fail("faults.events", "manual_reset needs operator and reason")

@@ -25,6 +25,7 @@ import re
 import shutil
 import time
 import tomllib
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -45,7 +46,8 @@ LAST_DATE = "2014-12-15"  # and sessions after it, for two-day worlds (NVDA/ORCL
 REPLAY_FILES = {"NVDA": "nvda-1999-2014.txt", "ORCL": "orcl-1995-2014.txt", "YHOO": "yhoo-1996-2015.txt"}
 GENERATED_SYMBOLS = ("SWA", "SWB", "SWC", "SWD", "SWE", "SWF")
 SECTORS = ("semiconductors", "software", "internet", "banks", "energy")
-OWN_STREAM_KINDS = frozenset({"foreign_order"})  # drawn from a random stream of their own (see _foreign_orders)
+# Drawn from random streams of their own (see _foreign_orders, _account_activities): the main stream never sees them.
+OWN_STREAM_KINDS = frozenset({"foreign_order", "dividend", "fee", "journal", "split"})
 OUTSIDE_TRADE_MIN_POSITION = 1500  # shares: 1 share is below the 0.1 % alert threshold (spec 1.3) from here on
 GENERATOR_START_PRICE = 100.0  # adapters.fake.market_generator.GeneratorSource opens every symbol here
 FEATURE_P = 0.25  # each fault key / event kind is on in about a quarter of the worlds
@@ -111,6 +113,9 @@ def generate_world(seed: int) -> dict[str, Any]:
     _foreign_orders(seed, world, symbols, windows)
     _realistic_ticks(seed, world)
     _order_features(seed, world)
+    _protect_on_halt(seed, world, windows)
+    _open_orders_at_start(seed, world, market, symbols, sessions[first][0])
+    _account_activities(seed, world, windows)
     return {key: value for key, value in world.items() if value != {} or key == "expect"}
 
 
@@ -175,6 +180,82 @@ def _order_features(seed: int, world: dict[str, Any]) -> None:
     if rng.random() < FEATURE_P:
         execution["protective_exit"] = "trailing_stop"
         execution["trail_percent"] = rng.choice(("1.0", "2.0", "5.0"))
+
+
+def _protect_on_halt(seed: int, world: dict[str, Any], windows: list[tuple[int, int]]) -> None:
+    """A quarter of the worlds halt with risk.on_halt = "protect" (not where the tightened limits already chose
+    liquidate_on_halt); half of those get an operator's kill, so the protective stops are placed amid the world's
+    other faults: invariant 5e wants a working stop for every position of a halted book at the end."""
+    rng = random.Random(f"ttlive-swarm-protect:{seed}")
+    if rng.random() >= FEATURE_P or world["risk"].get("liquidate_on_halt"):
+        return
+    world["risk"]["on_halt"] = "protect"
+    if rng.random() < 0.5:
+        day = rng.randrange(len(windows))
+        event = {"kind": "manual_kill", "operator": OPERATOR, "reason": "swarm: protect the book"}
+        _add_event(world, event, day, rng.randint(*windows[day]), len(windows))
+
+
+def _open_orders_at_start(seed: int, world: dict[str, Any], market: dict[str, Any], symbols: list[str],
+                          start: str) -> None:
+    """A quarter of the worlds start with 1-4 resting buy limits open at the account, 30 % under the eve's close:
+    some ttlive's own from an earlier life (adopted into order machines), some the owner's (listed, left alone or
+    cancelled, counted by RiskGuard); one in five of the owner's is a dollar-amount (notional) order."""
+    rng = random.Random(f"ttlive-swarm-open-orders:{seed}")
+    if rng.random() >= FEATURE_P:
+        return
+    files: dict[str, str] = market.get("files", {})
+    cash = Decimal(world["account"]["cash_usd"])
+    orders = []
+    for n in range(rng.randint(1, 4)):
+        symbol = rng.choice(symbols)
+        eve = last_close_before(str(market_data_dir() / files[symbol]), start) if files else GENERATOR_START_PRICE
+        if not eve:
+            continue
+        limit = (Decimal(str(eve)) * Decimal("0.7")).quantize(Decimal("0.01"))
+        ours = rng.random() < 0.5
+        coid = (f"tt-{uuid.UUID(int=rng.getrandbits(128), version=4)}-0" if ours
+                else f"desk-{seed}-{n}")
+        order: dict[str, Any] = {"symbol": symbol, "side": "buy", "type": "limit", "limit_price": str(limit),
+                                 "time_in_force": "gtc", "client_order_id": coid}
+        budget = cash * Decimal(str(round(rng.uniform(0.005, 0.02), 4)))
+        if not ours and rng.random() < 0.2:
+            order["notional"] = str(max(Decimal(1), budget.quantize(Decimal(1))))
+            order["time_in_force"] = "day"
+        else:
+            order["qty"] = str(max(1, int(budget / limit)))
+        orders.append(order)
+    if orders:
+        world["account"]["orders"] = orders
+
+
+def _account_activities(seed: int, world: dict[str, Any], windows: list[tuple[int, int]]) -> None:
+    """A quarter of the worlds see money move without a trade: fees and cash journals during the session, a
+    dividend on a long and a 2:1 (or 3:1) split of a held position before an open (when the book has them). Each
+    reconciliation must explain the difference from the activities, not alert or halt on it."""
+    rng = random.Random(f"ttlive-swarm-activities:{seed}")
+    if rng.random() >= FEATURE_P:
+        return
+    book = world["account"].get("positions", [])
+    longs = [p["symbol"] for p in book if not p["qty"].startswith("-")]
+    days = len(windows)
+    for kind in ("fee", "journal", "dividend", "split"):
+        if rng.random() >= 0.5:
+            continue
+        day = rng.randrange(days)
+        at = rng.randint(*windows[day])
+        if kind == "fee":
+            event: dict[str, Any] = {"kind": "fee", "amount": f"{rng.uniform(0.5, 50):.2f}"}
+        elif kind == "journal":
+            event = {"kind": "journal", "amount": f"{rng.choice((-1, 1)) * rng.uniform(100, 5000):.2f}"}
+        elif kind == "dividend" and longs:
+            event = {"kind": "dividend", "symbol": rng.choice(longs), "amount": f"{rng.uniform(0.01, 1.0):.3f}"}
+        elif kind == "split" and book:
+            at = windows[day][0] - rng.randint(120, 1500)  # before the open, as corporate actions take effect
+            event = {"kind": "split", "symbol": rng.choice(book)["symbol"], "ratio": rng.choice(("2", "2", "3"))}
+        else:
+            continue
+        _add_event(world, event, day, at, days)
 
 
 def _outside_trade(seed: int, world: dict[str, Any], book: list[dict[str, str]],
@@ -578,6 +659,8 @@ def world_features(world: Mapping[str, Any]) -> list[str]:
         features.add("account.starting_book")
     if any(p["qty"].startswith("-") for p in positions):
         features.add("account.starting_short")
+    if world["account"].get("orders"):
+        features.add("account.open_orders")
     return sorted(features)
 
 

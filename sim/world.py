@@ -186,7 +186,8 @@ class World:
             VenueConfig(seed=seed, account_type=scenario.account.type, cash_usd=Decimal(scenario.account.cash_usd),
                         pattern_day_trader=scenario.account.pattern_day_trader, faults=self.plan,
                         rate_limit_per_min=200, positions=scenario.account.starting_book(),
-                        non_fractionable=frozenset(i.symbol for i in scenario.instruments if not i.fractionable)),
+                        non_fractionable=frozenset(i.symbol for i in scenario.instruments if not i.fractionable),
+                        orders=scenario.account.starting_orders()),
             market=self.market, calendar=self.calendar, start_ns=start_ns,
         )
         if scenario.replay is not None:  # a replayed capture: the venue answers as recorded (replay_plan)

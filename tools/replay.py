@@ -132,8 +132,10 @@ def load_capture(path: Path) -> Capture:
         except (KeyError, TypeError, ValueError) as exc:
             raise ReplayError(f"{file}: record {number} ({rec.get('t')}): malformed: {exc!r}") from None
     walls = [int(r["wall_ns"]) for r in records if "wall_ns" in r]
-    limit = [int(r["wall_ns"]) for r in records if r["t"] == "limit"]  # [capture] max_mb reached: the replay
-    last = limit[0] if limit else max(walls)                           # window ends there
+    # The window ends where the size cap stopped the recording ([capture] max_mb: a "limit" record) or where the
+    # runner was told to stop (a "stop" record: the recorded engine decided nothing after it), else at the end.
+    ends = [int(r["wall_ns"]) for r in records if r["t"] in ("limit", "stop")]
+    last = min(ends) if ends else max(walls)
     return Capture(file, header, sorted((e for e in exchanges.values() if e.wall_ns <= last), key=lambda e: e.seq),
                    sorted(conns.values(), key=lambda c: c.conn), min(walls), last)
 
@@ -669,7 +671,24 @@ def canonical(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
             flush()
         burst.append(item)
     flush()
+    for i in range(len(out) - 1):  # a run of cancels of one order's legs: in leg order, outcomes as a set
+        j = i
+        while j + 1 < len(out) and _sibling_legs(out[j], out[j + 1]):
+            j += 1
+        if j > i and (i == 0 or not _sibling_legs(out[i - 1], out[i])):
+            run = out[i:j + 1]
+            outcomes = sorted((item["outcome"] for item in run), key=str)
+            out[i:j + 1] = [item | {"outcome": outcome}
+                            for item, outcome in zip(sorted(run, key=_compare_key), outcomes, strict=True)]
     return out
+
+
+def _sibling_legs(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Cancels of two legs of one order, one after the other: the engine releases a bracket's legs in the order of
+    their venue-assigned ids, which a replay's venue assigns anew, so which leg went first is not a decision
+    (however long the first cancel took: a 429 retried, a slow answer)."""
+    return (a["request"] == b["request"] == "DELETE /v2/orders/{id}" and a.get("order") == b.get("order")
+            and bool(a.get("leg")) and bool(b.get("leg")))
 
 
 def _compare_key(item: dict[str, Any]) -> str:

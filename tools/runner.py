@@ -629,6 +629,7 @@ class BrokerRun:
         warn_contract(self.contract, self.ui)
         audit.write(contract_record(self.contract, clock.now_ns()))
         link, capture = capture_link(link, self.layout, config, s.mode, secrets=self.secrets)  # [capture]
+        self._capture = capture
         try:
             async with trio.open_nursery() as nursery, httpx.AsyncClient() as webhook_client:
                 await nursery.start(watch_signals, self._graceful)
@@ -801,6 +802,9 @@ class BrokerRun:
             done.set()
 
     async def _graceful(self) -> None:
+        capture = getattr(self, "_capture", None)
+        if capture is not None and not self._stop.is_set():  # a replay ends its window here: no decision after it
+            capture.write({"t": "stop", "reason": "stop requested (signal)"})
         self.outcome.interrupted = True
         self.outcome.exit_code = EXIT_INTERRUPTED
         self._stop.set()

@@ -22,6 +22,7 @@ from core.model import (
     Activity,
     Bar,
     BrokerOrder,
+    CashActivity,
     MarketClock,
     OrderClass,
     OrderRequest,
@@ -419,6 +420,47 @@ def activity_from_wire(w: WireActivity) -> Activity:
         leaves_qty=_finite(w.leaves_qty, "leaves_qty"),
         ts_ns=rfc3339_to_ns(w.transaction_time),
         type=w.type,
+    )
+
+
+class WireNonTradeActivity(msgspec.Struct, kw_only=True):
+    """Alpaca's NonTradeActivity (NTA) object; every field but id and type may be absent or null."""
+
+    id: str
+    activity_type: str
+    date: str | None = None
+    net_amount: Decimal | None = None
+    symbol: str | None = None
+    qty: Decimal | None = None
+    per_share_amount: Decimal | None = None
+    description: str | None = None
+    status: str | None = None
+
+
+_ACTIVITY_ID_TIME = re.compile(r"^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(\d{3})::")
+
+
+def activity_ts_ns(activity_id: str, date: str | None) -> int:
+    """An activity's instant: the id's ``YYYYMMDDHHMMSSmmm`` prefix (UTC) when it has one, else its date."""
+    match = _ACTIVITY_ID_TIME.match(activity_id)
+    if match:
+        y, mo, d, h, mi, s, ms = match.groups()
+        return rfc3339_to_ns(f"{y}-{mo}-{d}T{h}:{mi}:{s}.{ms}Z")
+    if date:
+        return rfc3339_to_ns(f"{date[:10]}T00:00:00Z")
+    raise ResponseDecodeError(f"activity {activity_id} has neither a time in its id nor a date")
+
+
+def non_trade_activity_from_wire(w: WireNonTradeActivity) -> CashActivity:
+    return CashActivity(
+        id=w.id,
+        activity_type=w.activity_type.upper(),
+        ts_ns=activity_ts_ns(w.id, w.date),
+        net_amount=_finite(w.net_amount if w.net_amount is not None else Decimal(0), "net_amount"),
+        symbol=w.symbol or None,
+        qty=_opt_finite(w.qty, "qty"),
+        per_share_amount=_opt_finite(w.per_share_amount, "per_share_amount"),
+        description=w.description or "",
     )
 
 

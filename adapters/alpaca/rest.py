@@ -29,6 +29,7 @@ from core.model import (
     Activity,
     Bar,
     BrokerOrder,
+    CashActivity,
     MarketClock,
     OrderRequest,
     Position,
@@ -57,6 +58,12 @@ BARS_PAGE_MAX = 10_000  # alpaca-wire.md §3: limit per page
 # Our bounds on pagination loops (style rule 6): far above any session's volume, low enough to stop a
 # venue that keeps answering with the same page.
 MAX_PAGES = 1_000
+# Non-trade activity types asked for by get_cash_activities: alpaca-py 0.44's ActivityType without FILL (its own
+# call) and the options/crypto trading kinds; cash moves by net_amount, SPLIT also changes a position.
+NON_TRADE_ACTIVITY_TYPES = ",".join((
+    "ACATC", "ACATS", "CFEE", "CIL", "CSD", "CSW", "DIV", "DIVCGL", "DIVCGS", "DIVNRA", "DIVROC", "DIVTXEX", "DIVWH",
+    "FEE", "INT", "INTPNL", "JNLC", "JNLS", "MA", "NC", "PTC", "REORG", "SPIN", "SPLIT", "SWP", "WH",
+))
 USER_AGENT = "ttlive/0.1 (trio; httpx)"
 
 URL_CACHE_MAX = 256  # distinct (path, query) URLs kept parsed; the polled ones (account, positions, open orders)
@@ -500,6 +507,30 @@ class AlpacaRest:
                 for w in page
                 if w.activity_type.upper() == "FILL"
             )
+            if len(page) < ACTIVITIES_PAGE_MAX or page[-1].id == page_token:
+                return out
+            page_token = page[-1].id
+        log.warning("%s: stopped after %d pages", endpoint, MAX_PAGES)
+        return out
+
+    async def get_cash_activities(self, *, after_ts_ns: int | None = None) -> list[CashActivity]:
+        """Non-trade activities (dividends, fees, interest, journals, transfers, splits), oldest first, paged like
+        the FILL activities (``page_token`` = the last id)."""
+        endpoint = "GET /v2/account/activities"
+        out: list[CashActivity] = []
+        page_token: str | None = None
+        for _page in range(MAX_PAGES):
+            params = {"activity_types": NON_TRADE_ACTIVITY_TYPES, "direction": "asc",
+                      "page_size": str(ACTIVITIES_PAGE_MAX)}
+            if after_ts_ns is not None:
+                params["after"] = _ns_param(after_ts_ns)
+            if page_token is not None:
+                params["page_token"] = page_token
+            page = await self.http.get(
+                "/v2/account/activities", list[wire.WireNonTradeActivity], endpoint=endpoint, params=params
+            )
+            out.extend(self.http.mapped(wire.non_trade_activity_from_wire, w, endpoint=endpoint)
+                       for w in page if w.activity_type.upper() != "FILL")
             if len(page) < ACTIVITIES_PAGE_MAX or page[-1].id == page_token:
                 return out
             page_token = page[-1].id

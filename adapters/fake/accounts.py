@@ -45,6 +45,21 @@ class FillActivity:
     order_status: str
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NonTradeActivity:
+    """A non-trade activity (Alpaca's NTA): DIV, FEE, INT, JNLC, CSD, CSW, SPLIT (a stock split: ``qty`` is the
+    change in shares, ``per_share_amount`` the split ratio) ..."""
+
+    id: str  # "YYYYMMDDHHMMSSmmm::<uuid>"
+    ts_ns: int
+    activity_type: str
+    net_amount: Decimal  # cash in (> 0) or out (< 0)
+    description: str
+    symbol: str | None = None
+    qty: Decimal | None = None
+    per_share_amount: Decimal | None = None
+
+
 @dataclass(slots=True, kw_only=True)
 class AccountConfiguration:
     """GET/PATCH /v2/account/configurations; ``max_margin_multiplier`` caps the account multiplier."""
@@ -88,6 +103,28 @@ class AccountFigures:
     balance_asof: str
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StartingOrder:
+    """An order already open at the account when the venue starts (``[[account.orders]]``): the owner's (any client
+    order id) or ttlive's from an earlier life (``tt-`` prefix). Alpaca's field names; ``notional`` instead of
+    ``qty`` for a dollar-amount order (the venue sizes it at the mark and lists it with ``qty`` null)."""
+
+    symbol: str
+    side: str  # buy | sell
+    type: str  # market | limit | stop | stop_limit | trailing_stop
+    time_in_force: str
+    client_order_id: str
+    qty: Decimal | None = None
+    notional: Decimal | None = None
+    limit_price: Decimal | None = None
+    stop_price: Decimal | None = None
+    trail_price: Decimal | None = None
+    trail_percent: Decimal | None = None
+    order_class: str = ""  # "" (simple) | bracket | oto | oco
+    take_profit_limit_price: Decimal | None = None
+    stop_loss_stop_price: Decimal | None = None
+
+
 def default_multiplier(account_type: str, cash_usd: Decimal, pattern_day_trader: bool) -> Decimal:
     """Alpaca's account multiplier: 1 for cash (or < $2k), 4 for a PDT >= $25k, else 2 (Reg T)."""
     if account_type == "cash" or cash_usd < MARGIN_MIN_EQUITY_USD:
@@ -112,6 +149,7 @@ class Account:
     realized_pl: Decimal = _ZERO
     positions: dict[str, PositionState] = field(default_factory=dict)
     activities: list[FillActivity] = field(default_factory=list)
+    non_trade: list[NonTradeActivity] = field(default_factory=list)  # dividends, fees, journals, splits
     day_trades: list[tuple[str, str]] = field(default_factory=list)  # (session date, order id)
     equity_points: deque[tuple[int, Decimal]] = field(default_factory=lambda: deque(maxlen=EQUITY_HISTORY_MAX_POINTS))
 
@@ -162,6 +200,17 @@ class Account:
         if new == 0:
             del self.positions[symbol]
         return day_trade
+
+    def split(self, symbol: str, ratio: Decimal) -> Decimal:
+        """A ``ratio``:1 split of the position (2 = two for one): quantity times ratio, average entry divided by it,
+        cost basis unchanged. Returns the change in shares."""
+        position = self.positions.get(symbol)
+        if position is None or ratio <= 0:
+            return _ZERO
+        before = position.qty
+        position.qty = before * ratio
+        position.avg_entry_price = position.avg_entry_price / ratio
+        return position.qty - before
 
     def market_values(self, marks: dict[str, Decimal]) -> tuple[Decimal, Decimal]:
         """(long market value, short market value as a magnitude) at the given marks."""

@@ -40,6 +40,11 @@ _VENUE_KIND_KEYS: Final[Mapping[str, frozenset[str]]] = {
     "position_drift": frozenset({"symbol", "qty"}),
     "foreign_order": frozenset({"symbol", "qty"}),  # the user places a resting limit order (qty < 0: a sell)
     "venue_restart": frozenset({"duration_s"}),  # duration_s: REST 503 and streams refused meanwhile
+    # Non-trade account activities (venue_faults.apply_account_activity): cash and corporate actions.
+    "dividend": frozenset({"symbol", "amount"}),  # amount: dollars per share held
+    "fee": frozenset({"amount"}),  # amount: dollars charged (> 0)
+    "journal": frozenset({"amount"}),  # amount: dollars moved in (> 0) or out (< 0) of the account (JNLC)
+    "split": frozenset({"symbol", "ratio"}),  # ratio 2 = two for one; the venue's prices follow from then on
 }
 HARNESS_KINDS: Final = frozenset({"client_crash", "manual_kill", "manual_reset"})
 _HARNESS_KEYS: Final = frozenset({"duration_s", "operator", "reason"})
@@ -53,6 +58,10 @@ _REQUIRED_KEYS: Final[Mapping[str, frozenset[str]]] = {
     "quote_stale": frozenset({"duration_s"}),
     "position_drift": frozenset({"symbol", "qty"}),
     "foreign_order": frozenset({"symbol", "qty"}),
+    "dividend": frozenset({"symbol", "amount"}),
+    "fee": frozenset({"amount"}),
+    "journal": frozenset({"amount"}),
+    "split": frozenset({"symbol", "ratio"}),
 }
 _AT_RE: Final = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)(?::([0-5]\d))?$")
 TRADE_UPDATE_FATES: Final = ("deliver", "drop", "duplicate", "reorder")
@@ -84,6 +93,8 @@ class FaultEvent:
     qty: Decimal | None = None
     operator: str = ""
     reason: str = ""
+    amount: Decimal | None = None  # dividend / fee / journal dollars
+    ratio: Decimal | None = None  # split
 
     @property
     def duration_ns(self) -> int:
@@ -184,6 +195,11 @@ def _event(raw: Any, index: int) -> FaultEvent:
         values["symbol"] = raw["symbol"]
     if "qty" in raw:
         values["qty"] = _decimal(raw["qty"], f"{where}.qty")
+    for key in ("amount", "ratio"):
+        if key in raw:
+            values[key] = _decimal(raw[key], f"{where}.{key}")
+            if key == "ratio" and values[key] < 0:
+                raise FaultPlanError(f"{where}.ratio: expected a positive split ratio, got {raw[key]!r}")
     for key in ("operator", "reason"):
         if key in raw:
             if not isinstance(raw[key], str):

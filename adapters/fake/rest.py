@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Final
 
 from adapters.fake import matching as m
+from adapters.fake.accounts import FillActivity, NonTradeActivity
 from adapters.fake.interfaces import RestRequest
 from adapters.fake.wire import (
     ApiError,
@@ -23,6 +24,7 @@ from adapters.fake.wire import (
     et_date,
     et_hhmm,
     et_isoformat,
+    non_trade_activity_json,
     parse_bool,
     parse_decimal,
     parse_time_ns,
@@ -486,7 +488,11 @@ def _get_activities(venue: Venue, req: RestRequest, params: dict[str, str]) -> t
     day = req.query.get("date")
     direction = _q_choice(req, "direction", ("asc", "desc"), "desc")
     size = _q_int(req, "page_size", ACTIVITIES_MAX_PAGE_SIZE, minimum=1, maximum=ACTIVITIES_MAX_PAGE_SIZE, clamp=False)
-    items = list(venue.account.activities) if (not types or "FILL" in types) else []
+    fills = list(venue.account.activities) if (not types or "FILL" in types) else []
+    items: list[FillActivity | NonTradeActivity] = list(fills)
+    non_trade = [a for a in venue.account.non_trade if not types or a.activity_type in types]
+    if non_trade:  # merged in time order (ids sort like their instant)
+        items = sorted([*items, *non_trade], key=lambda a: (a.ts_ns, a.id))
     items = [
         a
         for a in items
@@ -502,7 +508,11 @@ def _get_activities(venue: Venue, req: RestRequest, params: dict[str, str]) -> t
         if token not in ids:
             raise ApiError(400, 40010001, "invalid page_token")
         items = items[ids.index(token) + 1 :]
-    return 200, [activity_json(a, venue.account.account_id) for a in items[:size]]
+    account_id = venue.account.account_id
+    return 200, [
+        non_trade_activity_json(a, account_id) if isinstance(a, NonTradeActivity) else activity_json(a, account_id)
+        for a in items[:size]
+    ]
 
 
 def _get_portfolio_history(venue: Venue, req: RestRequest, _: dict[str, str]) -> tuple[int, Any]:

@@ -25,13 +25,20 @@ from decimal import Decimal
 from typing import Any, Final
 
 from adapters.fake import matching as m
-from adapters.fake.accounts import ACCOUNT_TYPES, Account, AccountFigures, PositionState, default_multiplier
+from adapters.fake.accounts import (
+    ACCOUNT_TYPES,
+    Account,
+    AccountFigures,
+    PositionState,
+    StartingOrder,
+    default_multiplier,
+)
 from adapters.fake.faults import FaultEvent, FaultInjector, FaultPlan
 from adapters.fake.interfaces import FakeQuote, MarketSource, RestRequest, RestResponse, SessionCalendar
 from adapters.fake.ratelimit import RateLimiter
 from adapters.fake.rest import dispatch
 from adapters.fake.trading_stream import TradingStreamSession
-from adapters.fake.venue_faults import apply_fault, resolve_fault_at
+from adapters.fake.venue_faults import apply_fault, place_starting_orders, resolve_fault_at, split_adjusted
 from adapters.fake.venue_orders import AcceptedOrder, OrderBook
 from adapters.fake.wire import (
     ASSET_NAMESPACE,
@@ -75,6 +82,7 @@ class VenueConfig:
     request_timeout_s: float = ORDER_SUBMIT_TIMEOUT_S  # what a lost response costs the client
     # The book the account already holds when the venue starts: (symbol, signed qty, average entry price).
     positions: tuple[tuple[str, Decimal, Decimal], ...] = ()
+    orders: tuple[StartingOrder, ...] = ()  # open at the account when the venue starts (venue_faults)
 
     def __post_init__(self) -> None:
         if self.account_type not in ACCOUNT_TYPES:
@@ -144,6 +152,7 @@ class Venue:
             raise ValueError(f"fault plan names symbols the market does not have: {', '.join(unknown)}")
         resolve_at_ns = functools.partial(resolve_fault_at, self)
         self.faults = FaultInjector(config.faults, seed=config.seed, resolve_at_ns=resolve_at_ns)
+        self.market = split_adjusted(self, market)  # the market itself unless the plan holds split events
         self._limiter = RateLimiter(config.rate_limit_per_min, nominal_limit=ALPACA_REQUESTS_PER_MIN)
         self.book = OrderBook(self)
         self.replay_plan: Any = None  # a replayed capture's recorded answers (adapters.fake.replay_plan)
@@ -172,6 +181,7 @@ class Venue:
             marks = self.current_marks(self.account.positions)
             self._lastday.update(marks)
             self.account.last_equity = self.account.equity(marks)
+        self.starting_order_ids: list[str] = place_starting_orders(self, config.orders)
 
     # --- clock ---------------------------------------------------------------------------------------------
 
@@ -309,6 +319,14 @@ class Venue:
             return self._marks[symbol]
         position = self.account.positions.get(symbol)
         return _ZERO if position is None else position.avg_entry_price
+
+    def split_prices(self, symbol: str, ratio: Decimal) -> None:
+        """A split happened now: the last known prices of ``symbol`` follow it (the market view already does,
+        ``venue_faults.split_adjusted``)."""
+        for cache in (self._marks, self._lastday):
+            if symbol in cache:
+                cache[symbol] = cache[symbol] / ratio
+        self._forget_instant()
 
     def current_marks(self, symbols: Any) -> dict[str, Decimal]:
         return {symbol: self.mark(symbol) for symbol in sorted(symbols)}

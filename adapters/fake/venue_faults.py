@@ -6,10 +6,11 @@ this module handles the faults that act on the venue at one instant, and places 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Final
 
-from adapters.fake.accounts import FillActivity, activity_side
+from adapters.fake.accounts import FillActivity, NonTradeActivity, StartingOrder, activity_side
 from adapters.fake.faults import FaultEvent
 from adapters.fake.wire import activity_id, et_date, parse_time_ns
 from core.model import NS_PER_S, Fill, Side
@@ -58,8 +59,115 @@ def apply_fault(venue: Venue, event: FaultEvent) -> None:
     elif kind == "foreign_order":
         assert event.symbol is not None and event.qty is not None
         _foreign_order(venue, event)
+    elif kind in ACCOUNT_ACTIVITY_KINDS:
+        apply_account_activity(venue, event)
     # ws_mute, rest_outage, rest_slow, rate_limit_storm: windows the injector answers for.
     # client_crash, manual_kill, manual_reset: carried out by the simulation harness.
+
+
+ACCOUNT_ACTIVITY_KINDS: Final = frozenset({"dividend", "fee", "journal", "split"})
+
+
+def apply_account_activity(venue: Venue, event: FaultEvent) -> None:
+    """A non-trade activity on the account, with its effect and its NTA record (GET /v2/account/activities):
+    a dividend pays ``amount`` per share held (DIV), a fee charges ``amount`` (FEE), a journal moves ``amount`` in
+    or out (JNLC), a ``ratio``:1 split multiplies the position and divides its average entry and every price the
+    venue shows from now on (SPLIT: ``qty`` the change in shares, ``per_share_amount`` the ratio)."""
+    account, now_ns = venue.account, venue.now_ns
+    record_id = activity_id(now_ns, venue.new_uuid())
+    if event.kind == "dividend":
+        assert event.symbol is not None and event.amount is not None
+        held = account.position_qty(event.symbol)
+        if held <= 0:  # shorts owe the dividend; a flat book gets none: not modelled, skipped and said so
+            venue.skipped_faults.append((now_ns, event, "no long position to pay a dividend on"))
+            return
+        net = (held * event.amount).quantize(Decimal("0.01"))
+        account.cash += net
+        account.non_trade.append(NonTradeActivity(
+            id=record_id, ts_ns=now_ns, activity_type="DIV", net_amount=net, symbol=event.symbol, qty=held,
+            per_share_amount=event.amount, description=f"Cash DIV @ {event.amount}, Pos QTY: {held}"))
+    elif event.kind in ("fee", "journal"):
+        assert event.amount is not None
+        net = -abs(event.amount) if event.kind == "fee" else event.amount
+        account.cash += net
+        activity_type = "FEE" if event.kind == "fee" else "JNLC"
+        account.non_trade.append(NonTradeActivity(
+            id=record_id, ts_ns=now_ns, activity_type=activity_type, net_amount=net,
+            description="ttlive fake: account fee" if event.kind == "fee" else "ttlive fake: cash journal"))
+    else:
+        assert event.symbol is not None and event.ratio is not None
+        change = account.split(event.symbol, event.ratio)
+        venue.split_prices(event.symbol, event.ratio)
+        account.non_trade.append(NonTradeActivity(
+            id=record_id, ts_ns=now_ns, activity_type="SPLIT", net_amount=_ZERO, symbol=event.symbol, qty=change,
+            per_share_amount=event.ratio, description=f"Stock split {event.ratio}:1"))
+
+
+PRICE_QUANTUM: Final = Decimal("0.0001")
+
+
+class SplitAdjusted:
+    """The market as the venue shows it around stock splits: every price of a split symbol from the split's
+    instant on is divided by its ratio (sizes unchanged). Everything else is the wrapped source's."""
+
+    def __init__(self, inner: Any, splits: dict[str, list[tuple[int, Decimal]]]) -> None:
+        self._inner = inner
+        self._splits = splits
+
+    def __getattr__(self, name: str) -> Any:  # set_stale and the other optional hooks
+        return getattr(self._inner, name)
+
+    @property
+    def symbols(self) -> Any:
+        return self._inner.symbols
+
+    def bar_interval_ns(self) -> int:
+        return int(self._inner.bar_interval_ns())
+
+    def sector(self, symbol: str) -> str:
+        return str(self._inner.sector(symbol))
+
+    def factor(self, symbol: str, ts_ns: int) -> Decimal:
+        out = Decimal(1)
+        for at_ns, ratio in self._splits.get(symbol, ()):
+            if ts_ns >= at_ns:
+                out *= ratio
+        return out
+
+    def _price(self, price: Decimal, factor: Decimal) -> Decimal:
+        return (price / factor).quantize(PRICE_QUANTUM)
+
+    def quote_at(self, symbol: str, ts_ns: int) -> Any:
+        quote = self._inner.quote_at(symbol, ts_ns)
+        factor = self.factor(symbol, ts_ns)
+        if quote is None or factor == 1:
+            return quote
+        return replace(quote, bid_price=self._price(quote.bid_price, factor),
+                       ask_price=self._price(quote.ask_price, factor))
+
+    def _bars(self, symbol: str, bars: list[Any]) -> list[Any]:
+        out = []
+        for bar in bars:
+            f = self.factor(symbol, bar.ts_ns)
+            out.append(bar if f == 1 else replace(
+                bar, open=self._price(bar.open, f), high=self._price(bar.high, f), low=self._price(bar.low, f),
+                close=self._price(bar.close, f), vwap=self._price(bar.vwap, f)))
+        return out
+
+    def bars_between(self, symbol: str, start_ns: int, end_ns: int) -> list[Any]:
+        return self._bars(symbol, self._inner.bars_between(symbol, start_ns, end_ns))
+
+    def daily_bars_between(self, symbol: str, start_ns: int, end_ns: int) -> list[Any]:
+        return self._bars(symbol, self._inner.daily_bars_between(symbol, start_ns, end_ns))
+
+
+def split_adjusted(venue: Venue, market: Any) -> Any:
+    """``market`` wrapped for the plan's split events (resolved to their instants), or itself when it has none."""
+    splits: dict[str, list[tuple[int, Decimal]]] = {}
+    for event in venue.config.faults.events:
+        if event.kind == "split" and event.symbol is not None and event.ratio is not None:
+            splits.setdefault(event.symbol, []).append((resolve_fault_at(venue, event), event.ratio))
+    return SplitAdjusted(market, splits) if splits else market
 
 
 FOREIGN_LIMIT_AWAY: Final = Decimal("0.2")  # a foreign limit rests 20 % away from the mark: it works, not fills
@@ -84,6 +192,40 @@ def _foreign_order(venue: Venue, event: FaultEvent) -> None:
         venue.book.submit_order(spec)
     except ApiError as exc:
         venue.skipped_faults.append((venue.now_ns, event, f"refused: {exc}"))
+
+
+NOTIONAL_QUANTUM: Final = Decimal("0.000000001")
+
+
+def place_starting_orders(venue: Venue, orders: tuple[StartingOrder, ...]) -> list[str]:
+    """The orders open at the account when the venue starts, accepted through the venue's own checks (a market
+    closed at the start queues them for the open); returns their ids. Refused => ValueError naming the order."""
+    from adapters.fake.matching import OrderSpec
+    from adapters.fake.wire import ApiError
+
+    ids: list[str] = []
+    for n, order in enumerate(orders):
+        qty = order.qty
+        if order.notional is not None:
+            mark = order.limit_price or venue.mark(order.symbol)  # a notional limit is sized at its limit
+            if mark <= 0:
+                raise ValueError(f"starting order {n} ({order.client_order_id}): no price to size a notional order")
+            qty = (order.notional / mark).quantize(NOTIONAL_QUANTUM, rounding="ROUND_DOWN")
+        assert qty is not None
+        spec = OrderSpec(symbol=order.symbol, qty=qty, side=order.side, type=order.type,
+                         time_in_force=order.time_in_force, limit_price=order.limit_price,
+                         stop_price=order.stop_price, trail_price=order.trail_price, trail_percent=order.trail_percent,
+                         client_order_id=order.client_order_id, order_class=order.order_class,
+                         take_profit_limit_price=order.take_profit_limit_price,
+                         stop_loss_stop_price=order.stop_loss_stop_price)
+        try:
+            reply = venue.book.submit_order(spec)
+        except ApiError as exc:
+            raise ValueError(f"starting order {n} ({order.client_order_id}) refused by the venue: {exc}") from None
+        accepted = venue.book.get_order(str(reply["id"]))
+        accepted.notional = order.notional
+        ids.append(accepted.id)
+    return ids
 
 
 def _drift_position(venue: Venue, symbol: str, qty: Decimal) -> None:

@@ -320,6 +320,10 @@ class OrderBook:
         if not m.observe_quote(order, quote):
             return
         if order.notional is not None:
+            if order.type == "limit" and order.limit_price is not None and not (
+                quote.ask_price <= order.limit_price if order.side == "buy" else quote.bid_price >= order.limit_price
+            ):
+                return  # a dollar-amount limit (an account's starting order; REST takes market only): not yet
             self._match_notional(order, quote)
             return
         execution = m.decide_execution(

@@ -19,7 +19,13 @@ import msgspec
 from core.model import NS_PER_S
 
 if TYPE_CHECKING:
-    from adapters.fake.accounts import AccountConfiguration, AccountFigures, FillActivity, PositionState
+    from adapters.fake.accounts import (
+        AccountConfiguration,
+        AccountFigures,
+        FillActivity,
+        NonTradeActivity,
+        PositionState,
+    )
     from adapters.fake.matching import VenueOrder
 
 ET = ZoneInfo("America/New_York")
@@ -327,6 +333,22 @@ def activity_json(activity: FillActivity, account_id: str) -> dict[str, Any]:
         "order_id": activity.order_id,
         "cum_qty": dec_str(activity.cum_qty),
         "order_status": activity.order_status,
+    }
+
+
+def non_trade_activity_json(activity: NonTradeActivity, account_id: str) -> dict[str, Any]:
+    """Alpaca's NonTradeActivity object (``date`` is the settlement date; net_amount signed)."""
+    return {
+        "id": activity.id,
+        "account_id": account_id,
+        "activity_type": activity.activity_type,
+        "date": et_date(activity.ts_ns),
+        "net_amount": dec_str(activity.net_amount),
+        "description": activity.description,
+        "symbol": activity.symbol,
+        "qty": dec_opt(activity.qty),
+        "per_share_amount": dec_opt(activity.per_share_amount),
+        "status": "executed",
     }
 
 

@@ -20,6 +20,7 @@ from core import audit as A
 from core.engine.context import EngineContext
 from core.engine.messages import (
     CancelRequested,
+    OrdersAdopted,
     ResyncRequested,
     ResyncWaiter,
     SubmitApproved,
@@ -64,8 +65,11 @@ class CancelFinished(msgspec.Struct, frozen=True, kw_only=True):
 
 ExecutionMessage = (
     SubmitApproved | CancelRequested | TradeUpdateReceived | SubmitFinished | LookupFinished | ResyncRequested
-    | ResyncData | CancelFinished
+    | ResyncData | CancelFinished | OrdersAdopted
 )
+ADOPTED = "ADOPTED"  # TrackedOrder.action of an order of ours found open at start-up (placed by an earlier life)
+PROTECT = "PROTECT_STOP"  # TrackedOrder.action of a protective stop the supervisor placed at a halt (core.protect)
+EXITS_ONLY = frozenset({PROTECT})  # actions that only ever reduce a position: not pending exposure
 
 
 def fill_from_activity(activity: Activity, client_order_id: str) -> Fill:
@@ -114,7 +118,7 @@ class ExecutionActor:
         ever reduce what their entry opened)."""
         out: dict[str, Decimal] = {}
         for tracked, order in self.open_orders():
-            if tracked.parent_client_order_id is not None:
+            if tracked.parent_client_order_id is not None or tracked.action in EXITS_ONLY:
                 continue
             signed = order.leaves_qty if order.side is Side.BUY else -order.leaves_qty
             out[order.symbol] = out.get(order.symbol, ZERO) + signed
@@ -123,7 +127,7 @@ class ExecutionActor:
     def open_order_value_usd(self) -> Decimal:
         total = ZERO
         for tracked, order in self.open_orders():
-            if tracked.parent_client_order_id is None:
+            if tracked.parent_client_order_id is None and tracked.action not in EXITS_ONLY:
                 total += order.leaves_qty * tracked.reference_price
         return total
 
@@ -159,6 +163,8 @@ class ExecutionActor:
             self._spawn(self._fetch_resync, message.reason)
         elif isinstance(message, ResyncData):
             self.on_resync(message)
+        elif isinstance(message, OrdersAdopted):
+            self.adopt_orders(message.orders, reason=message.reason)
 
     def _spawn(self, fn: Callable[..., object], *args: object) -> None:
         assert self.nursery is not None, "execution actor not started"
@@ -249,7 +255,8 @@ class ExecutionActor:
         # ("insufficient qty"), and an order that could cross our own resting order is a wash trade (422).
         release = [o.venue_order_id for t, o in self.open_orders(request.symbol)
                    if o.venue_order_id is not None
-                   and (t.parent_client_order_id is not None or o.side is not request.side)]
+                   and (t.parent_client_order_id is not None or t.action in EXITS_ONLY or t.action == ADOPTED
+                        or o.side is not request.side)]  # an earlier life's order yields to today's decision
         self._spawn(self._submit, request, release)
 
     def _protect(self, order: Order) -> None:
@@ -342,6 +349,47 @@ class ExecutionActor:
             )
             self.ctx.state.by_venue_id[leg.id] = leg.client_order_id
             self._snapshot(order)
+
+    def adopt_orders(self, orders: tuple[BrokerOrder, ...], *, reason: str) -> None:
+        """Give each order of ours that this actor did not place an order machine (state from the broker's status,
+        what already filled counted as filled: that is in the adopted position), so fills arriving later are
+        booked. Bracket legs come with their parent. Audited; idempotent (known orders are skipped)."""
+        ctx = self.ctx
+        action = PROTECT if reason == "protect" else ADOPTED
+        for broker_order in orders:
+            if self._lookup_machine(broker_order) is not None:
+                continue
+            qty = broker_order.qty
+            if qty <= 0:  # a notional order nothing of which filled yet: its quantity is not known
+                log.info("open order %s (notional %s) not adopted: no quantity yet", broker_order.id,
+                         broker_order.notional)
+                continue
+            coid = broker_order.client_order_id
+            order = Order(order_id=deterministic_uuid("exec", coid), client_order_id=coid,
+                          symbol=broker_order.symbol, side=broker_order.side, qty=qty)
+            order.apply(OrderEvent.RISK_APPROVED, ts_ns=ctx.now_ns())
+            order.apply(OrderEvent.SUBMIT_SENT, ts_ns=ctx.now_ns())
+            order.filled_qty = broker_order.filled_qty
+            if broker_order.filled_qty and broker_order.filled_avg_price is not None:
+                order._filled_notional = broker_order.filled_qty * broker_order.filled_avg_price
+            price = (broker_order.limit_price or broker_order.stop_price or ctx.state.mark(broker_order.symbol)
+                     or ZERO)
+            self.machines[coid] = order
+            ctx.state.orders[coid] = TrackedOrder(
+                client_order_id=coid, signal_id=coid, symbol=broker_order.symbol, side=broker_order.side, qty=qty,
+                attempt=0, reference_price=price, raised_at_ns=ctx.now_ns(), venue_order_id=broker_order.id,
+                action=action, direction="neutral", submitted_at_ns=broker_order.submitted_at_ns,
+            )
+            ctx.state.by_venue_id[broker_order.id] = coid
+            self._apply_status(order, broker_order)
+            self._register_legs(coid, broker_order)
+            self._snapshot(order)
+            ctx.system("reconcile", symbol=broker_order.symbol,
+                       reason=f"{reason}: tracking an open order of ours ({broker_order.type.value} "
+                              f"{broker_order.side.value} {qty}, {broker_order.status})",
+                       extra={"event": "order_adopted", "client_order_id": coid,
+                              "alpaca_order_id": broker_order.id, "legs": len(broker_order.legs)})
+        ctx.persist()
 
     def on_submit_finished(self, message: SubmitFinished) -> None:
         ctx = self.ctx
@@ -563,7 +611,15 @@ class ExecutionActor:
         ctx.book_changed()
         ctx.state.counters.fills += 1
         halted_since = self.halted_since_ns()
-        if halted_since is not None and fill.ts_ns >= halted_since:
+        if tracked.action == PROTECT:  # what a halt in protect mode is for: said, not alarmed as a leak
+            ctx.system("health", symbol=fill.symbol, reason=f"protective stop filled: {fill.side.value} {fill.qty} "
+                       f"{fill.symbol} @ {fill.price}", extra={"event": "protective_stop_fill",
+                                                               "client_order_id": fill.client_order_id,
+                                                               "execution_id": fill.execution_id})
+            self._spawn(functools.partial(ctx.alerts.send, severity="warning", key="halt.protective_stop_fill",
+                                          message=f"protective stop filled: {fill.side.value} {fill.qty} "
+                                                  f"{fill.symbol} @ {fill.price}", ts_ns=fill.ts_ns))
+        elif halted_since is not None and fill.ts_ns >= halted_since:
             self._post_halt_fill(fill, halted_since)
         opposite_today = ctx.state.sold_today if fill.side is Side.BUY else ctx.state.bought_today
         if fill.symbol in opposite_today and order.client_order_id not in ctx.state.day_trade_orders:
@@ -623,6 +679,8 @@ class ExecutionActor:
                 continue  # not ours: the reconciler will see the position difference
             order = self.machines[coid]
             tracked = ctx.state.orders[coid]
+            if tracked.action == ADOPTED and activity.ts_ns < tracked.raised_at_ns:
+                continue  # executed before we adopted the order: already in the position adopted at start-up
             if tracked.venue_order_id is None:
                 tracked.venue_order_id = activity.order_id
                 ctx.state.by_venue_id[activity.order_id] = coid

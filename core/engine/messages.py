@@ -7,7 +7,7 @@ from decimal import Decimal
 import msgspec
 import trio
 
-from core.model import Bar, Quote, Signal, TradeUpdate
+from core.model import Bar, BrokerOrder, Quote, Signal, TradeUpdate
 
 
 class BarClosed(msgspec.Struct, frozen=True, kw_only=True):
@@ -89,3 +89,11 @@ class ConnectivityChanged(msgspec.Struct, frozen=True, kw_only=True):
     stream: str
     state: str  # connection machine state value
     ts_ns: int
+
+
+class OrdersAdopted(msgspec.Struct, frozen=True, kw_only=True):
+    """Orders of ours that execution did not place itself (found open at start-up, or the supervisor's protective
+    stops): execution gives each an order machine, its state from the broker's status, so later fills count."""
+
+    orders: tuple[BrokerOrder, ...]
+    reason: str  # "start-up" | "protect"

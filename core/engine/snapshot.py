@@ -13,6 +13,7 @@ from decimal import Decimal
 from core.engine.state import Counters
 from core.halt_fsm import HaltState, ResetRecord, TripRecord
 from core.model import Position
+from core.protect import ProtectionStatus
 
 ZERO = Decimal(0)
 
@@ -22,6 +23,8 @@ class HaltView:
     state: HaltState
     first_trip: TripRecord | None  # what caused the current halt (None while active)
     last_reset: ResetRecord | None
+    on_halt: str = "cancel_all"  # what a halt does to the positions (core.config RiskSection.halt_action)
+    protection: tuple[ProtectionStatus, ...] = ()  # each position at the latest halt: protected by a stop?
 
     @property
     def halted(self) -> bool:

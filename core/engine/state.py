@@ -123,6 +123,10 @@ class EngineState:
     halt: dict[str, Any] = field(default_factory=dict)  # halt machine state (supervisor persists it)
     triggers: dict[str, Any] = field(default_factory=dict)
     order_states: dict[str, dict[str, Any]] = field(default_factory=dict)  # order machine snapshots
+    # Non-trade activities (core.reconcile.apply_cash_activity): those after ``activities_after_ns`` not yet in
+    # ``activity_ids`` are still to apply (a fresh ledger starts from the broker's cash: everything before is in).
+    activities_after_ns: int = 0
+    activity_ids: list[str] = field(default_factory=list)
 
     def day_trades_in_window(self, window_sessions: int) -> int:
         """Day trades within the last ``window_sessions`` sessions, today included (FINRA: 5 business days)."""
@@ -157,6 +161,8 @@ class EngineState:
             "halt": self.halt,
             "triggers": self.triggers,
             "order_states": {k: v for k, v in sorted(self.order_states.items())},
+            "activities_after_ns": self.activities_after_ns,
+            "activity_ids": list(self.activity_ids),
         }
 
     @classmethod
@@ -181,4 +187,6 @@ class EngineState:
         state.halt = dict(d["halt"])
         state.triggers = dict(d["triggers"])
         state.order_states = dict(d["order_states"])
+        state.activities_after_ns = int(d.get("activities_after_ns", 0))
+        state.activity_ids = list(d.get("activity_ids", []))
         return state

@@ -35,7 +35,7 @@ from core.engine.messages import (
 )
 from core.engine.monitor import MonitorActor
 from core.engine.policy import PolicyActor
-from core.engine.reconciler import Reconciler
+from core.engine.reconciler import OPEN_STATUSES, Reconciler
 from core.engine.risk_actor import RiskActor
 from core.engine.snapshot import EngineSnapshot, HaltView
 from core.engine.state import EngineState
@@ -44,9 +44,9 @@ from core.halt_fsm import HaltMachine, HaltState
 from core.ledger import Ledger
 from core.limits import ACTOR_CHANNEL_CAPACITY, INITIAL_MAX_MARGIN_MULTIPLIER
 from core.model import NS_PER_S as NS
-from core.model import AccountConfig, AccountType, Bar, Fill, Position, Quote, Signal, TradeUpdate
+from core.model import Account, AccountConfig, AccountType, Bar, Fill, Position, Quote, Signal, TradeUpdate
 from core.order_fsm import TERMINAL, Order, OrderState
-from core.orderplan import client_order_id
+from core.orderplan import client_order_id, is_ours
 from core.ports import (
     AlertSink,
     AuditSink,
@@ -158,7 +158,8 @@ class Engine:
         resets: tuple[tuple[int, str, str], ...] = ()
         if supervisor is not None:
             machine = supervisor.halt
-            halt = HaltView(state=machine.state, first_trip=machine.first_trip, last_reset=machine.last_reset)
+            halt = HaltView(state=machine.state, first_trip=machine.first_trip, last_reset=machine.last_reset,
+                            on_halt=supervisor.on_halt, protection=supervisor.protection)
             trips, resets = tuple(supervisor.trip_log), tuple(supervisor.reset_log)
         if ctx is None:
             return EngineSnapshot(ts_ns=ts_ns, running=running, ready=False, halt=halt, trip_log=trips,
@@ -284,6 +285,9 @@ class Engine:
             )
             if saved is not None:
                 state.halt = dict(saved.get("halt") or {})
+        if saved is None or latch_only or not state.activities_after_ns:
+            # The broker's cash is the ledger's (fresh) or the watermark is unknown: activities before now are in.
+            state.activities_after_ns = self.clock.now_ns()
         # A resumed order that was still live may have filled while we were down: the restart resync replays
         # that fill into the ledger, so its symbol is not adopted now (the broker's position already holds the
         # fill: adopting it too would count it twice). What is left after the resync is adopted then.
@@ -326,6 +330,33 @@ class Engine:
             log.warning("start-up: adopted the broker's positions for %s (the saved ledger disagreed)",
                         ", ".join(a.symbol for a in adopted))
 
+    def account_seen(self, account: Account) -> None:
+        """Each reconciliation's account snapshot: RiskGuard's buying power is the broker's, not start-up's."""
+        self.buying_power = account.buying_power
+
+    async def adopt_open_orders(self, execution: ExecutionActor, reconciler: Reconciler) -> None:
+        """The account's open orders at start-up: ours (our client order id prefix; placed by an earlier life of
+        the engine, or before a lost state) become order machines with the broker's status, so fills arriving
+        later are booked; the owner's are listed (audited one by one), counted by RiskGuard, and left alone or
+        cancelled as ``[reconcile] foreign_orders`` says."""
+        orders = await self.startup_call("GET /v2/orders", lambda: self.broker.list_orders(status="open"))
+        ours = tuple(o for o in orders if is_ours(o.client_order_id))
+        if ours:
+            execution.adopt_orders(ours, reason="start-up")
+        foreign = [o for o in orders if not is_ours(o.client_order_id)]
+        assert self.ctx is not None
+        for order in foreign:
+            price = order.limit_price or order.stop_price
+            size = f"${order.notional}" if order.notional is not None else str(order.qty)
+            self.ctx.system("reconcile", symbol=order.symbol,
+                            reason=f"start-up: open order not placed by ttlive: {order.side.value} {size} "
+                                   f"{order.type.value}" + (f" @ {price}" if price is not None else "")
+                                   + f" {order.time_in_force.value} ({order.status})",
+                            extra={"event": "foreign_order_listed", "alpaca_order_id": order.id,
+                                   "client_order_id": order.client_order_id, "legs": len(order.legs)})
+        reconciler.note_foreign(foreign)
+        await reconciler.handle_foreign([o.id for o in foreign if o.status in OPEN_STATUSES])
+
     async def recover_latch(self, state: EngineState, *, saved_present: bool, unreadable: str) -> None:
         """Fail closed when the state and the audit trail disagree about the halt, or the state is lost."""
         halted = state.halt.get("state", HaltState.ACTIVE.value) != HaltState.ACTIVE.value
@@ -333,7 +364,7 @@ class Engine:
                                 trail=self.trail.latch() if self.trail is not None else TrailLatch())
         now_ns = self.clock.now_ns()
         if decision.halt_reason:
-            machine = HaltMachine(liquidate_on_halt=self.config.risk.liquidate_on_halt)
+            machine = HaltMachine(on_halt=self.config.risk.halt_action)
             machine.trip(decision.halt_trigger, f"start-up recovery: {decision.halt_reason}", now_ns)
             state.halt = machine.to_state()  # HALTING: the supervisor's recovery cancels all and latches
         if decision.alert:
@@ -412,7 +443,8 @@ class Engine:
         self._supervisor_send = sup_send
         self._execution_send = ex_send
 
-        supervisor = Supervisor(ctx, inbox=sup_recv, resync=rs_send, observers=self.halt_observers)
+        supervisor = Supervisor(ctx, inbox=sup_recv, resync=rs_send, observers=self.halt_observers,
+                                execution=ex_send)
         self.supervisor = supervisor
         if new_session:
             # last_equity from the broker is the previous close: the day's P&L is measured against it.
@@ -449,7 +481,14 @@ class Engine:
                              pending_qty=execution.pending_qty,
                              target_weight=Decimal(self.config.risk.max_position_pct) / 100)
         self.policy = policy
-        risk = RiskActor(ctx, inbox=sig_recv, execution=ex_send, pending_qty=execution.pending_qty,
+        def risk_pending() -> dict[str, Decimal]:
+            """Ours (execution) plus the owner's open orders (reconciler): both may fill, both count."""
+            pending = execution.pending_qty()
+            for symbol, qty in reconciler.foreign_pending_qty().items():
+                pending[symbol] = pending.get(symbol, Decimal(0)) + qty
+            return pending
+
+        risk = RiskActor(ctx, inbox=sig_recv, execution=ex_send, pending_qty=risk_pending,
                          is_halted=lambda: supervisor.is_halted, correlations=self.correlation_view,
                          buying_power=lambda: self.buying_power, pattern_day_trader=self.pattern_day_trader)
         self.risk = risk
@@ -457,8 +496,10 @@ class Engine:
                                 open_venue_ids=execution.venue_open_ids,
                                 register_waiter=execution.resync_waiters.append,
                                 is_halted=lambda: supervisor.is_halted,
-                                working_symbols=lambda: {t.symbol for t, _ in execution.open_orders()})
+                                working_symbols=lambda: {t.symbol for t, _ in execution.open_orders()},
+                                on_account=self.account_seen, positions_from_broker_ns=now_ns)
         self.reconciler = reconciler
+        await self.adopt_open_orders(execution, reconciler)
         monitor_actor = MonitorActor(ctx, latency_p95_ms=self.latency_p95_ms)
         self.monitor_actor = monitor_actor
 

@@ -161,3 +161,23 @@ def test_fuzz_truncated_market_frames(data: st.DataObject) -> None:
     except FrameDecodeError:
         return
     assert all(isinstance(m, Bar | Quote | Control) for m in messages)
+
+
+def test_a_non_trade_activity_decodes_as_alpaca_documents_it() -> None:
+    """Alpaca's sample NTA (a dividend) and the sparse shapes fees and journals arrive in."""
+    sample = (b'{"activity_type":"DIV","id":"20190801011955195::5f596936-6f23-4cef-bdf1-3806aae57dbf",'
+              b'"date":"2019-08-01","net_amount":"1.02","symbol":"T","qty":"2","per_share_amount":"0.51"}')
+    w = msgspec.json.decode(sample, type=wire.WireNonTradeActivity)
+    activity = wire.non_trade_activity_from_wire(w)
+    assert (activity.activity_type, activity.net_amount, activity.symbol, activity.qty) == (
+        "DIV", Decimal("1.02"), "T", Decimal(2))
+    assert activity.per_share_amount == Decimal("0.51")
+    assert activity.ts_ns == wire.rfc3339_to_ns("2019-08-01T01:19:55.195Z")  # the id's time prefix
+    fee = wire.non_trade_activity_from_wire(msgspec.json.decode(
+        b'{"activity_type":"fee","id":"plain-id","date":"2024-03-05","net_amount":"-0.02","symbol":null,'
+        b'"qty":null,"description":"REG FEE"}', type=wire.WireNonTradeActivity))
+    assert (fee.activity_type, fee.net_amount, fee.symbol, fee.qty, fee.description) == (
+        "FEE", Decimal("-0.02"), None, None, "REG FEE")
+    assert fee.ts_ns == wire.rfc3339_to_ns("2024-03-05T00:00:00Z")  # no time in the id: its date
+    with pytest.raises(ResponseDecodeError):
+        wire.non_trade_activity_from_wire(wire.WireNonTradeActivity(id="x", activity_type="INT"))

@@ -444,3 +444,46 @@ def test_stock_data_stream_delivers_typed_bars_and_quotes(fake: RunningFake) -> 
     assert bars[1].timestamp - bars[0].timestamp == dt.timedelta(minutes=1)
     assert bars[0].timestamp.tzinfo is not None and bars[0].vwap and bars[0].trade_count
     assert quotes[0].bid_price < quotes[0].ask_price
+
+
+def test_account_activities_page_and_parse_as_alpaca_py_models(trading: TradingClient, fake: RunningFake) -> None:
+    """GET /v2/account/activities with non-trade activities (the fake's dividend / fee / journal / split events),
+    paged by page_token = the last id, each item parsed by alpaca-py's own NonTradeActivity / TradeActivity."""
+    from alpaca.trading.models import NonTradeActivity, TradeActivity
+
+    from adapters.fake.faults import FaultEvent
+    from adapters.fake.venue_faults import apply_account_activity
+
+    order = trading.submit_order(MarketOrderRequest(symbol="NVDA", qty=3, side=OrderSide.BUY,
+                                                    time_in_force=TimeInForce.DAY))
+    filled(trading, order.id)  # a long to pay a dividend on and to split, and a FILL among the activities
+    events = [FaultEvent(kind="dividend", symbol="NVDA", amount=Decimal("0.5")),
+              FaultEvent(kind="fee", amount=Decimal("1.25")),
+              FaultEvent(kind="journal", amount=Decimal("-20")),
+              FaultEvent(kind="split", symbol="NVDA", ratio=Decimal(2))]
+    for event in events:
+        trio.from_thread.run_sync(apply_account_activity, fake.venue, event, trio_token=fake._box["token"])
+    headers = {"APCA-API-KEY-ID": KEY, "APCA-API-SECRET-KEY": SECRET}
+    seen: list[dict[str, Any]] = []
+    token: str | None = None
+    for _ in range(20):
+        params = {"direction": "asc", "page_size": "2", **({"page_token": token} if token else {})}
+        page = requests.get(f"{fake.url}/v2/account/activities", params=params, headers=headers, timeout=10).json()
+        seen.extend(page)
+        if len(page) < 2:
+            break
+        token = page[-1]["id"]
+    ids = [item["id"] for item in seen]
+    assert len(ids) == len(set(ids)) and ids == sorted(ids)  # no item twice, oldest first across pages
+    parsed = [NonTradeActivity(**i) if i["activity_type"] != "FILL" else TradeActivity(**i) for i in seen]
+    by_kind = {p.activity_type.value: p for p in parsed if isinstance(p, NonTradeActivity)}
+    assert {"DIV", "FEE", "JNLC", "SPLIT"} <= set(by_kind)  # one instant: their order is the ids'
+    div, fee, journal, split = (by_kind[k] for k in ("DIV", "FEE", "JNLC", "SPLIT"))
+    held = Decimal(str(div.qty))
+    assert Decimal(str(div.net_amount)) == held * Decimal("0.5") and Decimal(str(fee.net_amount)) == Decimal("-1.25")
+    assert Decimal(str(journal.net_amount)) == Decimal(-20) and Decimal(str(split.qty)) == held  # 2:1 adds as many
+    only = requests.get(f"{fake.url}/v2/account/activities", headers=headers, timeout=10,
+                        params={"activity_types": "DIV,SPLIT", "direction": "desc"}).json()
+    assert {i["activity_type"] for i in only} == {"SPLIT", "DIV"}
+    position = trading.get_open_position("NVDA")
+    assert Decimal(str(position.qty)) == 2 * held  # the split doubled it

@@ -45,7 +45,7 @@ def make_event(event_type: type[HaltEvent], ts_ns: int = 5) -> HaltEvent:
 
 
 def machine_in(state: HaltState, *, liquidate: bool = False) -> HaltMachine:
-    m = HaltMachine(liquidate_on_halt=liquidate)
+    m = HaltMachine(on_halt="flatten" if liquidate else "cancel_all")
     if state is not H.ACTIVE:
         m.trip(HaltTrigger.WEEKLY_LOSS, "weekly P&L -5.2%", 1)
     if state is H.HALTED:
@@ -110,7 +110,7 @@ def test_trip_commands_follow_spec_order_without_liquidation() -> None:
 
 
 def test_trip_commands_with_liquidation() -> None:
-    out = HaltMachine(liquidate_on_halt=True).trip(HaltTrigger.RECONCILIATION_MISMATCH, "AAPL 10 vs 12", 10)
+    out = HaltMachine(on_halt="flatten").trip(HaltTrigger.RECONCILIATION_MISMATCH, "AAPL 10 vs 12", 10)
     assert [type(c) for c in out] == [CancelAllOrders, SetHalted, LiquidateAll, SendAlert]
 
 
@@ -182,7 +182,7 @@ def test_restart_comes_up_halted_and_re_asserts_the_latch() -> None:
 
 
 def test_restart_mid_halt_redoes_the_halt_actions() -> None:
-    halting = HaltMachine.from_state(machine_in(H.HALTING).to_state(), liquidate_on_halt=True)
+    halting = HaltMachine.from_state(machine_in(H.HALTING).to_state(), on_halt="flatten")
     out = halting.recovery_commands(ts_ns=100)
     assert [type(c) for c in out] == [CancelAllOrders, SetHalted, LiquidateAll, SendAlert]
     halting.halt_complete(101)
@@ -217,7 +217,7 @@ class HaltWithoutReset(RuleBasedStateMachine):
 
     @initialize(liquidate=st.booleans())
     def start(self, liquidate: bool) -> None:
-        self.machine = HaltMachine(liquidate_on_halt=liquidate)
+        self.machine = HaltMachine(on_halt="flatten" if liquidate else "cancel_all")
         self.liquidate = liquidate
         self.ts_ns = 0
         self.tripped = False
@@ -240,7 +240,7 @@ class HaltWithoutReset(RuleBasedStateMachine):
     @rule()
     def restart(self) -> None:
         self.machine = HaltMachine.from_state(
-            json.loads(json.dumps(self.machine.to_state())), liquidate_on_halt=self.liquidate
+            json.loads(json.dumps(self.machine.to_state())), on_halt="flatten" if self.liquidate else "cancel_all"
         )
         self.machine.recovery_commands(self.ts_ns)
 

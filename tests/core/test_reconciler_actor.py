@@ -220,7 +220,7 @@ async def test_a_transient_rest_failure_during_reconciliation_does_not_trip(auto
 # the resync at ~48 s (its 5xx retries spent) and REST is back at 60 s. No trade stream: the engine never hears of
 # its fill, so the first check disagrees, and a resync that succeeded would explain it (as in the test above).
 BLIND_FAULTS = FaultPlan(events=(event("rest_slow", 0.0, latency_ms=1000, duration_s=900.0),
-                                 event("rest_outage", 31.9, duration_s=28.1)))
+                                 event("rest_outage", 33.9, duration_s=28.1)))  # after the check's 4 reads
 
 
 async def test_a_failed_resync_is_not_a_resync_the_mismatch_survived(autojump_clock: Any) -> None:

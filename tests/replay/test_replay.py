@@ -22,7 +22,7 @@ from adapters.rundir import claim
 from sim.scenario import load_scenario
 from sim.world import SIM_KEY, World, WorldOptions, run_world
 from tools.cli import main
-from tools.replay import load_capture, order_requests, run_replay
+from tools.replay import canonical, load_capture, order_requests, run_replay
 from tools.runner import REPO_ROOT
 
 SCENARIO = REPO_ROOT / "scenarios" / "ambiguous_submits.toml"
@@ -74,16 +74,20 @@ def test_replay_gives_the_same_orders_and_fills(captured: Path, tmp_path: Path) 
 
 
 def test_a_changed_engine_diverges_at_the_retry_of_a_lost_answer(captured: Path, tmp_path: Path) -> None:
-    recorded = order_requests(load_capture(captured))
+    recorded = canonical(order_requests(load_capture(captured)))  # as compared: a burst's requests in a fixed order
     lost = next(i for i, r in enumerate(recorded, start=1)
                 if r["request"] == "POST /v2/orders" and r["outcome"] == "lost")
     result = run_replay(captured, tmp_path / "broken", options=WorldOptions(break_idempotency=True))
     first = result["first_divergence"]
     assert first is not None and first["kind"] == "order request"
     assert first["index"] == lost + 1  # the retry of the lost submit, under a fresh client order id:
-    submit = recorded[lost - 1]  # the same order again, counted by the venue as another one
-    assert (first["got"]["symbol"], first["got"]["qty"]) == (submit["symbol"], submit["qty"])
-    assert first["got"]["order"] == submit["order"] + 1 and first["expected"] != first["got"]
+    # which submit lost its answer (canonical() deals a burst's outcomes out as a set: ask the raw list)
+    submit = next(r for r in order_requests(load_capture(captured))
+                  if r["request"] == "POST /v2/orders" and r["outcome"] == "lost")
+    burst = [r for r in result["order_requests"]["replayed"] if r["at_s"] == first["got"]["at_s"]]
+    retries = [r for r in burst if r["request"] == "POST /v2/orders" and r["order"] > submit["order"]
+               and (r["symbol"], r["qty"]) == (submit["symbol"], submit["qty"])]
+    assert retries and first["expected"] != first["got"], burst
 
 
 def test_to_scenario_runs_in_sim_byte_identically(captured: Path, tmp_path: Path) -> None:

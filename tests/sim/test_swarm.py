@@ -76,8 +76,59 @@ def test_across_200_worlds_every_fault_and_every_trigger_is_exercised() -> None:
         assert tightened, trigger
     # reconciliation_mismatch and manual have their events; most worlds keep the shipped limits
     assert {"event.position_drift", "event.manual_kill"} <= features
-    assert 0.45 < sum("risk" not in w for w in worlds) / len(worlds) < 0.75
+    assert 0.45 < sum(not set(w.get("risk", {})) - {"on_halt"} for w in worlds) / len(worlds) < 0.75
     assert any(len({i["sector"] for i in w["instruments"]}) < len(w["instruments"]) for w in worlds)
+
+
+def test_protect_on_halt_worlds_come_from_their_own_stream(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A quarter of the worlds halt with on_halt = protect (half of them with an operator's kill); every other
+    world is byte for byte what the generator made before the feature existed."""
+    worlds = {seed: world_toml(seed) for seed in SEEDS[:80]}
+    protected = [seed for seed, text in worlds.items() if 'on_halt = "protect"' in text]
+    assert 8 <= len(protected) <= 32
+    assert any("swarm: protect the book" in worlds[seed] for seed in protected)
+    monkeypatch.setattr(swarm, "_protect_on_halt", lambda *_: None)
+    for seed, text in worlds.items():
+        if seed not in protected:
+            assert world_toml(seed) == text, seed
+        else:
+            assert 'on_halt = "protect"' not in world_toml(seed)
+
+
+def test_open_orders_at_start_come_from_their_own_stream(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A quarter of the worlds start with resting orders (ours and the owner's, notional ones too); the others are
+    byte for byte what they were before the feature, and every such world loads as a scenario."""
+    worlds = {seed: generate_world(seed) for seed in SEEDS[:80]}
+    with_orders = [seed for seed, world in worlds.items() if world["account"].get("orders")]
+    assert 8 <= len(with_orders) <= 32
+    orders = [o for seed in with_orders for o in worlds[seed]["account"]["orders"]]
+    assert any(o["client_order_id"].startswith("tt-") for o in orders)
+    assert any(not o["client_order_id"].startswith("tt-") for o in orders)
+    for seed in with_orders:
+        parse_scenario(world_toml(seed), source=f"seed {seed}")
+    monkeypatch.setattr(swarm, "_open_orders_at_start", lambda *_: None)
+    for seed, world in worlds.items():
+        if seed not in with_orders:
+            assert generate_world(seed) == world, seed
+
+
+def test_account_activities_come_from_their_own_stream(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fees, journals, dividends and splits in about a quarter of the worlds; the rest unchanged byte for byte."""
+    kinds = ("fee", "journal", "dividend", "split")
+    worlds = {seed: generate_world(seed) for seed in SEEDS[:120]}
+
+    def activities(world: dict[str, Any]) -> list[str]:
+        return [e["kind"] for e in world.get("faults", {}).get("events", []) if e["kind"] in kinds]
+
+    touched = [seed for seed, world in worlds.items() if activities(world)]
+    assert 8 <= len(touched) <= 45
+    assert {k for seed in touched for k in activities(worlds[seed])} == set(kinds)
+    for seed in touched:
+        parse_scenario(world_toml(seed), source=f"seed {seed}")
+    monkeypatch.setattr(swarm, "_account_activities", lambda *_: None)
+    for seed, world in worlds.items():
+        if seed not in touched:
+            assert generate_world(seed) == world, seed
 
 
 def test_a_reset_only_ever_follows_a_kill() -> None:
