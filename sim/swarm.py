@@ -47,7 +47,7 @@ REPLAY_FILES = {"NVDA": "nvda-1999-2014.txt", "ORCL": "orcl-1995-2014.txt", "YHO
 GENERATED_SYMBOLS = ("SWA", "SWB", "SWC", "SWD", "SWE", "SWF")
 SECTORS = ("semiconductors", "software", "internet", "banks", "energy")
 # Drawn from random streams of their own (see _foreign_orders, _account_activities): the main stream never sees them.
-OWN_STREAM_KINDS = frozenset({"foreign_order", "dividend", "fee", "journal", "split"})
+OWN_STREAM_KINDS = frozenset({"foreign_order", "dividend", "fee", "journal", "interest", "transfer", "split"})
 OUTSIDE_TRADE_MIN_POSITION = 1500  # shares: 1 share is below the 0.1 % alert threshold (spec 1.3) from here on
 GENERATOR_START_PRICE = 100.0  # adapters.fake.market_generator.GeneratorSource opens every symbol here
 FEATURE_P = 0.25  # each fault key / event kind is on in about a quarter of the worlds
@@ -239,7 +239,7 @@ def _account_activities(seed: int, world: dict[str, Any], windows: list[tuple[in
     book = world["account"].get("positions", [])
     longs = [p["symbol"] for p in book if not p["qty"].startswith("-")]
     days = len(windows)
-    for kind in ("fee", "journal", "dividend", "split"):
+    for kind in ("fee", "journal", "dividend", "split", "interest", "transfer"):
         if rng.random() >= 0.5:
             continue
         day = rng.randrange(days)
@@ -248,6 +248,10 @@ def _account_activities(seed: int, world: dict[str, Any], windows: list[tuple[in
             event: dict[str, Any] = {"kind": "fee", "amount": f"{rng.uniform(0.5, 50):.2f}"}
         elif kind == "journal":
             event = {"kind": "journal", "amount": f"{rng.choice((-1, 1)) * rng.uniform(100, 5000):.2f}"}
+        elif kind == "interest":
+            event = {"kind": "interest", "amount": f"{rng.uniform(0.01, 20):.2f}"}
+        elif kind == "transfer":
+            event = {"kind": "transfer", "amount": f"{rng.choice((-1, 1)) * rng.uniform(100, 5000):.2f}"}
         elif kind == "dividend" and longs:
             event = {"kind": "dividend", "symbol": rng.choice(longs), "amount": f"{rng.uniform(0.01, 1.0):.3f}"}
         elif kind == "split" and book:

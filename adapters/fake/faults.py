@@ -44,6 +44,8 @@ _VENUE_KIND_KEYS: Final[Mapping[str, frozenset[str]]] = {
     "dividend": frozenset({"symbol", "amount"}),  # amount: dollars per share held
     "fee": frozenset({"amount"}),  # amount: dollars charged (> 0)
     "journal": frozenset({"amount"}),  # amount: dollars moved in (> 0) or out (< 0) of the account (JNLC)
+    "interest": frozenset({"amount"}),  # amount: dollars of interest credited (> 0) or charged (< 0) (INT)
+    "transfer": frozenset({"amount"}),  # amount: a deposit (> 0, CSD) or a withdrawal (< 0, CSW)
     "split": frozenset({"symbol", "ratio"}),  # ratio 2 = two for one; the venue's prices follow from then on
 }
 HARNESS_KINDS: Final = frozenset({"client_crash", "manual_kill", "manual_reset"})
@@ -61,6 +63,8 @@ _REQUIRED_KEYS: Final[Mapping[str, frozenset[str]]] = {
     "dividend": frozenset({"symbol", "amount"}),
     "fee": frozenset({"amount"}),
     "journal": frozenset({"amount"}),
+    "interest": frozenset({"amount"}),
+    "transfer": frozenset({"amount"}),
     "split": frozenset({"symbol", "ratio"}),
 }
 _AT_RE: Final = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)(?::([0-5]\d))?$")

@@ -65,14 +65,21 @@ def apply_fault(venue: Venue, event: FaultEvent) -> None:
     # client_crash, manual_kill, manual_reset: carried out by the simulation harness.
 
 
-ACCOUNT_ACTIVITY_KINDS: Final = frozenset({"dividend", "fee", "journal", "split"})
+ACCOUNT_ACTIVITY_KINDS: Final = frozenset({"dividend", "fee", "journal", "interest", "transfer", "split"})
+_CASH_ACTIVITY: Final = {  # kind -> (activity type of a credit, of a debit, description)
+    "fee": ("FEE", "FEE", "ttlive fake: account fee"),
+    "journal": ("JNLC", "JNLC", "ttlive fake: cash journal"),
+    "interest": ("INT", "INT", "ttlive fake: interest"),
+    "transfer": ("CSD", "CSW", "ttlive fake: cash transfer"),
+}
 
 
 def apply_account_activity(venue: Venue, event: FaultEvent) -> None:
     """A non-trade activity on the account, with its effect and its NTA record (GET /v2/account/activities):
     a dividend pays ``amount`` per share held (DIV), a fee charges ``amount`` (FEE), a journal moves ``amount`` in
-    or out (JNLC), a ``ratio``:1 split multiplies the position and divides its average entry and every price the
-    venue shows from now on (SPLIT: ``qty`` the change in shares, ``per_share_amount`` the ratio)."""
+    or out (JNLC), interest credits or charges it (INT), a transfer deposits (CSD) or withdraws (CSW) it, and a
+    ``ratio``:1 split multiplies the position and divides its average entry and every price the venue shows from
+    now on (SPLIT: ``qty`` the change in shares, ``per_share_amount`` the ratio)."""
     account, now_ns = venue.account, venue.now_ns
     record_id = activity_id(now_ns, venue.new_uuid())
     if event.kind == "dividend":
@@ -86,14 +93,14 @@ def apply_account_activity(venue: Venue, event: FaultEvent) -> None:
         account.non_trade.append(NonTradeActivity(
             id=record_id, ts_ns=now_ns, activity_type="DIV", net_amount=net, symbol=event.symbol, qty=held,
             per_share_amount=event.amount, description=f"Cash DIV @ {event.amount}, Pos QTY: {held}"))
-    elif event.kind in ("fee", "journal"):
+    elif event.kind in _CASH_ACTIVITY:
         assert event.amount is not None
         net = -abs(event.amount) if event.kind == "fee" else event.amount
         account.cash += net
-        activity_type = "FEE" if event.kind == "fee" else "JNLC"
+        credit, debit, description = _CASH_ACTIVITY[event.kind]
         account.non_trade.append(NonTradeActivity(
-            id=record_id, ts_ns=now_ns, activity_type=activity_type, net_amount=net,
-            description="ttlive fake: account fee" if event.kind == "fee" else "ttlive fake: cash journal"))
+            id=record_id, ts_ns=now_ns, activity_type=credit if net >= 0 else debit, net_amount=net,
+            description=description))
     else:
         assert event.symbol is not None and event.ratio is not None
         change = account.split(event.symbol, event.ratio)

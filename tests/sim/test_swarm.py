@@ -113,8 +113,9 @@ def test_open_orders_at_start_come_from_their_own_stream(monkeypatch: pytest.Mon
 
 
 def test_account_activities_come_from_their_own_stream(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Fees, journals, dividends and splits in about a quarter of the worlds; the rest unchanged byte for byte."""
-    kinds = ("fee", "journal", "dividend", "split")
+    """Fees, journals, dividends, splits, interest and transfers in about a quarter of the worlds; the rest unchanged
+    byte for byte."""
+    kinds = ("fee", "journal", "dividend", "split", "interest", "transfer")
     worlds = {seed: generate_world(seed) for seed in SEEDS[:120]}
 
     def activities(world: dict[str, Any]) -> list[str]:
