@@ -206,6 +206,7 @@ def _open_orders_at_start(seed: int, world: dict[str, Any], market: dict[str, An
         return
     files: dict[str, str] = market.get("files", {})
     cash = Decimal(world["account"]["cash_usd"])
+    whole_shares = {i["symbol"] for i in world["instruments"] if i.get("fractionable") is False}
     orders = []
     for n in range(rng.randint(1, 4)):
         symbol = rng.choice(symbols)
@@ -219,7 +220,7 @@ def _open_orders_at_start(seed: int, world: dict[str, Any], market: dict[str, An
         order: dict[str, Any] = {"symbol": symbol, "side": "buy", "type": "limit", "limit_price": str(limit),
                                  "time_in_force": "gtc", "client_order_id": coid}
         budget = cash * Decimal(str(round(rng.uniform(0.005, 0.02), 4)))
-        if not ours and rng.random() < 0.2:
+        if not ours and rng.random() < 0.2 and symbol not in whole_shares:  # Alpaca: no notional on those
             order["notional"] = str(max(Decimal(1), budget.quantize(Decimal(1))))
             order["time_in_force"] = "day"
         else:
