@@ -116,6 +116,8 @@ def check_invariants(world: World, engine_positions: dict[str, str], venue_posit
     violations.extend(check_order_gate(world, our_ids))
     # 5d. Liveness: after the last fault the streams deliver (live or polling) again within STREAM_RECOVERY_S.
     violations.extend(check_stream_recovery(world))
+    # 5f. After an operator's graceful stop the engine decides nothing until it starts again.
+    violations.extend(check_no_decision_after_stop(world))
 
     # 6. Bounded queues and 7. no leaked tasks.
     violations.extend(world.record.channel_overflows)
@@ -126,6 +128,24 @@ def check_invariants(world: World, engine_positions: dict[str, str], venue_posit
     for engine in world.record.engines:
         if engine.crash is not None:
             violations.append(f"engine crashed: {engine.crash!r}")
+    return violations
+
+
+def check_no_decision_after_stop(world: World) -> list[str]:
+    """After an operator's graceful stop (the harness's ``operator_stop``) no signal is audited for the rest of
+    that session, restarts included (timestamps are fixed-width UTC strings: they compare as text)."""
+    from core.audit import iso_from_ts_ns
+
+    violations: list[str] = []
+    if not world.record.stop_windows:
+        return violations
+    signals = audit_records(world.audit_dir, "signals")
+    for start_ns, end_ns in world.record.stop_windows:
+        start, end = iso_from_ts_ns(start_ns), iso_from_ts_ns(end_ns)
+        late = [r for r in signals if start < r["timestamp"] <= end]
+        if late:
+            violations.append(f"signal {late[0]['signal_id']} decided at {late[0]['timestamp']}, after the "
+                              f"operator's stop at {start}")
     return violations
 
 

@@ -435,6 +435,7 @@ def _event_keys(rng: random.Random, kind: str, symbols: list[str]) -> dict[str, 
         "venue_restart": {"duration_s": round(rng.uniform(1.0, 120.0), 1)},
         "client_crash": {"duration_s": round(rng.uniform(1.0, 120.0), 1)},
         "manual_kill": {"reason": "swarm: operator kill"},
+        "operator_stop": {"reason": "swarm: operator stop"},
     }
     return {"kind": kind, **keys[kind]}
 

@@ -116,6 +116,7 @@ class WorldRecord:
     # every latch (halted=True) and reset, so "nothing after the latch" is exact to the request, not the instant.
     gate_changes: list[tuple[int, int, int, bool]] = field(default_factory=list)
     crash_windows: list[tuple[int, int]] = field(default_factory=list)  # (killed at, restarted at)
+    stop_windows: list[tuple[int, int]] = field(default_factory=list)  # operator_stop: (stopped at, session end)
     # Samples where a stream was neither live nor polling: (ts_ns, channel, state), for the liveness check.
     stream_outages: list[tuple[int, str, str]] = field(default_factory=list)
 
@@ -298,6 +299,7 @@ class World:
                               events: list[tuple[int, FaultEvent]]) -> None:
         end_ns = close_ns + SETTLE_AFTER_CLOSE_S * NS
         pending = list(events)
+        stopped = ""  # an operator's graceful stop this session: a restarted engine decides nothing either
         while True:
             engine, adapters = self.build_engine(audit, alerts, store)
             crashed_until: int | None = None
@@ -319,6 +321,8 @@ class World:
                             task_status.started()
 
                 await day.start(run_engine)
+                if stopped:
+                    engine.begin_stop(stopped)
                 day.start_soon(self.watch_connectivity, engine, adapters)
                 # Harness events of this engine's lifetime, then the close.
                 while pending and pending[0][0] <= end_ns:
@@ -328,6 +332,10 @@ class World:
                         await engine.kill(event.reason or "scenario manual kill", source="scenario")
                     elif event.kind == "manual_reset":
                         await engine.reset(event.operator, event.reason)
+                    elif event.kind == "operator_stop":
+                        stopped = event.reason or "scenario operator stop"
+                        self.record.stop_windows.append((at_ns, end_ns))
+                        engine.begin_stop(stopped)
                     elif event.kind == "client_crash":
                         # A hard kill: no shutdown path runs, nothing is flushed beyond what already was.
                         self.record.crashes += 1

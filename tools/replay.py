@@ -95,6 +95,7 @@ class Capture:
     connections: list[Connection]
     first_ns: int
     last_ns: int
+    stop_ns: int | None = None  # the operator's graceful stop (a "stop" record), if the session had one
 
 
 def load_capture(path: Path) -> Capture:
@@ -132,12 +133,14 @@ def load_capture(path: Path) -> Capture:
         except (KeyError, TypeError, ValueError) as exc:
             raise ReplayError(f"{file}: record {number} ({rec.get('t')}): malformed: {exc!r}") from None
     walls = [int(r["wall_ns"]) for r in records if "wall_ns" in r]
-    # The window ends where the size cap stopped the recording ([capture] max_mb: a "limit" record) or where the
-    # runner was told to stop (a "stop" record: the recorded engine decided nothing after it), else at the end.
-    ends = [int(r["wall_ns"]) for r in records if r["t"] in ("limit", "stop")]
-    last = min(ends) if ends else max(walls)
+    # The recording ends where the size cap stopped it ([capture] max_mb: a "limit" record), else at its end. A
+    # "stop" record is where the runner was told to stop: the engine decided nothing after it (Engine.begin_stop),
+    # what it had decided before still ran, and was recorded, while it settled. The replay stops there too.
+    limits = [int(r["wall_ns"]) for r in records if r["t"] == "limit"]
+    last = min(limits) if limits else max(walls)
+    stops = [int(r["wall_ns"]) for r in records if r["t"] == "stop" and int(r["wall_ns"]) < last]
     return Capture(file, header, sorted((e for e in exchanges.values() if e.wall_ns <= last), key=lambda e: e.seq),
-                   sorted(conns.values(), key=lambda c: c.conn), min(walls), last)
+                   sorted(conns.values(), key=lambda c: c.conn), min(walls), last, min(stops, default=None))
 
 
 def messages(data: Any) -> list[dict[str, Any]]:
@@ -218,9 +221,12 @@ def starting_account_type(capture: Capture, account: dict[str, Any]) -> str:
 
 
 def plan_answers(capture: Capture) -> list[dict[str, Any]]:
-    """The recorded answers the venue must repeat (see adapters.fake.replay_plan), by route occurrence (and,
-    for the answers given as recorded, by the question asked)."""
+    """The recorded answers the venue must repeat (see adapters.fake.replay_plan), by route occurrence (for
+    the answers given as recorded, by the question asked; for a request about one of the client's orders, by
+    that order and the request's rank among those about it)."""
     seen: dict[tuple[str, str], int] = {}
+    about_seen: dict[tuple[str, int, int], int] = {}
+    index = OrderIndex.of(capture)
     out: list[dict[str, Any]] = []
     for ex in capture.exchanges:
         key = (ex.method, ex.route)
@@ -228,6 +234,10 @@ def plan_answers(capture: Capture) -> list[dict[str, Any]]:
             key = (ex.method, f"{ex.route}?{signature(ex.query)}")
         n = seen[key] = seen.get(key, 0) + 1
         entry: dict[str, Any] = {"method": ex.method, "route": ex.route, "n": n}
+        about = index.about(ex)
+        if about is not None:
+            count = about_seen[(ex.method, *about)] = about_seen.get((ex.method, *about), 0) + 1
+            entry |= {"order": about[0], "leg": about[1], "n": count}
         if ex.route.startswith(RECORDED_ROUTES):
             entry["query"] = signature(ex.query)
         if ex.method == "POST" and ex.route == "/v2/orders" and isinstance(ex.body, dict):
@@ -242,6 +252,32 @@ def plan_answers(capture: Capture) -> list[dict[str, Any]]:
         elif ex.elapsed_ns > SLOW_ANSWER_S * NS:
             out.append(entry | {"delay_s": round(ex.elapsed_ns / NS, 3)})
     return out
+
+
+@dataclass(frozen=True)
+class OrderIndex:
+    """Which of the client's orders an id or a client order id is: k (the k-th submitted) and leg."""
+
+    ranks: dict[str, int]  # client order id -> k
+    legs: dict[str, tuple[str, int]]  # leg order id -> (parent client order id, leg index)
+    coids: dict[str, str]  # venue order id -> client order id
+
+    @classmethod
+    def of(cls, capture: Capture) -> OrderIndex:
+        return cls(order_ranks(capture), leg_map(capture),
+                   {str(o["id"]): str(o["client_order_id"]) for o in order_objects(capture)})
+
+    def about(self, ex: Exchange) -> tuple[int, int] | None:
+        """(k, leg) of the order a POST /v2/orders or DELETE/PATCH /v2/orders/{id} is about, else None."""
+        if ex.route == "/v2/orders" and ex.method == "POST" and isinstance(ex.body, dict):
+            k = self.ranks.get(str(ex.body.get("client_order_id")))
+            return None if k is None else (k, 0)
+        if ex.route == "/v2/orders/{id}" and ex.method in ("DELETE", "PATCH"):
+            target = ex.path.rstrip("/").rsplit("/", 1)[-1]
+            parent, leg = self.legs.get(target, (self.coids.get(target, ""), 0))
+            k = self.ranks.get(parent)
+            return None if k is None else (k, leg)
+        return None
 
 
 def order_ranks(capture: Capture) -> dict[str, int]:
@@ -453,6 +489,14 @@ def operator_events(capture: Capture, start_ns: int) -> list[dict[str, Any]]:
     return sorted(events, key=lambda e: e["at_ns"])
 
 
+def stop_events(capture: Capture) -> list[dict[str, Any]]:
+    """The operator's graceful stop (the capture's "stop" record) -> an ``operator_stop`` harness event: the
+    replayed engine, too, decides nothing after it and settles what it had decided."""
+    if capture.stop_ns is None:
+        return []
+    return [{"kind": "operator_stop", "at_ns": capture.stop_ns, "reason": "replayed: stop requested"}]
+
+
 def stream_faults(capture: Capture, end_ns: int) -> list[dict[str, Any]]:
     """Server closes -> ws_close; a data stream the client closed after a silence -> ws_mute before it."""
     events: list[dict[str, Any]] = []
@@ -541,7 +585,7 @@ def write_scenario(capture: Capture, file: Path, *, name: str | None = None) -> 
         "reconcile": engine.get("reconcile", {}),
         "faults": {"events": sorted([*stream_faults(capture, capture.last_ns),
                                      *[e for e in outside_events(capture, start_s * NS) if e["symbol"] in symbols],
-                                     *operator_events(capture, start_s * NS)],
+                                     *operator_events(capture, start_s * NS), *stop_events(capture)],
                                     key=lambda e: e["at_ns"])},
         "replay": {"plan": plan_name},
         # The incident's own orders and fills must still happen (edit these when the engine rightly changes).
@@ -611,8 +655,8 @@ def _key(key: str) -> str:
 
 def order_requests(capture: Capture) -> list[dict[str, Any]]:
     """Every order-changing request (submit, replace, cancel, close) with its outcome, in order."""
-    ranks, legs = order_ranks(capture), leg_map(capture)
-    coids = {str(o["id"]): str(o["client_order_id"]) for o in order_objects(capture)}
+    index = OrderIndex.of(capture)
+    ranks, legs, coids = index.ranks, index.legs, index.coids
     out: list[dict[str, Any]] = []
     for ex in capture.exchanges:
         if ex.method not in MUTATING or not ex.route.startswith(("/v2/orders", "/v2/positions")):
@@ -696,17 +740,42 @@ def _compare_key(item: dict[str, Any]) -> str:
     return json.dumps({k: v for k, v in item.items() if k not in skip}, sort_keys=True, default=str)
 
 
+def submitted_orders(requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The distinct orders the client submitted, by rank: what each asked for (its first POST), not how many
+    attempts it took (a 429 retried)."""
+    first: dict[int, dict[str, Any]] = {}
+    for item in requests:
+        if item["request"] == "POST /v2/orders" and item.get("order") and item["order"] not in first:
+            first[item["order"]] = {k: item.get(k) for k in ("order", *ORDER_KEYS) if item.get(k) is not None}
+    return [first[k] for k in sorted(first)]
+
+
+def fills_by_order(fills: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each order's fills in their own order, orders by rank and leg (fills_of is by time across orders)."""
+    return sorted(fills, key=lambda f: (f["k"], f["leg"]))
+
+
 def compare(recorded: Capture, replayed: Capture) -> dict[str, Any]:
-    orders_a, orders_b = canonical(order_requests(recorded)), canonical(order_requests(replayed))
+    """``divergences``: the first difference in the sequence of order requests (attempts, cancels, outcomes) and
+    in the sequence of fills. ``same_orders_and_fills``: the same orders (rank, symbol, side, qty, type, class)
+    and each order the same fills, whatever the interleaving of attempts and fills of different orders (the
+    wall-clock timing of a recorded process)."""
+    requests_a, requests_b = order_requests(recorded), order_requests(replayed)
+    orders_a, orders_b = canonical(requests_a), canonical(requests_b)
     fills_a, fills_b = fills_of(recorded), fills_of(replayed)
     divergences = [d for d in (first_divergence("order request", orders_a, orders_b),
                                first_divergence("fill", fills_a, fills_b)) if d is not None]
+    by_order = [d for d in (first_divergence("order", submitted_orders(requests_a), submitted_orders(requests_b)),
+                            first_divergence("fill of an order", fills_by_order(fills_a), fills_by_order(fills_b)))
+                if d is not None]
     return {
         "capture": str(recorded.path), "replay_capture": str(replayed.path), "same": not divergences,
+        "same_orders_and_fills": not by_order, "orders_and_fills_divergence": by_order[0] if by_order else None,
         "recorded": {"order_requests": len(orders_a), "fills": len(fills_a)},
         "replayed": {"order_requests": len(orders_b), "fills": len(fills_b)},
         "first_divergence": divergences[0] if divergences else None, "divergences": divergences,
         "order_requests": {"recorded": orders_a, "replayed": orders_b},
+        "orders": {"recorded": submitted_orders(requests_a), "replayed": submitted_orders(requests_b)},
         "fills": {"recorded": fills_a, "replayed": fills_b},
     }
 
@@ -747,6 +816,13 @@ def render_markdown(result: dict[str, Any]) -> str:
     lines.append("")
     if result["same"]:
         lines.append("**No divergence**: the replayed engine asked for the same orders and got the same fills.")
+    elif result.get("same_orders_and_fills"):
+        lines.append("**The same orders and fills**, order by order; the sequence of requests differs (attempts or "
+                     "fills of different orders interleave otherwise: timing), as below.")
+    elif result.get("orders_and_fills_divergence"):
+        d = result["orders_and_fills_divergence"]
+        lines.append(f"**Different orders or fills**: {d['kind']} #{d['index']}: expected "
+                     f"`{json.dumps(d['expected'], default=str)}`, got `{json.dumps(d['got'], default=str)}`.")
     for d in result["divergences"]:
         lines.append(f"## First divergence in {d['kind']}s: #{d['index']}")
         lines.append("")

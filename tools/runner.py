@@ -467,6 +467,7 @@ class SimRun:
         self.interrupted = True
         engine = self.world.engine
         if engine is not None and engine.started.is_set() and not engine.stopped.is_set():
+            engine.begin_stop("signal")
             with trio.move_on_after(SETTLE_TIMEOUT_S):
                 await engine.settle()
         self._world_scope.cancel()
@@ -546,6 +547,7 @@ class BrokerRun:
             if refusal is not None:
                 raise RunError(refusal)
         self.agent: Any = None  # adapters.tensortrade.live.TensorTradeAgent with --agent tensortrade
+        self._engine: Any = None  # the session's engine, once built
         self.settings = settings
         self.ui = ui
         self.credentials = credentials(config, f"{settings.mode} trading")
@@ -662,6 +664,7 @@ class BrokerRun:
                     )
                     if self.agent is not None:
                         self.agent.attach(engine)
+                    self._engine = engine  # a graceful stop tells it first (_graceful)
                     source = EngineDashboardSource(
                         mode=str(s.mode),
                         clock=clock,
@@ -803,8 +806,14 @@ class BrokerRun:
 
     async def _graceful(self) -> None:
         capture = getattr(self, "_capture", None)
-        if capture is not None and not self._stop.is_set():  # a replay ends its window here: no decision after it
-            capture.write({"t": "stop", "reason": "stop requested (signal)"})
+        engine = self._engine
+        if not self._stop.is_set():
+            # One step, nothing between: the engine decides nothing from here on, and a replay's window of decisions
+            # ends at this record (what was decided before still runs, and is recorded, while the engine settles).
+            if engine is not None:
+                engine.begin_stop("signal")
+            if capture is not None:
+                capture.write({"t": "stop", "reason": "stop requested (signal)"})
         self.outcome.interrupted = True
         self.outcome.exit_code = EXIT_INTERRUPTED
         self._stop.set()

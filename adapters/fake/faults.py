@@ -48,7 +48,9 @@ _VENUE_KIND_KEYS: Final[Mapping[str, frozenset[str]]] = {
     "transfer": frozenset({"amount"}),  # amount: a deposit (> 0, CSD) or a withdrawal (< 0, CSW)
     "split": frozenset({"symbol", "ratio"}),  # ratio 2 = two for one; the venue's prices follow from then on
 }
-HARNESS_KINDS: Final = frozenset({"client_crash", "manual_kill", "manual_reset"})
+# Carried out by the simulation harness, not the venue. operator_stop: the operator stops the runner gracefully
+# (Engine.begin_stop): no new decision for the rest of that session, what was decided still settles.
+HARNESS_KINDS: Final = frozenset({"client_crash", "manual_kill", "manual_reset", "operator_stop"})
 _HARNESS_KEYS: Final = frozenset({"duration_s", "operator", "reason"})
 EVENT_KINDS: Final = frozenset(_VENUE_KIND_KEYS) | HARNESS_KINDS
 _COMMON_EVENT_KEYS: Final = frozenset({"kind", "at", "at_ns", "day"})

@@ -15,7 +15,11 @@ A plan (JSON, written by ``tools.replay`` from a capture) tells the fake venue t
   does not have (another symbol or side at that rank: the engine diverged) is matched as usual.
 
 Counting is by occurrence, so a replayed engine that repeats the recorded requests meets the recorded faults
-at the same requests; one that diverges meets them elsewhere, which the divergence report shows.
+at the same requests; one that diverges meets them elsewhere, which the divergence report shows. An answer to a
+request about one order (POST /v2/orders; DELETE or PATCH /v2/orders/{id}) may name that order instead: ``order``
+k (and ``leg``), with ``n`` counting the requests about it. Then the k-th order's n-th attempt meets its recorded
+answer (a 429, a lost answer) however the requests about other orders interleave with it (wall-clock timing of the
+recorded process: two decisions a few milliseconds apart, a rate limiter releasing them together).
 """
 
 from __future__ import annotations
@@ -69,6 +73,8 @@ class Answer:
     symbol: str = ""  # POST /v2/orders: the answer applies only to an order for this symbol and side
     side: str = ""
     query: str | None = None  # a signature (see ``signature``): n counts requests with the same one
+    order: int = 0  # k > 0: n counts the requests of this method about the k-th order (its ``leg``), not the route's
+    leg: int = 0
 
 
 @dataclass
@@ -92,6 +98,8 @@ class ReplayPlan:
     heard: dict[tuple[int, int, str], int] | None = None  # (k, leg, event) -> trade updates the client heard
     emitted: dict[tuple[int, int, str], int] = field(default_factory=dict)
     signed: set[tuple[str, str]] = field(default_factory=set)  # (method, route?signature) answered by question
+    by_order: dict[tuple[str, int, int, int], Answer] = field(default_factory=dict)  # (method, k, leg, n)
+    order_seen: dict[tuple[str, int, int], int] = field(default_factory=dict)  # (method, k, leg) -> requests so far
 
     @classmethod
     def load(cls, path: str | Path) -> ReplayPlan:
@@ -109,9 +117,13 @@ class ReplayPlan:
                                 status=None if a.get("status") is None else int(a["status"]), body=a.get("body"),
                                 lost=bool(a.get("lost", False)), delay_s=float(a.get("delay_s", 0.0)),
                                 symbol=str(a.get("symbol", "")), side=str(a.get("side", "")),
-                                query=None if a.get("query") is None else str(a["query"]))
+                                query=None if a.get("query") is None else str(a["query"]),
+                                order=int(a.get("order", 0)), leg=int(a.get("leg", 0)))
                 if answer.n < 1:
                     raise ValueError(f"answers[{i}].n must be >= 1")
+                if answer.order > 0:
+                    plan.by_order[(answer.method, answer.order, answer.leg, answer.n)] = answer
+                    continue
                 route = answer.route if answer.query is None else f"{answer.route}?{answer.query}"
                 plan.answers[(answer.method, route, answer.n)] = answer
             for o in raw.get("orders", []):
@@ -127,7 +139,7 @@ class ReplayPlan:
 
     # --- REST ----------------------------------------------------------------------------------------------
 
-    def rest_answer(self, req: RestRequest) -> Answer | None:
+    def rest_answer(self, req: RestRequest, book: OrderBook | None = None) -> Answer | None:
         """Count this request; the recorded answer for its occurrence, if it was a fault or a refusal."""
         route = route_of(req.path)
         key = (req.method, route)
@@ -136,6 +148,11 @@ class ReplayPlan:
         if isinstance(body, dict) and isinstance(body.get("client_order_id"), str):
             self.submitted.setdefault(body["client_order_id"], len(self.submitted) + 1)
         answer = self.answers.get((req.method, route, n))
+        about = self._about(req, route, body, book)
+        if about is not None:  # a request about the k-th order: counted per order, answered as recorded for it
+            k, leg = about
+            count = self.order_seen[(req.method, k, leg)] = self.order_seen.get((req.method, k, leg), 0) + 1
+            answer, n = self.by_order.get((req.method, k, leg, count)), count
         keyed = (req.method, f"{route}?{signature(req.query)}")
         if keyed in self.signed:  # answered by question (market data, clock, calendar), not by arrival order
             n = self.seen[keyed] = self.seen.get(keyed, 0) + 1
@@ -147,6 +164,22 @@ class ReplayPlan:
             return None  # the engine asked for another order here: the venue answers it on its own
         self.applied.append((req.method, route, n, "lost" if answer.lost else str(answer.status or answer.delay_s)))
         return answer
+
+    def _about(self, req: RestRequest, route: str, body: Any, book: OrderBook | None) -> tuple[int, int] | None:
+        """(k, leg) of the order a POST /v2/orders or a DELETE/PATCH /v2/orders/{id} is about, when the plan
+        answers by order and the order is one the client submitted (or a leg of one)."""
+        if not self.by_order:
+            return None
+        if route == "/v2/orders" and req.method == "POST" and isinstance(body, dict):
+            k = self.submitted.get(str(body.get("client_order_id")))
+            return None if k is None else (k, 0)
+        if route == "/v2/orders/{id}" and req.method in ("DELETE", "PATCH") and book is not None:
+            try:
+                order = book.get_order(req.path.rstrip("/").rsplit("/", 1)[-1])
+            except ApiError:
+                return None
+            return self._rank(book, order)
+        return None
 
     # --- matching ------------------------------------------------------------------------------------------
 

@@ -402,7 +402,7 @@ class Venue:
         fault = self.faults.rest_fault(self._now_ns)
         if fault is not None:
             return _json_response(fault.status, error_body(fault.code, fault.message), headers)
-        recorded = self.replay_plan.rest_answer(req) if self.replay_plan is not None else None
+        recorded = self.replay_plan.rest_answer(req, self.book) if self.replay_plan is not None else None
         if recorded is not None and recorded.status is not None:  # a recorded refusal: nothing is applied
             return _json_response(recorded.status, recorded.body if isinstance(recorded.body, dict) else {}, headers)
         if family == "data":

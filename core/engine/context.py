@@ -41,6 +41,9 @@ class EngineContext:
     # Rung by every writer of the ledger (marks, fills, adopted positions): the supervisor's idle equity tick
     # sleeps until then instead of re-reading an unchanged book every 5 s.
     book_alarm: GridAlarm = field(default_factory=GridAlarm)
+    # Set once a graceful stop begins (Engine.begin_stop): no new decision from then on; what was decided
+    # before still runs (in-flight submits, their retries and lookups, cancels) while the engine settles.
+    stopping: bool = False
 
     def now_ns(self) -> int:
         return self.clock.now_ns()

@@ -70,7 +70,7 @@ class PolicyActor:
 
     def decide(self, batch: list[DecisionDue]) -> list[SignalRaised]:
         ctx = self.ctx
-        if persisted_halted(ctx.state.halt):
+        if persisted_halted(ctx.state.halt) or ctx.stopping:
             return []
         raised_at = ctx.now_ns()
         symbols: list[str] = []

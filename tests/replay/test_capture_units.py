@@ -108,3 +108,33 @@ def test_a_capped_capture_replays_up_to_its_limit_and_unanswered_is_not_lost(tmp
     limit = next(r for r in read_capture(writer.path) if r["t"] == "limit")
     assert [e.seq for e in capture.exchanges] == [1, 2] and capture.last_ns == limit["wall_ns"]
     assert [a.get("lost") for a in plan_answers(capture)] == [True]  # seq 1 had no answer record: unknown
+
+
+def test_a_recorded_answer_follows_its_order_not_the_interleaving(tmp_path: Path) -> None:
+    """Recorded: order 1's first two attempts met 429s, order 2's first attempt met one (the k-th order is the
+    k-th client order id submitted). Replayed, the attempts interleave otherwise (wall-clock timing of the recorded
+    process): each order still meets its own answers."""
+    import json
+
+    from adapters.fake.interfaces import RestRequest
+    from adapters.fake.replay_plan import ReplayPlan
+
+    storm = {"status": 429, "body": {"code": 42910000, "message": "rate limit exceeded"}}
+    answers = [{"method": "POST", "route": "/v2/orders", "n": n, "order": k, "leg": 0, "symbol": s, "side": "buy"}
+               | storm for k, n, s in ((1, 1, "ORCL"), (1, 2, "ORCL"), (2, 1, "NVDA"))]
+    plan_file = tmp_path / "plan.json"
+    plan_file.write_text(json.dumps({"version": 1, "answers": answers, "orders": []}), encoding="utf-8")
+    plan = ReplayPlan.load(plan_file)
+
+    def post(coid: str, symbol: str) -> int | None:
+        body = json.dumps({"client_order_id": coid, "symbol": symbol, "side": "buy", "qty": "1"}).encode()
+        answer = plan.rest_answer(RestRequest("POST", "/v2/orders", {}, {}, body))
+        return None if answer is None else answer.status
+
+    # recorded: a, a, b, a, b; replayed: order 2's first attempt comes between order 1's first two
+    assert [post("tt-a", "ORCL"), post("tt-b", "NVDA"), post("tt-a", "ORCL"), post("tt-a", "ORCL"),
+            post("tt-b", "NVDA")] == [429, 429, 429, None, None]
+    # a different order at a rank (the engine diverged) is answered by the venue, not by the recording
+    other = ReplayPlan.load(plan_file)
+    body = json.dumps({"client_order_id": "tt-x", "symbol": "AAPL", "side": "sell", "qty": "1"}).encode()
+    assert other.rest_answer(RestRequest("POST", "/v2/orders", {}, {}, body)) is None

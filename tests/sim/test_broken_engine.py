@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
@@ -82,3 +83,18 @@ def test_a_swarm_of_at_most_500_runs_catches_the_broken_gate(tmp_path: Path) -> 
     assert failed[0]["replay"].startswith("ttlive sim ")
     control = run_swarm(SwarmSpec(out=tmp_path / "real", seed=13, runs=broken["runs"], workers=1, shrink=False))
     assert control["failed"] == 0, [r["violations"] for r in control["results"] if not r["ok"]]
+
+
+def test_an_engine_that_decides_after_a_graceful_stop_is_caught(tmp_path: Path, monkeypatch: Any) -> None:
+    """operator_stop: an engine that ignores the stop (begin_stop does nothing) keeps deciding, and the invariant
+    (from the harness's own stop instants, not the engine's records) convicts it; the real engine passes."""
+    from core.engine.system import Engine
+
+    scenario = load_scenario(ROOT / "scenarios" / "operator_stop.toml")
+    stop_only = [e for e in scenario.faults["events"] if e["kind"] == "operator_stop"]
+    scenario = msgspec.structs.replace(scenario, faults={**scenario.faults, "events": stop_only})
+    control = run_scenario(scenario, out_dir=tmp_path / "real")
+    assert control.ok, control.invariant_violations + control.expectation_failures
+    monkeypatch.setattr(Engine, "begin_stop", lambda self, reason: None)
+    report = run_scenario(scenario, out_dir=tmp_path / "broken")
+    assert any("after the operator's stop" in v for v in report.invariant_violations), report.invariant_violations
