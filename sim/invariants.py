@@ -244,14 +244,12 @@ def check_order_gate(world: World, our_ids: set[str]) -> list[str]:
     for event in venue.event_log:
         if event.event in TERMINAL_EVENTS:
             terminal_ns.setdefault(event.order_id, event.ts_ns)
-    protective_ns = {o.ts_ns for o in venue.order_log if is_protective(o.client_order_id)}
-    refused_protective = protective_refusals(world)
     for window in gate_windows(world):
         requests = venue.request_log[window.first_request:window.end_request]
         for offset, req in enumerate(requests):
             if ORDER_CREATING.match(f"{req.method} {req.path}"):
-                if req.method == "POST" and (req.ts_ns in protective_ns or (req.status != 200 and refused_protective)):
-                    continue  # a protective stop (core.protect), placed or refused: the one exit allowed
+                if req.method == "POST" and is_protective(venue.request_coids.get(window.first_request + offset, "")):
+                    continue  # a protective stop's attempt (core.protect), placed, retried or refused: the one exit
                 violations.append(
                     f"{req.method} {req.path} reached the venue {(req.ts_ns - window.latched_ns) / 1e9:.1f} s after "
                     f"the kill switch latched (request #{window.first_request + offset}, answered {req.status})")
@@ -269,13 +267,6 @@ def check_order_gate(world: World, our_ids: set[str]) -> list[str]:
                 violations.append(f"order {order.client_order_id} in flight at the latch: {late} after it "
                                   f"(limit {HALT_RESOLVE_S} s)")
     return violations
-
-
-def protective_refusals(world: World) -> bool:
-    """Did the engine audit a protective stop the venue did not take? (Then a refused POST after the latch is
-    that stop's; one the venue accepted is matched to its order instead.)"""
-    return any(rec.get("extra", {}).get("event") == "protect_failed" and rec.get("extra", {}).get("client_order_id")
-               for rec in audit_records(world.audit_dir, "health"))
 
 
 def protective_refusals_since(world: World, since_ns: int) -> set[str]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import json
 import random
 import traceback
 import uuid
@@ -174,6 +175,9 @@ class Venue:
         self.fills: list[Fill] = []  # every execution of an order placed through the API
         self.external_fills: list[Fill] = []  # position_drift trades made outside the engine
         self.request_log: list[RequestRecord] = []
+        # request_log index -> the client order id a POST /v2/orders asked for (invariants tell a protective stop's
+        # attempts from an entry's; kept apart from request_log, whose records the trace hash covers)
+        self.request_coids: dict[int, str] = {}
         self.event_log: list[TradeUpdateRecord] = []
         self.internal_errors: list[str] = []
         self.skipped_faults: list[tuple[int, FaultEvent, str]] = []  # faults that could not be carried out
@@ -368,8 +372,7 @@ class Venue:
         except Exception as exc:  # the venue must answer; the bug is recorded for tests
             self.internal_errors.append(f"{req.method} {req.path}: {exc!r}\n{traceback.format_exc()}")
             response = _json_response(500, error_body(50010000, "internal server error"))
-        self.request_log.append(RequestRecord(self._now_ns, req.method, req.path, response.status))
-        self._end_cycle()
+        self._log_request(req, response.status)
         return response
 
     def handle_decoded(self, req: RestRequest) -> tuple[int, Any]:
@@ -384,9 +387,19 @@ class Venue:
             status = err.status
             raise
         finally:
-            self.request_log.append(RequestRecord(self._now_ns, req.method, req.path, status))
-            self._end_cycle()
+            self._log_request(req, status)
         return status, body
+
+    def _log_request(self, req: RestRequest, status: int) -> None:
+        if req.method == "POST" and req.path == "/v2/orders":
+            try:
+                coid = json.loads(req.body).get("client_order_id")
+            except (ValueError, AttributeError):
+                coid = None
+            if isinstance(coid, str):
+                self.request_coids[len(self.request_log)] = coid
+        self.request_log.append(RequestRecord(self._now_ns, req.method, req.path, status))
+        self._end_cycle()
 
     def _handle_rest(self, req: RestRequest) -> RestResponse:
         key = self._authenticate(req.headers)
