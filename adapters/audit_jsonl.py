@@ -40,6 +40,7 @@ from core.audit import (
     DURABLE_STREAMS,
     GENESIS,
     RUNNER_STARTED_EVENT,
+    STREAM_FILLS,
     STREAM_HEALTH,
     STREAMS,
     AuditEntry,
@@ -253,6 +254,7 @@ class JsonlAuditSink:
                 self.repairs.extend(repairs)
                 self._streams[name] = _Stream(name, directory, name in DURABLE_STREAMS, head)
             self._latch = read_latch(self.root)
+            self._executions = read_executions(self.root)
             if self._fsync:
                 _fsync_dir(self.root)
         except BaseException:
@@ -288,6 +290,9 @@ class JsonlAuditSink:
         self._append_line(state, record_date(entry), line)
         state.head = head_of(chained)
         self._latch = self._latch.fold(entry)
+        execution = entry.extra.get("execution_id") if entry.event_type == "fill" else None
+        if isinstance(execution, str):
+            self._executions.add(execution)
         if redactions:
             note = system_record(
                 "health",
@@ -304,6 +309,10 @@ class JsonlAuditSink:
     def latch(self) -> TrailLatch:
         """``core.recovery.LatchSource``: the trail's halt/reset view, kept current as records are written."""
         return self._latch
+
+    def audited_executions(self) -> frozenset[str]:
+        """``core.recovery.LatchSource``: execution ids of the trail's fill records, kept current as written."""
+        return frozenset(self._executions)
 
     def sync(self) -> None:
         """fsync every stream with records not yet on stable storage (the engine may call this on a timer)."""
@@ -694,6 +703,16 @@ def _writer_holds(root: Path) -> bool:
 def read_latch(root: Path | str) -> TrailLatch:
     """The latch view of a trail's health stream (undecodable lines are verify's business, skipped here)."""
     return fold_trail(iter_records(root, STREAM_HEALTH, unreadable=lambda _location, _why: None))
+
+
+def read_executions(root: Path | str) -> set[str]:
+    """Execution ids of a trail's fill records (undecodable lines are verify's business, skipped here)."""
+    out: set[str] = set()
+    for entry in iter_records(root, STREAM_FILLS, unreadable=lambda _location, _why: None):
+        execution = entry.extra.get("execution_id")
+        if isinstance(execution, str):
+            out.add(execution)
+    return out
 
 
 def tail_lines(root: Path | str, stream: str, count: int) -> list[bytes]:

@@ -8,6 +8,7 @@ composition root hands the engine a ``TrailLatch`` view of the trail (folded fro
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
@@ -52,9 +53,13 @@ def fold_trail(entries: Iterable[AuditEntry]) -> TrailLatch:
 
 
 class LatchSource(Protocol):
-    """Port: the trail's latch view as of now (the JSONL sink keeps it current as it writes)."""
+    """Port: the trail's latch view as of now (the JSONL sink keeps it current as it writes), and the executions it
+    holds a fill record for (a process killed after a fill's record, before its state was saved, must not audit
+    that fill a second time when the restart's resync brings it again)."""
 
     def latch(self) -> TrailLatch: ...
+
+    def audited_executions(self) -> AbstractSet[str]: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -99,6 +99,9 @@ class ExecutionActor:
         self.is_halted = is_halted
         self.halted_since_ns = halted_since_ns  # when the current halt latched (None while trading)
         self.on_fill = on_fill  # (fill, realised P&L of a closed round trip, closed?) -> supervisor
+        # Executions audited by an earlier life that died before saving them (Engine.load_state): booked when they
+        # come again, not audited twice.
+        self.audited_unbooked: set[str] = set()
         self.machines: dict[str, Order] = {}
         self.resync_waiters: list[ResyncWaiter] = []
         self.nursery: trio.Nursery | None = None
@@ -597,15 +600,15 @@ class ExecutionActor:
         if applied.outcome is Outcome.DUPLICATE:
             ctx.state.counters.duplicate_updates += 1
             return
-        ctx.audit(A.fill_record(
-            ts_ns=fill.ts_ns or ctx.now_ns(), signal_id=tracked.signal_id, model_id=ctx.model_id,
-            symbol=fill.symbol, direction=tracked.direction, quantity=fill.qty, alpaca_order_id=fill.order_id,
-            execution_id=fill.execution_id, execution_price=fill.price, side=fill.side,
-            latency_ms=max(0, (ctx.now_ns() - tracked.submitted_at_ns) // 1_000_000) if tracked.submitted_at_ns
-            else 0,
-            reference_price=tracked.reference_price if tracked.parent_client_order_id is None else None,
-            client_order_id=order.client_order_id,
-        ))
+        if fill.execution_id in self.audited_unbooked:
+            self.audited_unbooked.discard(fill.execution_id)
+            log.warning("execution %s was audited before the engine died, not saved: booked now, not re-audited",
+                        fill.execution_id)
+            ctx.system("health", symbol=fill.symbol, reason="fill audited before a crash, booked on restart",
+                       extra={"event": "fill_recovered", "execution_id": fill.execution_id,
+                              "client_order_id": order.client_order_id})
+        else:
+            self._audit_fill(order, tracked, fill)
         booked = ctx.state.ledger.apply_fill(fill)
         assert booked is not None, "ledger and order machine disagree on a fill's novelty"
         ctx.book_changed()
@@ -630,6 +633,18 @@ class ExecutionActor:
         closed_pl = ctx.state.ledger.take_round_trip_pl(fill.symbol) if booked.closed_trade else ZERO
         ctx.persist()
         self.on_fill(fill, closed_pl, booked.closed_trade)
+
+    def _audit_fill(self, order: Order, tracked: TrackedOrder, fill: Fill) -> None:
+        ctx = self.ctx
+        ctx.audit(A.fill_record(
+            ts_ns=fill.ts_ns or ctx.now_ns(), signal_id=tracked.signal_id, model_id=ctx.model_id,
+            symbol=fill.symbol, direction=tracked.direction, quantity=fill.qty, alpaca_order_id=fill.order_id,
+            execution_id=fill.execution_id, execution_price=fill.price, side=fill.side,
+            latency_ms=max(0, (ctx.now_ns() - tracked.submitted_at_ns) // 1_000_000) if tracked.submitted_at_ns
+            else 0,
+            reference_price=tracked.reference_price if tracked.parent_client_order_id is None else None,
+            client_order_id=order.client_order_id,
+        ))
 
     def _post_halt_fill(self, fill: Fill, halted_since_ns: int) -> None:
         """A fill the venue made after the latch (an order in flight at the latch, or one the cancel-all could not

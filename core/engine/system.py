@@ -132,6 +132,7 @@ class Engine:
         self.buying_power = Decimal(0)
         self.broker_last_equity = Decimal(0)
         self.replaying: frozenset[str] = frozenset()  # symbols whose adoption waits for the restart resync
+        self.audited_unbooked: set[str] = set()  # executions the trail holds a fill record for, the ledger not
         self.pattern_day_trader = False
         self.started = trio.Event()
         self.stopped = trio.Event()
@@ -310,6 +311,10 @@ class Engine:
         # A resumed order that was still live may have filled while we were down: the restart resync replays
         # that fill into the ledger, so its symbol is not adopted now (the broker's position already holds the
         # fill: adopting it too would count it twice). What is left after the resync is adopted then.
+        # Fills the trail holds but the saved ledger does not (killed between a fill's record and the save): the
+        # restart resync books them again, without a second record (ExecutionActor._book).
+        if self.trail is not None:
+            self.audited_unbooked = set(self.trail.audited_executions()) - state.ledger.seen_execution_ids
         self.replaying = live_order_symbols(state)
         self.adopt_book(state, positions, fresh=saved is None or latch_only, exclude=self.replaying)
         await self.recover_latch(state, saved_present=saved is not None, unreadable=unreadable)
@@ -488,6 +493,7 @@ class Engine:
 
         execution = ExecutionActor(ctx, inbox=ex_recv, self_send=ex_send, is_halted=lambda: supervisor.is_halted,
                                    on_fill=on_fill, halted_since_ns=lambda: supervisor.halted_since_ns)
+        execution.audited_unbooked = self.audited_unbooked
         execution.restore()
         self.execution = execution
         market = MarketActor(state=state, symbols=self.config.symbols,

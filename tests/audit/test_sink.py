@@ -394,3 +394,24 @@ def test_the_typed_reader_yields_records_and_reports_damaged_lines(tmp_path: Pat
     assert damaged == [(f"fills/{DAY1}:2", "AuditSchemaError"), (f"fills/{DAY1}:4", "unterminated")]
     with pytest.raises(AuditSchemaError, match=f"fills/{DAY1}:2"):
         list(iter_records(tmp_path, "fills"))
+
+
+def test_the_trail_knows_its_audited_executions_across_reopens(tmp_path: Path) -> None:
+    """core.recovery.LatchSource.audited_executions: read from the fills stream at open, kept current on write."""
+    from decimal import Decimal
+
+    from core.audit import fill_record
+
+    def fill(execution_id: str, ts_ns: int) -> AuditEntry:
+        return fill_record(ts_ns=ts_ns, signal_id="s", model_id="m", symbol="NVDA", direction="long", quantity=1,
+                           alpaca_order_id="o", execution_id=execution_id, execution_price=Decimal("10"),
+                           side="buy", latency_ms=1)
+
+    with JsonlAuditSink(tmp_path) as sink:
+        assert sink.audited_executions() == frozenset()
+        sink.write(fill("exec-1", T0_NS))
+        assert sink.audited_executions() == {"exec-1"}
+    with JsonlAuditSink(tmp_path) as sink:
+        assert sink.audited_executions() == {"exec-1"}
+        sink.write(fill("exec-2", T0_NS + DAY_NS))  # another day's file
+        assert sink.audited_executions() == {"exec-1", "exec-2"}

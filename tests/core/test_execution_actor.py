@@ -351,3 +351,26 @@ async def test_a_fill_after_the_halt_is_booked_counted_and_alerted(autojump_cloc
     assert s.records.alerts.count(("critical", "halt.post_halt_fill")) == len(after)
     flagged = [e for e in s.records.of_type("health") if e.extra.get("event") == "post_halt_fill"]
     assert sorted(e.extra["execution_id"] for e in flagged) == sorted(e.execution_id for e in after)
+
+
+async def test_a_fill_audited_before_a_crash_is_booked_without_a_second_record(autojump_clock: Any) -> None:
+    """Killed after a fill's record, before the state was saved: the restart's resync brings the fill again. The
+    engine (Engine.load_state) hands the actor the executions the trail holds and the saved ledger not; such a fill
+    is booked and said (health ``fill_recovered``), never audited twice."""
+    async with execution_slice() as s:
+        coid = await s.approve("sig-recovered", 100)
+        await s.until(lambda: coid in s.actor.machines and s.order(coid).filled_qty > 0)
+        first = next(f for f in s.world.venue.fills if f.order_id == s.order(coid).venue_order_id)
+    assert len(s.records.of_type("fill")) >= 1
+    async with execution_slice() as again:  # the same world again: the same ids; this life knows the first audited
+        again.actor.audited_unbooked = {first.execution_id}
+        coid = await again.approve("sig-recovered", 100)
+        await again.until(lambda: coid in again.actor.machines and again.order(coid).is_terminal)
+        venue_fills = [f for f in again.world.venue.fills if f.order_id == again.order(coid).venue_order_id]
+    assert first.execution_id in {f.execution_id for f in venue_fills}
+    assert again.ctx.state.ledger.seen_execution_ids == {f.execution_id for f in venue_fills}  # all booked
+    audited = {e.extra["execution_id"] for e in again.records.of_type("fill")}
+    assert audited == {f.execution_id for f in venue_fills} - {first.execution_id}  # the recovered one not again
+    recovered = [e for e in again.records.of_type("health") if e.extra.get("event") == "fill_recovered"]
+    assert [e.extra["execution_id"] for e in recovered] == [first.execution_id]
+    assert again.actor.audited_unbooked == set()
