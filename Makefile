@@ -5,6 +5,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 EXTRAS  ?= train,test,dev,ray
 ARGS    ?=
+TEST_WORKERS ?= 2  # pytest-xdist workers; each test file runs whole on one of them (its fixtures once)
 
 .PHONY: run test bench lint typecheck install clean sweep swarm
 
@@ -27,7 +28,7 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 	$(BIN)/mypy
-	$(BIN)/pytest -q -p no:cacheprovider $(ARGS)
+	$(BIN)/pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile $(ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
