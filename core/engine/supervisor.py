@@ -120,8 +120,10 @@ class Supervisor:
 
     # --- wiring ----------------------------------------------------------------------------------------------
 
-    def session_started(self, start_equity: Decimal, *, new_week: bool) -> None:
-        self.monitor.handle(SessionStarted(ts_s=self.ctx.now_s(), start_equity=start_equity, new_week=new_week))
+    def session_started(self, start_equity: Decimal, *, new_week: bool,
+                        week_start_equity: Decimal | None = None) -> None:
+        self.monitor.handle(SessionStarted(ts_s=self.ctx.now_s(), start_equity=start_equity, new_week=new_week,
+                                           week_start_equity=week_start_equity))
         self._save()
 
     async def recover(self) -> None:
