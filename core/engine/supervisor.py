@@ -299,6 +299,8 @@ class Supervisor:
                             extra={"event": "cancel_all_verified"})
             if self.on_halt == "protect":
                 await self.protect()
+            else:  # after a restart into the halt this is the first word on the book (HaltView, dashboard)
+                self.protection = self.unprotected_book()
         else:
             self._cancel_retry_at_s = self.ctx.now_s() + CANCEL_RETRY_S
 
