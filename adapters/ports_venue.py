@@ -312,9 +312,12 @@ class PortsRest:
         log.warning("%s: stopped after %d pages", endpoint, MAX_PAGES)
         return out
 
-    async def get_portfolio_history(self) -> dict[str, Any]:
+    async def get_portfolio_history(
+        self, *, period: str | None = None, timeframe: str | None = None
+    ) -> dict[str, Any]:
         endpoint = "GET /v2/account/portfolio/history"
-        reply = await self._call("GET", "/v2/account/portfolio/history", endpoint=endpoint)
+        query = {k: v for k, v in (("period", period), ("timeframe", timeframe)) if v is not None}
+        reply = await self._call("GET", "/v2/account/portfolio/history", endpoint=endpoint, query=query)
         # The same numbers the Alpaca adapter reads from JSON: money as Decimal, never float.
         history: dict[str, Any] = msgspec.json.Decoder(dict[str, Any], float_hook=Decimal).decode(
             msgspec.json.encode(reply))

@@ -58,11 +58,14 @@ class TriggerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
 
 
 class SessionStarted(msgspec.Struct, frozen=True, kw_only=True):
-    """A trading session opened; ``new_week`` on the first session of a calendar week."""
+    """A trading session opened; ``new_week`` on the first session of a calendar week (for us).
+    ``week_start_equity``: the equity the week started from when it is not ``start_equity`` (a mid-week first
+    start: the broker's portfolio history); None means ``start_equity``."""
 
     ts_s: float
     start_equity: Decimal
     new_week: bool = False
+    week_start_equity: Decimal | None = None
 
 
 class EquityMarked(msgspec.Struct, frozen=True, kw_only=True):
@@ -165,7 +168,8 @@ class KillSwitchMonitor:
         if isinstance(event, SessionStarted):
             st.day_start_equity = event.start_equity
             if event.new_week or st.week_start_equity is None:
-                st.week_start_equity = event.start_equity
+                st.week_start_equity = (event.start_equity if event.week_start_equity is None
+                                        else event.week_start_equity)
             st.last_equity = event.start_equity
         elif isinstance(event, EquityMarked):
             st.last_equity = event.equity

@@ -537,9 +537,13 @@ class AlpacaRest:
         log.warning("%s: stopped after %d pages", endpoint, MAX_PAGES)
         return out
 
-    async def get_portfolio_history(self) -> dict[str, Any]:
+    async def get_portfolio_history(
+        self, *, period: str | None = None, timeframe: str | None = None
+    ) -> dict[str, Any]:
         endpoint = "GET /v2/account/portfolio/history"
-        response = await self.http.call("GET", "/v2/account/portfolio/history", endpoint=endpoint)
+        params = {k: v for k, v in (("period", period), ("timeframe", timeframe)) if v is not None}
+        response = await self.http.call("GET", "/v2/account/portfolio/history", endpoint=endpoint,
+                                        params=params or None)
         assert response is not None
         try:
             # why float_hook: the history's money arrives as JSON numbers; keep them Decimal, not float.

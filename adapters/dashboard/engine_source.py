@@ -159,7 +159,7 @@ class EngineDashboardSource:
             "open_orders": {"count": 0, "value_usd": "0.00"},
             "risk_utilisation": {},
             "connections": connections(engine) if engine is not None else {},
-            "halt": {"state": STARTING, "trigger": None, "reason": None, "since": None},
+            "halt": self._halt(None),
             "alerts": self.alerts.recent(),
             "equity_curve": [],
             "fills_count": 0,
@@ -169,7 +169,11 @@ class EngineDashboardSource:
     @staticmethod
     def _halt(machine: HaltView | None) -> dict[str, Any]:
         if machine is None:
-            return {"state": STARTING, "trigger": None, "reason": None, "since": None}
+            return {"state": STARTING, "trigger": None, "reason": None, "since": None, "on_halt": None,
+                    "protection": []}
+        # What the halt does to the positions, and (while halted) each position's stop at the venue or its lack.
+        shield = {"on_halt": machine.on_halt,
+                  "protection": [p.to_dict() for p in machine.protection] if machine.halted else []}
         first = machine.first_trip
         if first is not None:
             return {
@@ -177,6 +181,7 @@ class EngineDashboardSource:
                 "trigger": first.trigger.value,
                 "reason": first.reason,
                 "since": ns_to_rfc3339(first.ts_ns),
+                **shield,
             }
         reset = machine.last_reset
         return {
@@ -184,6 +189,7 @@ class EngineDashboardSource:
             "trigger": None,
             "reason": None,
             "since": ns_to_rfc3339(reset.ts_ns) if reset is not None else None,
+            **shield,
         }
 
     # --- commands -------------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from adapters.alerts import DASHBOARD_ALERTS_MAX, Alert, DashboardAlertSink
 from adapters.alpaca.models import ns_to_rfc3339
 from core.limits import DAILY_LOSS_HALT_FRACTION, MAX_POSITION_FRACTION
 from core.ports import Clock
+from core.protect import ProtectionStatus
 from core.triggers import Severity
 
 EQUITY_CURVE_MAX_POINTS: Final = 2_000  # ~5.5 h of 10 s points; the chart needs no more
@@ -36,7 +37,8 @@ class DashboardSource(Protocol):
     ``snapshot()`` returns a JSON-able dict with keys: ts (RFC 3339), mode, positions [{symbol, qty,
     avg_entry_price, current_price, market_value, unrealized_pl}], unrealized_pl, daily_realized_pl,
     open_orders {count, value_usd}, risk_utilisation {rule_id: percent}, connections {stream: state},
-    halt {state, trigger, reason, since}, alerts [last 50, oldest first], equity_curve [[ts, equity], ...],
+    halt {state, trigger, reason, since, on_halt, protection [{symbol, qty, protected, stop_price, order_id, note}]
+    while halted, else []}, alerts [last 50, oldest first], equity_curve [[ts, equity], ...],
     fills_count, orders_count.
     ``kill`` latches the kill switch (idempotent when already halted). ``reset`` needs a non-empty operator and
     reason, raises ``ValueError`` when they are missing and ``CommandRejected`` when not halted.
@@ -103,7 +105,8 @@ class StaticDashboardSource:
         self._holdings: dict[str, _Holding] = {}
         self._open_orders: list[tuple[str, Decimal, Decimal]] = []  # (symbol, qty, limit price)
         self.connections: dict[str, str] = {}
-        self._halt: dict[str, Any] = {"state": HALT_ACTIVE, "trigger": None, "reason": None, "since": None}
+        self._halt: dict[str, Any] = {"state": HALT_ACTIVE, "trigger": None, "reason": None, "since": None,
+                                      "on_halt": "cancel_all", "protection": []}
         self._equity_curve: deque[tuple[int, Decimal]] = deque(maxlen=EQUITY_CURVE_MAX_POINTS)
         self.commands: list[DashboardCommand] = []
 
@@ -199,9 +202,12 @@ class StaticDashboardSource:
         self.commands.append(DashboardCommand(kind="kill", ts_ns=now_ns, actor=source, reason=reason))
         if self.halted:
             return  # the latch is already set; a second kill changes nothing
-        self._open_orders.clear()  # spec 2.3 action 1: cancel all open orders
+        self._open_orders.clear()  # spec 2.3 action 1: cancel all open orders (on_halt = cancel_all)
+        protection = [ProtectionStatus(symbol=symbol, qty=h.qty, protected=False,
+                                       note="stop-loss orders cancelled by the halt").to_dict()
+                      for symbol, h in sorted(self._holdings.items())]
         self._halt = {"state": HALT_HALTED, "trigger": "manual", "reason": reason,
-                      "since": ns_to_rfc3339(now_ns)}
+                      "since": ns_to_rfc3339(now_ns), "on_halt": "cancel_all", "protection": protection}
         await self._alert(Severity.CRITICAL, "kill_switch", f"kill switch engaged by {source}: {reason}", now_ns)
 
     async def reset(self, operator: str, reason: str) -> None:
@@ -210,7 +216,8 @@ class StaticDashboardSource:
             raise CommandRejected("reset refused: the kill switch is not engaged")
         now_ns = self._clock.now_ns()
         self.commands.append(DashboardCommand(kind="reset", ts_ns=now_ns, actor=operator, reason=reason))
-        self._halt = {"state": HALT_ACTIVE, "trigger": None, "reason": None, "since": ns_to_rfc3339(now_ns)}
+        self._halt = {"state": HALT_ACTIVE, "trigger": None, "reason": None, "since": ns_to_rfc3339(now_ns),
+                      "on_halt": "cancel_all", "protection": []}
         await self._alert(Severity.WARNING, "kill_switch_reset", f"kill switch reset by {operator}: {reason}",
                           now_ns)
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from adapters.fake import matching as m
 from adapters.fake.accounts import FillActivity, NonTradeActivity
+from adapters.fake.calendar import ns_at
 from adapters.fake.interfaces import RestRequest
 from adapters.fake.wire import (
     ApiError,
@@ -43,6 +44,8 @@ ORDERS_MAX_LIMIT: Final = 500
 ACTIVITIES_MAX_PAGE_SIZE: Final = 100  # Alpaca docs: page_size max 100
 CALENDAR_DEFAULT_DAYS: Final = 30
 _DAY_NS: Final = 86_400 * NS_PER_S
+PRE_START_HISTORY_DAYS: Final = 366  # how far the portfolio history reaches back before the venue started
+_ZERO: Final = Decimal(0)
 _TIMEFRAMES_NS: Final = {
     "1Min": 60 * NS_PER_S,
     "5Min": 300 * NS_PER_S,
@@ -515,6 +518,34 @@ def _get_activities(venue: Venue, req: RestRequest, params: dict[str, str]) -> t
     ]
 
 
+def _pre_start_points(venue: Venue, start_ns: int, end_ns: int) -> list[tuple[int, Decimal]]:
+    """The account's history before the venue started, as Alpaca would have it: the account held its starting
+    book (``cash_usd`` and ``positions``) unchanged, so each earlier session closed at cash plus the positions at
+    that day's close (the market's daily bars), the eve at ``last_equity``. One point per session, at its close,
+    for closes in [start_ns, end_ns]; a session without a daily close for a held symbol is left out. Up to
+    PRE_START_HISTORY_DAYS back; daily timeframes only (the fake has no intraday record from before it started)."""
+    first = max(start_ns, venue.start_ns - PRE_START_HISTORY_DAYS * _DAY_NS)
+    before = [s for s in venue.calendar.sessions_between(first - _DAY_NS, venue.start_ns) if s[2] < venue.start_ns]
+    sessions = [s for s in before if first <= s[2] <= end_ns]
+    if not sessions:
+        return []
+    eve_close = before[-1][2]
+    closes: dict[str, dict[str, Decimal]] = {}
+    lo, hi = ns_at(sessions[0][0]), ns_at(sessions[-1][0]) + _DAY_NS
+    for symbol, _qty, _entry in venue.config.positions:
+        closes[symbol] = {et_date(b.ts_ns): b.close for b in venue.market.daily_bars_between(symbol, lo, hi)}
+    points = []
+    for date, _open_ns, close_ns in sessions:
+        if close_ns == eve_close:
+            points.append((close_ns, venue.opening_equity))
+            continue
+        held = [(qty, closes[symbol].get(date)) for symbol, qty, _entry in venue.config.positions]
+        if all(price is not None for _qty, price in held):
+            value = sum((qty * price for qty, price in held if price is not None), _ZERO)
+            points.append((close_ns, venue.config.cash_usd + value))
+    return points
+
+
 def _get_portfolio_history(venue: Venue, req: RestRequest, _: dict[str, str]) -> tuple[int, Any]:
     period = req.query.get("period") or "1M"
     if period != "all" and not _PERIOD_RE.match(period):
@@ -526,7 +557,8 @@ def _get_portfolio_history(venue: Venue, req: RestRequest, _: dict[str, str]) ->
     start = _q_time(req, "start")
     if start is None:
         start = end - period_days * _DAY_NS
-    points = [(ts_ns, equity) for ts_ns, equity in venue.account.equity_points if start <= ts_ns <= end]
+    points = _pre_start_points(venue, start, end) if timeframe == "1D" else []  # no intraday record before it
+    points += [(ts_ns, equity) for ts_ns, equity in venue.account.equity_points if start <= ts_ns <= end]
     if start <= venue.now_ns <= end:  # the live point: the current window's equity as of now
         points.append((venue.now_ns, venue.account_figures().equity))
     buckets: dict[int | str, tuple[int, Decimal]] = {}

@@ -185,6 +185,8 @@ class Venue:
             marks = self.current_marks(self.account.positions)
             self._lastday.update(marks)
             self.account.last_equity = self.account.equity(marks)
+        # The eve's close: the last point of the account's history before the venue started (rest.py)
+        self.opening_equity = self.account.last_equity
         self.starting_order_ids: list[str] = place_starting_orders(self, config.orders)
 
     # --- clock ---------------------------------------------------------------------------------------------

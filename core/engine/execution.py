@@ -59,8 +59,15 @@ class ResyncData(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class CancelFinished(msgspec.Struct, frozen=True, kw_only=True):
+    """The venue's answer to a cancel of ours; the cancel's audit record is written now, with the latency from
+    the decision (``decided_ns``) to this answer."""
+
     client_order_id: str
     error: str | None = None
+    venue_order_id: str = ""
+    reason: str = ""
+    quantity: Decimal = Decimal(0)  # the leaves quantity when the cancel was decided
+    decided_ns: int = 0
 
 
 ExecutionMessage = (
@@ -160,8 +167,7 @@ class ExecutionActor:
         elif isinstance(message, CancelRequested):
             self.on_cancel_requested(message)
         elif isinstance(message, CancelFinished):
-            if message.error:
-                log.info("cancel of %s: %s", message.client_order_id, message.error)
+            self.on_cancel_finished(message)
         elif isinstance(message, ResyncRequested):
             self._spawn(self._fetch_resync, message.reason)
         elif isinstance(message, ResyncData):
@@ -289,6 +295,8 @@ class ExecutionActor:
             raised_at_ns=self.ctx.now_ns(), parent_client_order_id=order.client_order_id, action="TRAILING_STOP",
             direction="neutral",
         )
+        # latency_ms 0 is right here: the exit is decided and recorded in this same step (no signal before it);
+        # its send-to-answer time is in the outcome record (_audit_outcome).
         self._send_new(request, exit_tracked, model_id=self.ctx.model_id, direction=Direction.NEUTRAL,
                        latency_ms=0)
 
@@ -517,23 +525,37 @@ class ExecutionActor:
         if order.venue_order_id is None:
             return  # not acknowledged yet: the ack handler cancels it if still unwanted
         ctx.state.counters.cancels += 1
-        ctx.audit(A.cancel_record(
-            ts_ns=ctx.now_ns(), signal_id=tracked.signal_id, model_id=ctx.model_id, symbol=order.symbol,
-            quantity=order.leaves_qty, reason=reason, latency_ms=0, alpaca_order_id=order.venue_order_id,
-            client_order_id=order.client_order_id,
+        self._spawn(self._cancel, CancelFinished(
+            client_order_id=order.client_order_id, venue_order_id=order.venue_order_id, reason=reason,
+            quantity=order.leaves_qty, decided_ns=ctx.now_ns(),
         ))
-        self._spawn(self._cancel, order.client_order_id, order.venue_order_id)
 
-    async def _cancel(self, client_order_id: str, venue_order_id: str) -> None:
+    async def _cancel(self, request: CancelFinished) -> None:
+        """DELETE the order; the answer (``request`` with its error, if any) comes back to the actor."""
         error = None
         try:
             with trio.fail_after(self.ctx.config.execution.submit_timeout_s * 8):
-                await self.ctx.broker.cancel_order(venue_order_id)
+                await self.ctx.broker.cancel_order(request.venue_order_id)
         except (NotCancelable, OrderNotFound) as exc:
             error = str(exc)  # filled or gone meanwhile: the stream says which
         except (BrokerError, trio.TooSlowError) as exc:
             error = f"cancel failed: {exc}"
-        await self.self_send.send(CancelFinished(client_order_id=client_order_id, error=error))
+        await self.self_send.send(msgspec.structs.replace(request, error=error))
+
+    def on_cancel_finished(self, message: CancelFinished) -> None:
+        """The cancel's audit record (spec 4.1), with ``latency_ms`` from the decision to the venue's answer on
+        the Clock port, and the answer itself when it was not an acceptance."""
+        ctx = self.ctx
+        if message.error:
+            log.info("cancel of %s: %s", message.client_order_id, message.error)
+        tracked = ctx.state.orders.get(message.client_order_id)
+        ctx.audit(A.cancel_record(
+            ts_ns=ctx.now_ns(), signal_id=tracked.signal_id if tracked is not None else "", model_id=ctx.model_id,
+            symbol=tracked.symbol if tracked is not None else "", quantity=message.quantity, reason=message.reason,
+            latency_ms=max(0, (ctx.now_ns() - message.decided_ns) // 1_000_000),
+            alpaca_order_id=message.venue_order_id, client_order_id=message.client_order_id,
+            extra={"error": message.error} if message.error else None,
+        ))
 
     # --- venue updates ---------------------------------------------------------------------------------------
 

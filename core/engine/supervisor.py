@@ -120,8 +120,10 @@ class Supervisor:
 
     # --- wiring ----------------------------------------------------------------------------------------------
 
-    def session_started(self, start_equity: Decimal, *, new_week: bool) -> None:
-        self.monitor.handle(SessionStarted(ts_s=self.ctx.now_s(), start_equity=start_equity, new_week=new_week))
+    def session_started(self, start_equity: Decimal, *, new_week: bool,
+                        week_start_equity: Decimal | None = None) -> None:
+        self.monitor.handle(SessionStarted(ts_s=self.ctx.now_s(), start_equity=start_equity, new_week=new_week,
+                                           week_start_equity=week_start_equity))
         self._save()
 
     async def recover(self) -> None:
@@ -297,6 +299,8 @@ class Supervisor:
                             extra={"event": "cancel_all_verified"})
             if self.on_halt == "protect":
                 await self.protect()
+            else:  # after a restart into the halt this is the first word on the book (HaltView, dashboard)
+                self.protection = self.unprotected_book()
         else:
             self._cancel_retry_at_s = self.ctx.now_s() + CANCEL_RETRY_S
 

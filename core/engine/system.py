@@ -19,6 +19,7 @@ from typing import Any, Final, TypeVar
 import trio
 
 from core import audit as A
+from core.compliance import history_points
 from core.config import EngineConfig
 from core.engine.context import EngineContext
 from core.engine.execution import MAX_REPRICE_ATTEMPTS, ExecutionActor
@@ -72,6 +73,7 @@ T = TypeVar("T")
 # the broker does not answer: an engine that cannot reach it does not trade, and waits (a trading day at most)
 # rather than dying on a slow hour. A definitive answer that the safeguards did not stick still refuses at once.
 STARTUP_PATIENCE_S = 6.5 * 3600
+WEEK_HISTORY_PERIOD = "1M"  # portfolio history read for the start-of-week equity: a week back, holidays too
 STARTUP_BACKOFF_CEILING_S = 30.0
 
 
@@ -395,6 +397,32 @@ class Engine:
             log.critical("%s", decision.alert)
             await self.alerts.send(severity="critical", key="halt.recovery", message=decision.alert, ts_ns=now_ns)
 
+    async def week_start_equity(self, session_date: str, *, last_equity: Decimal) -> Decimal:
+        """The equity this week started from, for the weekly-loss window, on a session that opens a new week for
+        us (a first start, or a state saved in an earlier week). On a Monday that is ``last_equity``, the eve's
+        close. Later in the week it is the close of the last session before Monday in the broker's portfolio
+        history: ``last_equity`` would forget the losses of the week's earlier sessions. ``last_equity`` also
+        when the history does not answer or has no such session, audited as a ``health`` record."""
+        day = dt.date.fromisoformat(session_date)
+        if day.weekday() == 0:
+            return last_equity
+        monday = day - dt.timedelta(days=day.weekday())
+        try:
+            with trio.fail_after(60):
+                history = await self.broker.get_portfolio_history(period=WEEK_HISTORY_PERIOD, timeframe="1D")
+        except (BrokerError, trio.TooSlowError) as exc:
+            why = f"the portfolio history did not answer ({exc})"
+        else:
+            before = [equity for date, equity in history_points(history) if date < monday]
+            if before:
+                return before[-1]
+            why = f"the portfolio history has no session before {monday.isoformat()}"
+        log.warning("start-of-week equity: %s; using last_equity %s", why, last_equity)
+        assert self.ctx is not None
+        self.ctx.system("health", reason=f"start-of-week equity: {why}; last_equity {last_equity} used instead",
+                        extra={"event": "week_start_equity_fallback", "start_of_week_equity": str(last_equity)})
+        return last_equity
+
     async def warm_up(self, ctx: EngineContext) -> None:
         """History for features (decision bars) and correlations (daily returns), fetched once at the open."""
         now_ns = ctx.now_ns()
@@ -481,8 +509,10 @@ class Engine:
                 != dt.date.fromisoformat(previous).isocalendar()[:2]
             )
             if week_changed:
-                state.start_of_week_equity = state.start_of_day_equity
-            supervisor.session_started(state.start_of_day_equity, new_week=week_changed)
+                state.start_of_week_equity = await self.week_start_equity(session_date,
+                                                                          last_equity=state.start_of_day_equity)
+            supervisor.session_started(state.start_of_day_equity, new_week=week_changed,
+                                       week_start_equity=state.start_of_week_equity)
 
         def on_fill(fill: Fill, closed_pl: Decimal, closed: bool) -> None:
             if closed:

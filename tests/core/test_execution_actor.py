@@ -20,11 +20,11 @@ import trio
 from adapters.alpaca.ratelimit import RateLimiter, TokenBucket
 from adapters.fake.faults import FaultPlan
 from adapters.ids import SeededIds
-from core.audit import AuditEntry
+from core.audit import AuditEntry, ts_ns_from_iso
 from core.config import EngineConfig, ExecutionSection
 from core.engine.context import EngineContext
 from core.engine.execution import ExecutionActor
-from core.engine.messages import ResyncRequested, SubmitApproved, TradeUpdateReceived
+from core.engine.messages import CancelRequested, ResyncRequested, SubmitApproved, TradeUpdateReceived
 from core.engine.state import EngineState
 from core.ledger import Ledger
 from core.limits import ACTOR_CHANNEL_CAPACITY
@@ -374,3 +374,31 @@ async def test_a_fill_audited_before_a_crash_is_booked_without_a_second_record(a
     recovered = [e for e in again.records.of_type("health") if e.extra.get("event") == "fill_recovered"]
     assert [e.extra["execution_id"] for e in recovered] == [first.execution_id]
     assert again.actor.audited_unbooked == set()
+
+
+# --- cancels ------------------------------------------------------------------------------------------------------
+
+
+async def test_a_cancel_record_carries_the_time_from_the_decision_to_the_venues_answer(autojump_clock: Any) -> None:
+    # Every REST answer takes 1.5 s (rest_slow); a passive buy at 15.00 rests far under the venue's ~19 touch.
+    slow = FaultPlan(events=(event("rest_slow", 0.0, latency_ms=1_500, duration_s=3_600.0),))
+    async with execution_slice(faults=slow) as s:
+        coid = await s.approve("sig-rest", 100, action=ExecutionAction.LIMIT_PASSIVE, bid="15.00", ask="15.02")
+        await s.until(lambda: coid in s.actor.machines and s.order(coid).venue_order_id is not None)
+        venue_id = s.order(coid).venue_order_id
+        decided_ns = s.ctx.now_ns()
+        cancel = Signal(signal_id="sig-cancel", model_id="test", symbol="NVDA", direction=Direction.NEUTRAL,
+                        quantity=Decimal(0), action=ExecutionAction.CANCEL, ts_ns=decided_ns,
+                        cancel_order_id=venue_id)
+        await s.inbox.send(CancelRequested(signal=cancel))
+        await trio.sleep(0.5)
+        assert s.records.of_type("cancel") == []  # written when the venue answers, not at the decision
+        await s.until(lambda: bool(s.records.of_type("cancel")))
+        await s.until(lambda: s.order(coid).is_terminal)
+    [record] = s.records.of_type("cancel")
+    answered_ns = ts_ns_from_iso(record.timestamp)
+    assert record.latency_ms >= 1_500 and record.latency_ms == (answered_ns - decided_ns) // 1_000_000
+    assert record.alpaca_order_id == venue_id and record.extra["client_order_id"] == coid
+    assert record.extra["reason"] == "policy" and record.quantity == 100 and "error" not in record.extra
+    assert s.order(coid).state is OrderState.CANCELED
+    assert [r.status for r in s.world.requests("DELETE", f"/v2/orders/{venue_id}")] == [204]

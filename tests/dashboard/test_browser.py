@@ -86,6 +86,12 @@ async def test_dashboard_in_headless_chromium(chromium_path: str, artifacts_dir:
                     await wait_until(lambda: source.halted)
                     assert source.commands[-1].kind == "kill" and source.commands[-1].reason == "browser drill"
                     await page.wait_for(f"{text_of('halt-state')} === 'HALTED'")
+                    # what the halt did to the book: the action, and each position's stop (none: cancel_all)
+                    assert await page.evaluate(text_of("halt-action")) == "cancel_all"
+                    assert await page.evaluate("document.getElementById('protection-panel').hidden") is False
+                    rows = "[...document.querySelectorAll('#protection tr')]"
+                    assert await page.evaluate(f"{rows}.map((r) => r.dataset.symbol + ':' + r.dataset.protected)"
+                                               ) == ["NVDA:false", "ORCL:false"]
                     await page.screenshot(artifacts_dir / "dashboard-halted.png")
 
                     # reset with a wrong token fails and leaves the halt latched
@@ -104,6 +110,7 @@ async def test_dashboard_in_headless_chromium(chromium_path: str, artifacts_dir:
                     await wait_until(lambda: not source.halted)
                     assert source.commands[-1].kind == "reset" and source.commands[-1].actor == "ci-operator"
                     await page.wait_for(f"{text_of('halt-state')} === 'ACTIVE'")
+                    assert await page.evaluate("document.getElementById('protection-panel').hidden") is True
                     assert await page.evaluate("window.__ttliveMarker") == "same-page"
 
                     shot = await page.screenshot(artifacts_dir / "dashboard.png")
