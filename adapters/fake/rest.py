@@ -322,7 +322,7 @@ def _get_orders(venue: Venue, req: RestRequest, _: dict[str, str]) -> tuple[int,
             return True
         return nested and any(leg.status in wanted for leg in venue.book.legs_of(order))
 
-    candidates = venue.book.open_orders() if status == "open" and not nested else venue.book.orders()
+    candidates = venue.book.open_orders() if status == "open" and not nested else venue.book.orders_after(after)
     selected = [
         o
         for o in candidates

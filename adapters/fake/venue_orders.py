@@ -6,6 +6,7 @@ the time, the touch and the ids. Executions draw from the book's own seeded ``ra
 
 from __future__ import annotations
 
+import bisect
 import random
 from dataclasses import dataclass, replace
 from decimal import ROUND_DOWN, Decimal
@@ -52,6 +53,10 @@ class OrderBook:
         self._orders: dict[str, m.VenueOrder] = {}  # insertion order == acceptance order
         self._open: dict[str, m.VenueOrder] = {}  # the open subset, same order (terminal is absorbing)
         self._by_client_id: dict[str, str] = {}  # every client_order_id ever used -> order id
+        # Every order in acceptance order, which is submitted_at_ns order while the venue's clock never steps back
+        # (virtual time; a wall clock could): GET /v2/orders?after= bisects it instead of scanning every order.
+        self._accepted: list[m.VenueOrder] = []
+        self._time_ordered = True
         self._seq = 0
         self._liquidity = m.Liquidity()
         self._day_trade_orders: set[str] = set()
@@ -78,6 +83,15 @@ class OrderBook:
 
     def open_orders(self) -> list[m.VenueOrder]:
         return list(self._open.values())
+
+    def orders_after(self, after_ns: int | None) -> list[m.VenueOrder]:
+        """The orders submitted after ``after_ns`` (all when None), in acceptance order."""
+        if after_ns is None:
+            return list(self._accepted)
+        if not self._time_ordered:
+            return [o for o in self._accepted if o.submitted_at_ns > after_ns]
+        start = bisect.bisect_right(self._accepted, after_ns, key=lambda o: o.submitted_at_ns)
+        return self._accepted[start:]
 
     def get_order(self, order_id: str) -> m.VenueOrder:
         order = self._orders.get(order_id)
@@ -210,6 +224,9 @@ class OrderBook:
         self._orders[order.id] = order
         self._open[order.id] = order
         self._by_client_id[client_order_id] = order.id
+        if self._accepted and order.submitted_at_ns < self._accepted[-1].submitted_at_ns:
+            self._time_ordered = False  # the clock stepped back: orders_after scans
+        self._accepted.append(order)
         self._venue.order_log.append(
             AcceptedOrder(
                 ts_ns=now,
