@@ -166,6 +166,9 @@ class KillSwitchMonitor:
         st = self.state
         result: Trip | RequestResync | None = None
         if isinstance(event, SessionStarted):
+            # A new session's engine has connections of its own: a loss an earlier life recorded (the last session
+            # ended with REST down) is not this session's; the connectivity watcher reports a live one in seconds.
+            st.lost_since_s.clear()
             st.day_start_equity = event.start_equity
             if event.new_week or st.week_start_equity is None:
                 st.week_start_equity = (event.start_equity if event.week_start_equity is None

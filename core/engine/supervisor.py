@@ -101,6 +101,7 @@ class Supervisor:
         # may have moved (a mark, a fill, an adopted position), so a tick that could only repeat the last is skipped.
         self._quiet = False  # the last step was an idle tick and nothing rang since it read the book
         self.trip_log: list[tuple[int, str, str]] = []  # (ts_ns, trigger, reason)
+        self._session_trip: Trip | None = None  # a trip the session's start latched in the monitor (serve acts)
         self.reset_log: list[tuple[int, str, str]] = []
         self._save()
 
@@ -122,8 +123,10 @@ class Supervisor:
 
     def session_started(self, start_equity: Decimal, *, new_week: bool,
                         week_start_equity: Decimal | None = None) -> None:
-        self.monitor.handle(SessionStarted(ts_s=self.ctx.now_s(), start_equity=start_equity, new_week=new_week,
-                                           week_start_equity=week_start_equity))
+        result = self.monitor.handle(SessionStarted(ts_s=self.ctx.now_s(), start_equity=start_equity,
+                                                    new_week=new_week, week_start_equity=week_start_equity))
+        if isinstance(result, Trip):  # latched in the monitor: the halt must follow (serve trips it first thing)
+            self._session_trip = result
         self._save()
 
     async def recover(self) -> None:
@@ -134,6 +137,9 @@ class Supervisor:
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         await self.recover()
+        if self._session_trip is not None:
+            trip, self._session_trip = self._session_trip, None
+            await self.trip(trip.trigger.value, trip.reason)
         task_status.started()
         alarm = self.ctx.book_alarm
         async with self.inbox:

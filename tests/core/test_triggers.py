@@ -258,3 +258,22 @@ def test_latency_and_rejection_alert_levels_and_order() -> None:
     assert alerts[2].severity is Severity.CRITICAL and "5.0%" in alerts[2].message
     severity, key, message = alerts[1]  # unpacks as the (severity, key, message) triple
     assert (severity, key) == ("warning", "api_latency_p95") and "500 ms" in message
+
+
+def test_a_loss_of_connectivity_from_the_last_session_neither_trips_nor_disarms_the_next() -> None:
+    """Swarm seed 21: day 1 ended with REST timing out; the monitor state (persisted) still said "lost since day 1"
+    at day 2's start. SessionStarted then tripped connectivity_lost for 235,363 s, the supervisor dropped that trip
+    (session_started ignored the result) and, the monitor's latch being set, every later trip was swallowed: a
+    399-share drift never halted. A new session's engine has its own connections: the old loss is forgotten, and
+    the kill switch stays armed."""
+    m = KillSwitchMonitor()
+    m.handle(SessionStarted(ts_s=0.0, start_equity=Decimal(100_000)))
+    m.handle(ConnectivityLost(ts_s=23_000.0, channel="rest"))
+    assert m.handle(SessionStarted(ts_s=23_000.0 + 86_400, start_equity=Decimal(100_000))) is None
+    assert m.handle(ClockTicked(ts_s=23_000.0 + 86_400 + 60)) is None
+    assert m.tripped is None
+    first = m.handle(ReconciliationChecked(ts_s=110_000.0, mismatched=True, detail="NVDA engine 245 venue 644"))
+    assert isinstance(first, RequestResync)
+    trip = m.handle(ReconciliationChecked(ts_s=110_020.0, mismatched=True, detail="NVDA engine 245 venue 644",
+                                          after_resync=True))
+    assert isinstance(trip, Trip) and trip.trigger is HaltTrigger.RECONCILIATION_MISMATCH
