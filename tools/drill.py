@@ -195,11 +195,14 @@ class DrillRig:
 
     # the venue
     def start_venue(
-        self, *, restore: bool = False, short_sessions: tuple[int, int] | None = None, faults: str = ""
+        self, *, restore: bool = False, short_sessions: tuple[int, int] | None = None, faults: str = "",
+        ticks: str | None = None,
     ) -> Proc:
         args = ["fake-alpaca", "--port", str(self.port), "--clock", "now", "--bar-interval-s", "1",
                 "--seed", str(self.seed), "--rate-limit", "0", "--drill-admin",
                 "--snapshot", str(self.snapshot_path)]
+        if ticks is not None:
+            args += ["--ticks", ticks]
         if restore:
             args.append("--restore")
         if short_sessions is not None:
@@ -430,7 +433,10 @@ def drill_capture(rig: DrillRig) -> None:
     storms = [first + i * 2 * STORM_S * NS_PER_S for i in range(STORMS)]
     events = "".join(f'[[faults.events]]\nkind = "rate_limit_storm"\nat_ns = {at}\nduration_s = {STORM_S}\n'
                      for at in storms)
-    rig.start_venue(faults=f"[faults]\nrest_timeout_after_accept_p = 0.34\n{events}")
+    # One quote per bar (--ticks bar): a replay rebuilds the market at bar resolution (each bar and the last quote
+    # of its interval) and decides at the bar's close, while the recorded process decided a few ms to a few 100 ms
+    # later, under load, on whatever quotes came meanwhile; with realistic ticks an order could size a share apart.
+    rig.start_venue(faults=f"[faults]\nrest_timeout_after_accept_p = 0.34\n{events}", ticks="bar")
     rig.start_runner()
     rig.wait_for("first fill of the runner", lambda r: our_fills(r) >= 1, FIRST_TRADE_TIMEOUT_S)
     rig.log(f"dropped {rig.post('drop_streams')['dropped']} WebSocket connection(s)")
