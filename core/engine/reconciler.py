@@ -46,6 +46,7 @@ class Reconciler:
         register_waiter: Callable[[ResyncWaiter], None],
         is_halted: Callable[[], bool],
         working_symbols: Callable[[], set[str]] = set,
+        working_fills: Callable[[], list[tuple[str, str | None, Decimal]]] = list,
         on_account: Callable[[Account], None] = lambda _account: None,
         positions_from_broker_ns: int = 0,
     ) -> None:
@@ -57,6 +58,8 @@ class Reconciler:
         self.register_waiter = register_waiter
         self.is_halted = is_halted
         self.working_symbols = working_symbols
+        self.working_fills = working_fills  # (symbol, venue order id, filled qty) of each order of ours working
+        self.venue_filled: dict[str, Decimal] = {}  # the last snapshot: venue order id -> filled qty, our open ones
         self.on_account = on_account  # each check's account snapshot (the engine's buying power follows it)
         self.positions_from_broker_ns = positions_from_broker_ns  # start-up adopted the broker's book at this time
         self.money_streak = 0  # consecutive checks whose cash/equity differ beyond the tolerance, unexplained
@@ -141,12 +144,14 @@ class Reconciler:
         prices = {p.symbol: p.current_price for p in positions if p.current_price is not None}
         open_ids: set[str] = set()
         foreign: list[BrokerOrder] = []
+        self.venue_filled = {}
         for order in open_orders:
             if not is_ours(order.client_order_id):
                 if order.status in OPEN_STATUSES:  # the owner's own orders: never a mismatch
                     foreign.append(order)
                 continue
             for o in (order, *order.legs):  # a filled bracket parent is listed while its legs work
+                self.venue_filled[o.id] = o.filled_qty
                 if o.status in OPEN_STATUSES:
                     open_ids.add(o.id)
         return venue, prices, open_ids, foreign, account
@@ -281,12 +286,19 @@ class Reconciler:
             await self.ctx.alerts.send(severity="warning", key="reconcile.money",
                                        message=f"unexplained money difference: {detail}", ts_ns=self.ctx.now_ns())
 
+    def unsettled_symbols(self) -> set[str]:
+        """Symbols where a fill of ours may be on its way: an order of ours working there that the venue's open
+        orders (the last snapshot) do not list with the filled quantity we booked. A resting order the venue shows
+        unfilled as we do (a protective stop all day long) leaves its symbol settled."""
+        return {symbol for symbol, venue_id, filled in self.working_fills()
+                if venue_id is None or self.venue_filled.get(venue_id) != filled}
+
     def converge(self, report: ReconcileReport) -> None:
         """Adopt a position difference below the alert threshold once it is seen in two checks in a row, unchanged,
-        with no order of ours working on the symbol (a trade made outside the engine, a rounding at the broker):
-        the ledger converges on the broker instead of staying wrong to the close. Cash moves as if the difference
-        had traded at the mark; audited. Material differences stay with the kill-switch path (resync, then trip)."""
-        working = self.working_symbols()
+        with no fill of ours possibly on its way on the symbol (a trade made outside the engine, a rounding at the
+        broker): the ledger converges on the broker instead of staying wrong to the close. Cash moves as if the
+        difference had traded at the mark; audited. Material differences stay with the kill-switch path."""
+        working = self.unsettled_symbols()
         seen = {d.symbol: (d.engine_qty, d.venue_qty) for d in report.positions if not d.material}
         ledger = self.ctx.state.ledger
         for symbol, (engine_qty, venue_qty) in sorted(seen.items()):
