@@ -207,6 +207,9 @@ def _open_orders_at_start(seed: int, world: dict[str, Any], market: dict[str, An
     files: dict[str, str] = market.get("files", {})
     cash = Decimal(world["account"]["cash_usd"])
     whole_shares = {i["symbol"] for i in world["instruments"] if i.get("fractionable") is False}
+    # Buys on a symbol the book holds short may only cover it (the venue refuses the rest: "insufficient qty")
+    short_left = {p["symbol"]: -Decimal(p["qty"]) for p in world["account"].get("positions", [])
+                  if Decimal(p["qty"]) < 0}
     orders = []
     for n in range(rng.randint(1, 4)):
         symbol = rng.choice(symbols)
@@ -221,10 +224,18 @@ def _open_orders_at_start(seed: int, world: dict[str, Any], market: dict[str, An
                                  "time_in_force": "gtc", "client_order_id": coid}
         budget = cash * Decimal(str(round(rng.uniform(0.005, 0.02), 4)))
         if not ours and rng.random() < 0.2 and symbol not in whole_shares:  # Alpaca: no notional on those
+            if symbol in short_left:
+                continue  # a dollar amount could buy past the short
             order["notional"] = str(max(Decimal(1), budget.quantize(Decimal(1))))
             order["time_in_force"] = "day"
         else:
-            order["qty"] = str(max(1, int(budget / limit)))
+            qty = max(1, int(budget / limit))
+            if symbol in short_left:
+                qty = min(qty, int(short_left[symbol]))
+                if qty < 1:
+                    continue
+                short_left[symbol] -= qty
+            order["qty"] = str(qty)
         orders.append(order)
     if orders:
         world["account"]["orders"] = orders

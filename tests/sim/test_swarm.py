@@ -297,7 +297,9 @@ def test_ctrl_c_finishes_the_runs_in_flight_and_reports_them(tmp_path: Path, mon
 
     monkeypatch.setattr(concurrent.futures, "wait", interrupted_on_the_second_wait)
     summary = run_swarm(SwarmSpec(out=tmp_path, runs=50, workers=1), run=fake_run)
-    assert summary["interrupted"] and 1 <= summary["runs"] <= 3 and summary["shrunk"] == []
+    # The window is 2 runs (2 x workers): the first wait may return both (a loaded machine), the window refills,
+    # and at the interrupt both runs in flight finish: at most two windows of runs, never all 50.
+    assert summary["interrupted"] and 1 <= summary["runs"] <= 4 and summary["shrunk"] == []
 
 
 def test_the_cli_exits_130_when_interrupted(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
