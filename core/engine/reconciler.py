@@ -45,7 +45,6 @@ class Reconciler:
         open_venue_ids: Callable[[], set[str]],
         register_waiter: Callable[[ResyncWaiter], None],
         is_halted: Callable[[], bool],
-        working_symbols: Callable[[], set[str]] = set,
         working_fills: Callable[[], list[tuple[str, str | None, Decimal]]] = list,
         on_account: Callable[[Account], None] = lambda _account: None,
         positions_from_broker_ns: int = 0,
@@ -57,7 +56,6 @@ class Reconciler:
         self.open_venue_ids = open_venue_ids
         self.register_waiter = register_waiter
         self.is_halted = is_halted
-        self.working_symbols = working_symbols
         self.working_fills = working_fills  # (symbol, venue order id, filled qty) of each order of ours working
         self.venue_filled: dict[str, Decimal] = {}  # the last snapshot: venue order id -> filled qty, our open ones
         self.on_account = on_account  # each check's account snapshot (the engine's buying power follows it)
@@ -285,6 +283,10 @@ class Reconciler:
             self.ctx.state.counters.alerts += 1
             await self.ctx.alerts.send(severity="warning", key="reconcile.money",
                                        message=f"unexplained money difference: {detail}", ts_ns=self.ctx.now_ns())
+
+    def working_symbols(self) -> set[str]:
+        """Symbols with an order of ours working."""
+        return {symbol for symbol, _venue_id, _filled in self.working_fills()}
 
     def unsettled_symbols(self) -> set[str]:
         """Symbols where a fill of ours may be on its way: an order of ours working there that the venue's open

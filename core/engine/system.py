@@ -551,7 +551,6 @@ class Engine:
                                 open_venue_ids=execution.venue_open_ids,
                                 register_waiter=execution.resync_waiters.append,
                                 is_halted=lambda: supervisor.is_halted,
-                                working_symbols=lambda: {t.symbol for t, _ in execution.open_orders()},
                                 working_fills=lambda: [(o.symbol, o.venue_order_id, o.filled_qty)
                                                        for _, o in execution.open_orders()],
                                 on_account=self.account_seen, positions_from_broker_ns=now_ns)
