@@ -244,8 +244,10 @@ def validate_scenario(s: Scenario, *, source: str, text: str = "") -> None:
 def check_policy_model(check: Checker, policy: PolicySection) -> None:
     """An ONNX policy's model directory (checked relative and '..'-free by the config loader) must hold
     model.json: a typo fails at load, not as a traceback when the engine is built."""
+    from adapters.policy.onnx_policy import resolve_model_dir
+
     model = policy.model
-    if policy.kind == "onnx" and model != "default" and not (Path(model) / "model.json").is_file():
+    if policy.kind == "onnx" and not (resolve_model_dir(model) / "model.json").is_file():
         check.fail("policy.model", f"{model!r} is not a model directory (no model.json)")
 
 

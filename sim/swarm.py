@@ -364,7 +364,8 @@ def _account(rng: random.Random) -> dict[str, Any]:
 def _policy(rng: random.Random) -> dict[str, Any]:
     policy: dict[str, Any] = {"kind": rng.choice(("onnx", "rule"))}
     if policy["kind"] == "onnx":
-        policy["model"] = "default"
+        # The shipped default or the first model (daily-trained, a churner: many more orders per world).
+        policy["model"] = rng.choice(("default", "ppo-daily-v1"))
         policy["precision"] = "fp32" if rng.random() < 0.2 else "int8"
     policy["decision_interval_s"] = float(rng.choice((60, 120, 300, 600)))
     if policy["kind"] == "onnx":  # off the model contract on purpose (no draw): `ttlive sim` replays the world

@@ -48,6 +48,7 @@ class Plan:
     decision_interval_s: float
     date_range: tuple[str, str]
     precision: str = "fp32"
+    training_costs: str = "1 bps half spread + 0.5-2 bps slippage per fill"  # what the model's training priced
 
 
 def _daily(symbol: str) -> dict[str, tuple[float, float]]:
@@ -73,7 +74,8 @@ def plan(model: str, *, dates: int, seed: int, symbols: tuple[str, ...] | None =
 
     try:
         contract = load_contract(model)
-        model_id = str(load_model_metadata(resolve_model_dir(model))["model_id"])
+        meta = load_model_metadata(resolve_model_dir(model))
+        model_id = str(meta["model_id"])
     except (ContractError, OSError, ValueError) as exc:
         raise EvaluateError(str(exc)) from None
     chosen = tuple(symbols) if symbols else tuple(contract.symbols)
@@ -96,7 +98,17 @@ def plan(model: str, *, dates: int, seed: int, symbols: tuple[str, ...] | None =
     picked = sorted(random.Random(f"{RANDOM_LABEL}-dates:{seed}").sample(eligible, dates))
     return Plan(model=model, model_id=model_id, symbols=chosen, dates=tuple(picked), seed=seed,
                 decision_interval_s=contract.decision_interval_s, date_range=(eligible[0], eligible[-1]),
-                precision=precision)
+                precision=precision, training_costs=training_costs(meta))
+
+
+def training_costs(meta: dict[str, Any]) -> str:
+    """The costs the model's training execution model priced, in words (model.json ``training``)."""
+    execution = meta.get("training", {}).get("execution_model", {})
+    low, high = execution.get("slippage_bps_min", "0.5"), execution.get("slippage_bps_max", "2.0")
+    slip = f"{float(low):g}-{float(high):g} bps slippage per market fill"
+    if float(execution.get("tick_usd", "0") or 0) > 0:
+        return f"the venue's whole-cent touch (at least half a cent each side) + {slip}"
+    return f"{float(execution.get('half_spread_bps', '1') or 1):g} bps half spread + {slip}"
 
 
 def date_seed(seed: int, date: str) -> int:
@@ -315,7 +327,7 @@ def render_markdown(ev: Evaluation) -> str:
         f"| invariant violations | {agg['invariant_violations']} |",
         "",
         "Slippage is signed (positive = worse than the mid when the order was planned) and includes the half "
-        "spread a marketable order crosses; training assumed 1 bps half spread + 0.5-2 bps slippage per fill.",
+        f"spread a marketable order crosses; training priced {p.training_costs}.",
         "",
         "| order kind | fills | mean | median | p5 | p95 | within the band |",
         "|---|---|---|---|---|---|---|",

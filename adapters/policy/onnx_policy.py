@@ -22,7 +22,8 @@ from adapters.policy.actions import ACTION_SPACE_VERSION, ACTION_TABLE, PolicyAc
 from core.features import DEFAULT_SPEC, FEATURE_SCHEMA_VERSION, FeatureSpec, feature_names
 
 MODEL_SCHEMA: Final = "ttlive-policy/1"
-DEFAULT_MODEL_DIR: Final = Path(__file__).resolve().parent / "models" / "default"
+SHIPPED_MODELS_DIR: Final = Path(__file__).resolve().parent / "models"
+DEFAULT_MODEL_DIR: Final = SHIPPED_MODELS_DIR / "default"
 PRECISIONS: Final = ("int8", "fp32")
 MAX_INFERENCE_BATCH: Final = 1_024  # rows per call; the batcher releases far fewer (one per symbol)
 WARM_UP_BATCH_SIZES: Final = (1, 8, 32)
@@ -36,8 +37,16 @@ class ModelMismatch(RuntimeError):
 
 
 def resolve_model_dir(model: str | Path) -> Path:
-    """``"default"`` is the shipped model; anything else is a directory holding model.json."""
-    return DEFAULT_MODEL_DIR if str(model) == "default" else Path(model)
+    """``"default"`` is the shipped model, another bare name (no path separator) of a directory under
+    ``adapters/policy/models/`` another shipped one (``"ppo-daily-v1"``, the first model, which regression
+    scenarios pin); anything else is a directory holding model.json (``./name`` for a local one)."""
+    text = str(model)
+    if text == "default":
+        return DEFAULT_MODEL_DIR
+    shipped = SHIPPED_MODELS_DIR / text
+    if "/" not in text and "\\" not in text and (shipped / "model.json").is_file():
+        return shipped
+    return Path(model)
 
 
 def load_model_metadata(model_dir: Path) -> dict[str, Any]:

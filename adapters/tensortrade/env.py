@@ -9,6 +9,7 @@ function the live engine calls, so training and live see the same vectors.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -54,10 +55,12 @@ class DailyBars:
     not mistaken for returns."""
 
     symbol: str
-    dates: np.ndarray  # datetime64[D], ascending
+    dates: np.ndarray  # datetime64[D] (daily) or datetime64[m] bar ends in UTC (intraday), ascending
     bars: OhlcvWindow
     path: str
     sha256: str
+    sessions: np.ndarray | None = None  # intraday: index of each session's first bar (episodes are sessions)
+    timeframe: str = "1Day"
 
     def __len__(self) -> int:
         return len(self.bars)
@@ -71,8 +74,18 @@ class DailyBars:
                            b.volume[start:stop])
 
     def first_index_after(self, date: str) -> int:
-        """Index of the first bar strictly after ``date`` (YYYY-MM-DD); len(self) if none."""
-        return int(np.searchsorted(self.dates, np.datetime64(date, "D"), side="right"))
+        """Index of the first bar strictly after the day ``date`` (YYYY-MM-DD); len(self) if none."""
+        next_day = (np.datetime64(date, "D") + 1).astype(self.dates.dtype)
+        return int(np.searchsorted(self.dates, next_day, side="left"))
+
+    def session_spans(self, first: int, stop: int, spec: FeatureSpec = DEFAULT_SPEC) -> list[tuple[int, int]]:
+        """The whole sessions [start, end) inside bars [first, stop) that have a full feature window before
+        their first decision; daily bars have none (an episode there is any window)."""
+        if self.sessions is None:
+            return []
+        bounds = [*self.sessions.tolist(), len(self)]
+        return [(a, b) for a, b in itertools.pairwise(bounds)
+                if a >= max(first, spec.lookback_bars - 1) and b <= stop]
 
     def date(self, index: int) -> str:
         return str(self.dates[index])
@@ -118,6 +131,10 @@ class ExecutionModel:
     aggressive_cross_bps: float = float(PlanConfig().aggressive_cross_bps)
     passive_touch_fill_probability: float = 0.5
     initial_cash_usd: Decimal = Decimal(100_000)
+    # The fake venue's quotes are whole cents around the price, at least half a cent each side
+    # (adapters.fake.market_paths.DayPath): on a $20 stock the touch is 5 bps away, not 1. Intraday training
+    # prices that (tick 0.01); daily training keeps the bps-only touch of the model trained on it (tick 0).
+    tick_usd: float = 0.0
 
 
 def _price(value: float) -> Decimal:
@@ -173,10 +190,17 @@ class VenueMatcher:
         self.phase = "IDLE"
 
     def touch(self, bar_index: int) -> tuple[float, float]:
-        """(bid, ask) around a bar's close: daily files carry no quotes."""
+        """(bid, ask) around a bar's close, as the fake venue quotes it (the files carry no quotes)."""
         close = float(self.data.bars.close[bar_index])
         half = self.model.half_spread_bps * BPS
-        return close * (1.0 - half), close * (1.0 + half)
+        tick = self.model.tick_usd
+        if tick <= 0.0:
+            return close * (1.0 - half), close * (1.0 + half)
+        half_ticks = max(0.5, close * half / tick)
+        ticks = close / tick
+        bid = max(1.0, float(np.floor(ticks - half_ticks + 1e-9)))
+        ask = max(float(np.ceil(ticks + half_ticks - 1e-9)), bid + 1.0)
+        return min(bid, ask - 1.0) * tick, ask * tick
 
     def criteria(self, order: Order, exchange: Exchange) -> bool:
         working = self.working.get(order.id)
@@ -340,7 +364,7 @@ class TargetExposureActions(TensorTradeActionScheme):
         for order in self.get_orders(action, self.portfolio):
             self.broker.submit(order)
         self.broker.update()
-        if bar + 1 < len(self.data):
+        if bar + 1 < min(len(self.data), self.cursor.stop):  # the next bar of this episode (not the next day's)
             self.matcher.trade_through(bar + 1)
             self.broker.update()
         self.broker.expire(self.clock.step + 1)
@@ -420,21 +444,35 @@ class TargetExposureActions(TensorTradeActionScheme):
 
 
 class LogReturnReward(TensorTradeRewardScheme):
-    """Reward = log(net worth now / net worth one step ago): additive over an episode, scale-free."""
+    """Reward = log(net worth now / net worth one step ago) - a turnover penalty: additive over an episode.
+
+    Transaction costs are already in the net worth (the touch, slippage); ``turnover_penalty_bps`` charges on
+    top every dollar traded since the last step, as a fraction of the net worth, so churn that nets zero is
+    paid for and the policy learns to trade when the move beats the round trip."""
 
     registered_name = "ttlive-log-return"
 
-    def __init__(self) -> None:
+    def __init__(self, matcher: VenueMatcher | None = None, turnover_penalty_bps: float = 0.0) -> None:
         self._previous: float | None = None
+        self._matcher = matcher
+        self._penalty = turnover_penalty_bps * BPS
+        self._fills_seen = 0
 
     def get_reward(self, portfolio: Portfolio) -> float:
         now = float(portfolio.net_worth)
         previous = self._previous if self._previous is not None else float(portfolio.initial_net_worth)
         self._previous = now
-        return float(np.log(now / previous))
+        reward = float(np.log(now / previous))
+        if self._matcher is not None and self._penalty > 0.0:
+            fills = self._matcher.fills
+            traded = sum(f.shares * float(f.price) for f in fills[self._fills_seen:])
+            self._fills_seen = len(fills)
+            reward -= self._penalty * traded / previous
+        return reward
 
     def reset(self) -> None:
         self._previous = None
+        self._fills_seen = 0
 
 
 class BarCursor(Stream[int]):
@@ -491,14 +529,18 @@ class FeatureVectorStream(Stream[np.ndarray]):
 
 @dataclass(slots=True)
 class EpisodeSampler:
-    """Fixed range (evaluation) or seeded random windows of ``episode_bars`` inside [first, stop)."""
+    """Fixed range (evaluation), seeded random windows of ``episode_bars`` inside [first, stop), or - intraday -
+    seeded random whole sessions (``spans``)."""
 
     first: int
     stop: int
     episode_bars: int | None = None
     rng: random.Random = field(default_factory=lambda: random.Random(0))
+    spans: list[tuple[int, int]] = field(default_factory=list)
 
     def next_episode(self) -> tuple[int, int]:
+        if self.spans:
+            return self.spans[self.rng.randrange(len(self.spans))]
         if self.episode_bars is None or self.stop - self.first <= self.episode_bars:
             return self.first, self.stop
         start = self.rng.randrange(self.first, self.stop - self.episode_bars + 1)
@@ -529,17 +571,21 @@ class TradingGymEnv(gymnasium.Env):  # type: ignore[type-arg]
         return float(self.scheme.portfolio.net_worth)
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
+        """``options={"span": (start, stop)}`` plays exactly those bars (an evaluation's session)."""
         super().reset(seed=seed)
         if seed is not None:
             self.sampler.rng.seed(seed)
-        start, stop = self.sampler.next_episode()
+        span = (options or {}).get("span")
+        start, stop = (int(span[0]), int(span[1])) if span is not None else self.sampler.next_episode()
         self.cursor.plan(start, stop)
         observation = self.tt_env.reset()
         return observation[0], {"bar_index": self.cursor.index}
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
         observation, reward, done, info = self.tt_env.step(int(action))
-        truncated = bool(done and not self.tt_env.observer.has_next())
+        # The end of the data truncates a daily episode (the world goes on); the end of a session ends an
+        # intraday one (the policy is judged at the close).
+        truncated = bool(done and not self.tt_env.observer.has_next() and self.data.sessions is None)
         info = dict(info, bar_index=self.cursor.index)
         return observation[0], float(reward), bool(done and not truncated), truncated, info
 
@@ -553,9 +599,11 @@ def build_env(
     seed: int = 0,
     execution: ExecutionModel = ExecutionModel(),
     spec: FeatureSpec = DEFAULT_SPEC,
+    turnover_penalty_bps: float = 0.0,
 ) -> TradingGymEnv:
     """A TensorTrade env over bars [first, stop) of one symbol; ``first`` needs ``spec.lookback_bars - 1`` bars
-    of history before it (features look back, never forward)."""
+    of history before it (features look back, never forward). Intraday bars (``data.sessions``): each episode
+    is one whole session drawn from those inside the range."""
     first = max(first, spec.lookback_bars - 1)
     assert first < stop <= len(data), f"empty range {first}..{stop} for {data.symbol}"
     usd = Instrument("USD", USD_DECIMALS, "U.S. Dollar")
@@ -582,12 +630,15 @@ def build_env(
     tt_env = tt_default.create(
         portfolio=portfolio,
         action_scheme=scheme,
-        reward_scheme=LogReturnReward(),
+        reward_scheme=LogReturnReward(matcher, turnover_penalty_bps),
         feed=DataFeed(columns),
         window_size=1,
         max_allowed_loss=0.99,  # an evaluation must cover the whole window, crashes included
     )
-    sampler = EpisodeSampler(first, stop, episode_bars, random.Random(rng.getrandbits(64)))
+    sampler = EpisodeSampler(first, stop, episode_bars, random.Random(rng.getrandbits(64)),
+                             data.session_spans(first, stop, spec))
+    if data.sessions is not None and not sampler.spans:
+        raise ValueError(f"{data.symbol}: no whole session with a feature window inside bars {first}..{stop}")
     return TradingGymEnv(tt_env, scheme, cursor, sampler, spec)
 
 
@@ -608,11 +659,17 @@ class EpisodeResult:
     fills: int
     action_counts: list[int]
     observations: np.ndarray  # (steps, n_features) float32: what the policy saw
+    traded_usd: float = 0.0  # notional of every fill: turnover is this over the starting net worth
+    start_usd: float = 0.0
 
 
-def run_episode(env: TradingGymEnv, choose: Callable[[np.ndarray], Sequence[int] | np.ndarray]) -> EpisodeResult:
-    """Play one whole episode with a deterministic chooser (batch of observations -> action ids)."""
-    observation, info = env.reset()
+def run_episode(
+    env: TradingGymEnv, choose: Callable[[np.ndarray], Sequence[int] | np.ndarray],
+    span: tuple[int, int] | None = None,
+) -> EpisodeResult:
+    """Play one whole episode (``span``: exactly those bars) with a deterministic chooser (batch of observations
+    -> action ids)."""
+    observation, info = env.reset(options={"span": span} if span is not None else None)
     first = int(info["bar_index"])
     env.scheme.action_counts[:] = 0
     seen = [observation]
@@ -635,4 +692,6 @@ def run_episode(env: TradingGymEnv, choose: Callable[[np.ndarray], Sequence[int]
         fills=fills,
         action_counts=[int(c) for c in env.scheme.action_counts],
         observations=np.stack(seen).astype(np.float32),
+        traded_usd=float(sum(f.shares * f.price for f in env.scheme.matcher.fills)),
+        start_usd=start_worth,
     )

@@ -73,7 +73,7 @@ def test_tensortrade_agent_trades_paper_against_the_fake_through_risk_and_audit(
     assert rig.runner is not None
     output = rig.runner.output()
     assert violations == [], "\n".join([*violations, *lines, output[-3000:]])
-    assert "tensortrade agent (ppo-nvda-orcl" in output and "decisions on the engine" in output, output[-3000:]
+    assert "tensortrade agent (ppo-nvda-orcl-yhoo-" in output and "decisions on the engine" in output, output[-3000:]
 
     audit = rig.audit_dir
     started = [r for r in audit_records(audit, "health") if r["extra"].get("event") == "runner_started"]

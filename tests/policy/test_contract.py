@@ -33,11 +33,27 @@ HALF_DAY = ROOT / "tests" / "runner" / "half_day.toml"
 def test_the_shipped_model_states_its_contract_honestly() -> None:
     contract = load_contract("default")
     assert contract.decision_interval_s == 300.0 and contract.bar_timeframe == "5Min"
-    assert contract.training_bar_timeframe == "1Day"  # trained on daily bars, and it says so
-    assert contract.symbols == ["NVDA", "ORCL"]
-    assert contract.training_data.first == "1995-01-03" and contract.training_data.last == "2010-12-31"
+    assert contract.training_bar_timeframe == "5Min"  # trained on the bars it decides on
+    assert "intraday paths" in contract.training_bar_source
+    assert contract.symbols == ["NVDA", "ORCL", "YHOO"]  # the default session's symbols
+    assert "2001-01-01" <= contract.training_data.first < "2001-02-01"
+    assert contract.training_data.last == "2010-12-31"  # training and validation (selection) data
+    assert contract.training_data.held_out == ["2011-01-03", "2014-12-31"]  # what `ttlive evaluate` draws from
     assert contract.feature_spec_sha256 == feature_spec_sha256()
     assert "demonstration" in contract.notes.lower()
+
+
+def test_the_first_model_stays_shipped_by_name_and_says_it_learnt_on_daily_bars() -> None:
+    """Regression scenarios pin "ppo-daily-v1" (the model their bugs were found with); a bare name resolves to
+    a shipped model, a path to a directory."""
+    from adapters.policy.onnx_policy import SHIPPED_MODELS_DIR, resolve_model_dir
+
+    assert resolve_model_dir("ppo-daily-v1") == SHIPPED_MODELS_DIR / "ppo-daily-v1"
+    assert resolve_model_dir("./ppo-daily-v1") == Path("./ppo-daily-v1")
+    assert resolve_model_dir("no-such-model") == Path("no-such-model")
+    contract = load_contract("ppo-daily-v1")
+    assert contract.training_bar_timeframe == "1Day" and contract.decision_interval_s == 300.0
+    assert contract.symbols == ["NVDA", "ORCL"]
 
 
 def test_an_unset_interval_is_the_models() -> None:
@@ -57,8 +73,8 @@ def test_a_mismatched_interval_is_refused_naming_the_field_and_both_values() -> 
 
 def test_an_override_lets_it_run_and_names_what_was_overridden() -> None:
     by_config = check_run(PolicySection(decision_interval_s=60.0, contract_override=["decision_interval_s"]),
-                          ["NVDA", "YHOO"])
-    by_flag = check_run(PolicySection(decision_interval_s=60.0), ["NVDA", "YHOO"],
+                          ["NVDA", "AAPL"])
+    by_flag = check_run(PolicySection(decision_interval_s=60.0), ["NVDA", "AAPL"],
                         overrides=("decision_interval_s",))
     for check in (by_config, by_flag):
         assert [d.field for d in check.overridden] == ["policy.decision_interval_s"]
@@ -70,8 +86,11 @@ def test_an_override_lets_it_run_and_names_what_was_overridden() -> None:
 
 
 def test_a_matching_run_has_nothing_to_override() -> None:
-    check = check_run(PolicySection(), ["NVDA", "ORCL"])
-    assert check.overridden == [] and [d.field for d in check.advisories] == ["bar_timeframe"]
+    check = check_run(PolicySection(), ["NVDA", "ORCL", "YHOO"])
+    assert check.overridden == [] and check.advisories == []  # trained on 5Min bars of these, run on 5Min bars
+    assert not check.warning
+    first = check_run(PolicySection(model="ppo-daily-v1"), ["NVDA", "ORCL"])  # learnt on daily bars: advised
+    assert [d.field for d in first.advisories] == ["bar_timeframe"]
     assert check_run(PolicySection(kind="rule", decision_interval_s=60.0), ["ANY"]).contract is None  # no weights
 
 

@@ -21,7 +21,7 @@ def test_the_dates_are_seeded_and_held_out() -> None:
     assert a.dates != plan("default", dates=20, seed=2).dates
     assert len(set(a.dates)) == 20 and list(a.dates) == sorted(a.dates)
     assert all("2011-01-03" <= d <= "2014-12-31" for d in a.dates)  # the contract's held-out range
-    assert a.symbols == ("NVDA", "ORCL") and a.decision_interval_s == 300.0
+    assert a.symbols == ("NVDA", "ORCL", "YHOO") and a.decision_interval_s == 300.0
 
 
 def test_bad_input_is_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -58,3 +58,20 @@ def test_one_date_end_to_end(tmp_path: Path) -> None:
     assert (out / "evaluation.png").stat().st_size > 10_000
     replay = load_scenario(out / "scenarios" / f"{day['date']}.toml")  # ttlive sim replays the date
     assert replay.seed == day["seed"] and replay.policy.decision_interval_s is None
+
+
+def test_the_committed_evaluation_is_the_shipped_models_and_it_does_not_churn() -> None:
+    """Issue 21: the default model's `ttlive evaluate` report is committed, belongs to the model shipped (a
+    retrained default without a fresh report fails here), and on its 20 held-out dates at default limits the
+    session tripped the losing-streak switch on at most 2 and placed a sane number of orders."""
+    report = DEFAULT_MODEL_DIR.parents[3] / "docs" / "evaluation" / "default-model"
+    data = json.loads((report / "evaluation.json").read_text())
+    meta = json.loads((DEFAULT_MODEL_DIR / "model.json").read_text())
+    assert data["plan"]["model_id"] == meta["model_id"] and data["plan"]["model"] == "default"
+    agg = data["aggregate"]
+    assert agg["days"] == len(data["days"]) == 20 and agg["invariant_violations"] == 0
+    assert agg["halts_by_trigger"].get("consecutive_losses", 0) <= 2
+    assert agg["orders_per_day"]["max"] <= 60  # the first model placed 35-92 a day and up to 563 at 60 s
+    for day in data["days"]:
+        assert (report / "scenarios" / f"{day['date']}.toml").is_file()  # `ttlive sim` replays each date
+    assert meta["model_id"] in (report / "evaluation.md").read_text()

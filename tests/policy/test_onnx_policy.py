@@ -13,7 +13,7 @@ import pytest
 
 from adapters.policy.actions import ACTION_TABLE, N_ACTIONS
 from adapters.policy.onnx_policy import DEFAULT_MODEL_DIR, ModelMismatch, OnnxPolicy, resolve_model_dir
-from adapters.tensortrade.env import DEFAULT_DATA_DIR, load_daily_bars
+from adapters.tensortrade.env import DEFAULT_DATA_DIR
 from core.features import DEFAULT_SPEC, FEATURE_SCHEMA_VERSION, compute_features, feature_names
 from core.model import Direction, ExecutionAction
 
@@ -33,7 +33,7 @@ def meta() -> dict:
 def test_shipped_model_loads_warms_up_and_infers(precision: str, meta: dict) -> None:
     policy = OnnxPolicy("default", precision=precision)
     assert resolve_model_dir("default") == DEFAULT_MODEL_DIR
-    assert policy.model_id == meta["model_id"] and re.fullmatch(r"ppo-nvda-orcl-[0-9a-f]{8}", policy.model_id)
+    assert policy.model_id == meta["model_id"] and re.fullmatch(r"ppo-nvda-orcl-yhoo-[0-9a-f]{8}", policy.model_id)
     assert policy.provider == "CPUExecutionProvider"  # no GPU on this machine kind
     assert not policy.warmed_up
     policy.warm_up()
@@ -88,24 +88,35 @@ def test_model_card_records_the_real_inputs_and_results(meta: dict) -> None:
     assert meta["feature_schema_version"] == FEATURE_SCHEMA_VERSION
     assert meta["feature_names"] == feature_names()
     assert len(meta["actions"]) == len(ACTION_TABLE)
+    assert meta["training"]["timeframe"] == "5Min"
     for row in meta["training"]["data"]:
         data_file = DEFAULT_DATA_DIR / row["file"]
         assert hashlib.sha256(data_file.read_bytes()).hexdigest() == row["sha256"]
-        assert row["train"][1] <= "2010-12-31" < row["held_out"][0]
+        assert row["train"][1] <= "2008-12-31" < row["validation"][0] <= row["validation"][1] <= "2010-12-31"
+        assert row["held_out"][0] > "2010-12-31"
     results = meta["results"]
     assert results["int8_vs_fp32_action_agreement"] >= 0.95
-    assert {r["symbol"] for r in results["held_out_int8"]} == {"NVDA", "ORCL"}
+    assert set(results["held_out_fp32_by_symbol"]) == {"NVDA", "ORCL", "YHOO"}
+    selection = meta["selection"]
+    assert len(selection["seeds"]) >= 5  # issue 21: reported across >= 5 training seeds
+    best = max(selection["seeds"], key=lambda r: r["validation_score_bps"])
+    assert selection["shipped_seed"] == best["seed"] == meta["training"]["seed"]  # chosen on validation only
     card = (DEFAULT_MODEL_DIR / "model_card.md").read_text()
-    assert meta["model_id"] in card and "buy and hold" in card and "overfit" in card
-    for row in results["held_out_int8"]:
-        assert f"{row['log_return']:+.3f}" in card
+    assert meta["model_id"] in card and "Buy and hold" in card and "rule baseline" in card
+    assert "Do not read the held-out P&L as an edge on real markets" in card
+    for row in selection["seeds"]:
+        assert f"| PPO seed {row['seed']}" in card and f"{row['held_out']['mean_bps']:+.2f}" in card
+    for row in results["held_out_fp32_by_symbol"].values():
+        assert f"{row['mean_bps']:+.2f}" in card
 
 
 def test_int8_agrees_with_fp32_on_held_out_features() -> None:
-    """Recomputed here, not read from model.json: live-path features of NVDA's held-out years."""
-    data = load_daily_bars("NVDA")
-    split = data.first_index_after("2010-12-31")
-    rows = np.stack([compute_features(data.window_ending_at(i), 0.0) for i in range(split, len(data), 2)])
+    """Recomputed here, not read from model.json: live-path features of held-out NVDA sessions on 5-minute bars
+    (another path seed than training's or the card's)."""
+    from adapters.tensortrade.intraday import load_session_bars
+
+    data = load_session_bars("NVDA", first="2011-01-03", last="2011-06-30", path_seed=11)
+    rows = np.stack([compute_features(data.window_ending_at(i), 0.0) for i in range(40, len(data), 5)])[:1024]
     fp32, int8 = OnnxPolicy(precision="fp32"), OnnxPolicy(precision="int8")
     agreement = float(np.mean(fp32.infer(rows) == int8.infer(rows)))
     assert agreement >= 0.95, agreement
@@ -168,6 +179,8 @@ def test_fp32_is_the_default_precision_everywhere() -> None:
     assert PolicySection().precision == "fp32" == OnnxPolicy().precision
     assert inspect.signature(load_decision_model).parameters["precision"].default == "fp32"
     assert "## Precision: FP32 is the default" in (DEFAULT_MODEL_DIR / "model_card.md").read_text()
+    first_card = DEFAULT_MODEL_DIR.parent / "ppo-daily-v1" / "model_card.md"
+    assert "## Precision: FP32 is the default" in first_card.read_text()
 
 
 def test_graph_with_a_different_input_width_is_refused(tmp_path: Path) -> None:
