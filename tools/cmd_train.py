@@ -37,7 +37,7 @@ def _seeds(text: str) -> tuple[int, ...]:
 def _timeframe(text: str) -> str:
     if text == "1Day":
         return text
-    from adapters.tensortrade.intraday import timeframe_seconds  # numpy only: parsing stays light
+    from adapters.policy.contract import timeframe_seconds  # no torch or TensorTrade: parsing stays light
 
     try:
         timeframe_seconds(text)

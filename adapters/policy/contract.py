@@ -63,6 +63,13 @@ def timeframe_of(interval_s: float) -> str:
     return f"{seconds}Sec"
 
 
+def timeframe_seconds(timeframe: str) -> int:
+    """The inverse of ``timeframe_of`` for the minute bars a policy can be trained on: '5Min' -> 300."""
+    if not timeframe.endswith("Min") or not timeframe[:-3].isdigit() or int(timeframe[:-3]) <= 0:
+        raise ValueError(f"intraday timeframe must be like '5Min', got {timeframe!r}")
+    return int(timeframe[:-3]) * 60
+
+
 def feature_spec_sha256(spec: FeatureSpec = DEFAULT_SPEC, schema_version: int = FEATURE_SCHEMA_VERSION) -> str:
     """sha256 of core.features' parameters and schema version (canonical JSON): equal hashes, equal vectors."""
     params = {k: getattr(spec, k) for k in spec.__dataclass_fields__}

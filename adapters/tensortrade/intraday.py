@@ -23,18 +23,12 @@ import numpy as np
 
 from adapters.fake.market import market_data_dir
 from adapters.fake.market_replay import ReplaySource
+from adapters.policy.contract import timeframe_seconds
 from adapters.tensortrade.env import DailyBars, find_data_file
 from core.features import OhlcvWindow
 
 MINUTE_S: Final = 60
 CENTS: Final = 100.0
-
-
-def timeframe_seconds(timeframe: str) -> int:
-    """'5Min' -> 300, '1Min' -> 60; the only intraday timeframes training rolls to are whole minutes."""
-    if not timeframe.endswith("Min") or not timeframe[:-3].isdigit() or int(timeframe[:-3]) <= 0:
-        raise ValueError(f"intraday timeframe must be like '5Min', got {timeframe!r}")
-    return int(timeframe[:-3]) * MINUTE_S
 
 
 def _file_dates(path: Path) -> list[str]:
@@ -93,3 +87,6 @@ def load_session_bars(
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     return DailyBars(symbol.upper(), stamps, bars, str(path), digest, sessions=np.array(starts, dtype=np.int64),
                      timeframe=f"{interval_s // MINUTE_S}Min")
+
+
+__all__ = ["load_session_bars", "timeframe_seconds"]
