@@ -86,6 +86,7 @@ OPEN: frozenset[OrderState] = frozenset(
 )  # the venue has it and it may still execute
 MAY_EXECUTE: frozenset[OrderState] = IN_FLIGHT | OPEN  # counts against exposure; a halt must cancel these
 ALPACA_STATUSES: frozenset[str] = frozenset(s.value for s in OPEN | TERMINAL)
+OPEN_STATUSES: frozenset[str] = frozenset(s.value for s in OPEN)  # a REST status string that may still execute
 
 
 class OrderEvent(enum.StrEnum):

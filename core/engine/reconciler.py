@@ -19,14 +19,13 @@ import trio
 from core.engine.context import EngineContext
 from core.engine.messages import ResyncRequested, ResyncWaiter
 from core.model import Account, BrokerOrder, Side
-from core.order_fsm import OPEN
+from core.order_fsm import OPEN_STATUSES
 from core.orderplan import is_ours
 from core.ports import BrokerError
 from core.reconcile import MoneyCheck, ReconcileReport, apply_cash_activity, compare_money, reconcile
 from core.triggers import ReconciliationChecked, RequestResync
 
 log = logging.getLogger("ttlive.reconciler")
-OPEN_STATUSES = frozenset(s.value for s in OPEN)
 RESYNC_WAIT_S = 120.0  # how long a check waits for execution to apply a resync it asked for
 RESYNC_FAILURES_BEFORE_JUDGING = 3  # consecutive failed resyncs after which a mismatch counts as surviving one
 ACTIVITY_IDS_KEPT = 1000  # applied non-trade activity ids remembered (the watermark bounds what is fetched)

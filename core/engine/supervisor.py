@@ -29,6 +29,7 @@ from core.halt_fsm import (
     SetHalted,
 )
 from core.model import BrokerOrder, Position
+from core.order_fsm import OPEN_STATUSES
 from core.ports import BrokerError, NotCancelable, OrderNotFound
 from core.protect import ProtectionStatus, covers, is_protective, protective_stop, working_stops
 from core.triggers import (
@@ -312,13 +313,14 @@ class Supervisor:
 
     async def _cancel_all_but_stops(self) -> list[BrokerOrder]:
         """Protect mode's retry of step 1: every open order is cancelled one by one except our protective stops
-        (a DELETE /v2/orders would leave the book bare until they are placed again); returns what else remains."""
+        (a DELETE /v2/orders would leave the book bare until they are placed again); returns what else remains.
+        A bracket whose entry filled is listed with its legs working: the legs are cancelled (the parent cannot
+        be), and the parent counts only through them."""
         broker = self.ctx.broker
-        for order in await broker.list_orders(status="open"):
-            if not is_protective(order.client_order_id):
-                with contextlib.suppress(NotCancelable, OrderNotFound):
-                    await broker.cancel_order(order.id)
-        return [o for o in await broker.list_orders(status="open") if not is_protective(o.client_order_id)]
+        for order in _working_orders(await broker.list_orders(status="open")):
+            with contextlib.suppress(NotCancelable, OrderNotFound):
+                await broker.cancel_order(order.id)
+        return _working_orders(await broker.list_orders(status="open"))
 
     def unprotected_book(self, note: str = "") -> tuple[ProtectionStatus, ...]:
         """The ledger's positions, none with a stop (cancel_all: the DELETE took the bracket legs; flatten: the
@@ -423,3 +425,9 @@ class Supervisor:
         except (BrokerError, trio.TooSlowError) as exc:
             log.error("liquidation failed: %s", exc)
             self.ctx.system("health", reason=f"liquidation failed: {exc}")
+
+
+def _working_orders(listed: list[BrokerOrder]) -> list[BrokerOrder]:
+    """Orders (legs included) that may still execute, our protective stops excepted."""
+    return [o for order in listed for o in (order, *order.legs)
+            if o.status in OPEN_STATUSES and not is_protective(o.client_order_id)]

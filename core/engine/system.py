@@ -36,7 +36,7 @@ from core.engine.messages import (
 )
 from core.engine.monitor import MonitorActor
 from core.engine.policy import PolicyActor
-from core.engine.reconciler import OPEN_STATUSES, Reconciler
+from core.engine.reconciler import Reconciler
 from core.engine.risk_actor import RiskActor
 from core.engine.snapshot import EngineSnapshot, HaltView
 from core.engine.state import EngineState
@@ -46,7 +46,7 @@ from core.ledger import Ledger
 from core.limits import ACTOR_CHANNEL_CAPACITY, INITIAL_MAX_MARGIN_MULTIPLIER
 from core.model import NS_PER_S as NS
 from core.model import Account, AccountConfig, AccountType, Bar, Fill, Position, Quote, Signal, TradeUpdate
-from core.order_fsm import TERMINAL, Order, OrderState
+from core.order_fsm import OPEN_STATUSES, TERMINAL, Order, OrderState
 from core.orderplan import client_order_id, is_ours
 from core.ports import (
     AlertSink,

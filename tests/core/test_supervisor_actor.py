@@ -169,3 +169,51 @@ async def test_idle_equity_ticks_sleep_until_the_book_changes_and_still_trip_on_
     assert [round(t - t0) for t in steps][:3] == [5, 65, 75]
     assert latched == [True] and supervisor.halt.state is HaltState.HALTED
     assert supervisor.trip_log[0][1] == "daily_loss" and IDLE_TICK_S == 5.0
+
+
+class BracketBook:
+    """A filled bracket entry listed "open" with its two legs working (as Alpaca lists it), and a protective stop."""
+
+    def __init__(self) -> None:
+        from core.model import BrokerOrder, OrderClass, OrderType, Side, TimeInForce
+        from core.protect import protective_client_order_id
+
+        def order(oid: str, coid: str, status: str, kind: OrderType, side: Side,
+                  legs: tuple[BrokerOrder, ...] = ()) -> BrokerOrder:
+            return BrokerOrder(id=oid, client_order_id=coid, symbol="ORCL", side=side, qty=Decimal(15),
+                               filled_qty=Decimal(15 if status == "filled" else 0), filled_avg_price=None,
+                               status=status, type=kind, time_in_force=TimeInForce.GTC,
+                               order_class=OrderClass.BRACKET if legs else OrderClass.SIMPLE, legs=legs)
+
+        self.status = {"parent": "filled", "take-profit": "new", "stop-loss": "held", "stop": "new"}
+        self._make = lambda: [
+            order("parent", "tt-entry-0", self.status["parent"], OrderType.LIMIT, Side.BUY, legs=(
+                order("take-profit", "tt-entry-0-tp", self.status["take-profit"], OrderType.LIMIT, Side.SELL),
+                order("stop-loss", "tt-entry-0-sl", self.status["stop-loss"], OrderType.STOP, Side.SELL))),
+            order("stop", protective_client_order_id("00000000-0000-0000-0000-000000000001"), self.status["stop"],
+                  OrderType.STOP, Side.SELL),
+        ]
+        self.cancelled: list[str] = []
+
+    async def list_orders(self, **_: Any) -> list[Any]:
+        return [o for o in self._make() if o.status != "canceled" or any(leg.status != "canceled" for leg in o.legs)]
+
+    async def cancel_order(self, order_id: str) -> None:
+        from core.ports import NotCancelable
+
+        self.cancelled.append(order_id)
+        if self.status[order_id] == "filled":
+            raise NotCancelable(f"{order_id} is filled", retryable=False)
+        self.status[order_id] = "canceled"
+
+
+async def test_protect_mode_retry_cancels_a_filled_brackets_legs_and_spares_its_stops() -> None:
+    """Swarm seed 31: the retry cancelled only the (uncancelable) filled parent, its legs kept it listed, and the
+    cancel-all was never verified - so no protective stop was ever placed. scenarios/regressions/
+    protect_retry_bracket_legs.toml is the whole world."""
+    broker, records = BracketBook(), Records()
+    supervisor, _ = make(broker, records)  # type: ignore[arg-type]
+    remaining = await supervisor._cancel_all_but_stops()
+    assert remaining == []
+    assert sorted(broker.cancelled) == ["stop-loss", "take-profit"]  # the legs; never the parent, never our stop
+    assert broker.status["stop"] == "new"
