@@ -30,7 +30,17 @@ from core.engine.messages import (
 from core.engine.state import TrackedOrder, deterministic_uuid
 from core.fsm_errors import IllegalTransition, VenueProtocolError
 from core.model import NS_PER_S, Activity, BrokerOrder, Direction, Fill, OrderRequest, Quote, Side, TradeUpdate
-from core.order_fsm import MAY_EXECUTE, OPEN, Applied, Order, OrderEvent, Outcome, status_event, trade_event
+from core.order_fsm import (
+    MAY_EXECUTE,
+    OPEN,
+    Applied,
+    Order,
+    OrderEvent,
+    OrderState,
+    Outcome,
+    status_event,
+    trade_event,
+)
 from core.orderplan import PlanConfig, PlanError, is_entry, plan_order, trailing_exit
 from core.ports import (
     BrokerError,
@@ -44,7 +54,8 @@ from core.ports import (
 log = logging.getLogger("ttlive.execution")
 ZERO = Decimal(0)
 MAX_REPRICE_ATTEMPTS = 1  # execution.on_reject = "reprice_once"
-LOOKUP_ATTEMPTS = 3  # GET by client_order_id after an ambiguous submit; the reconciler's resync settles the rest
+LOOKUP_ATTEMPTS = 3  # GET by client_order_id after an ambiguous submit, 1 s (halted) or 5 s apart; then ...
+LOOKUP_SLOW_RETRY_S = 30.0  # ... every 30 s for as long as REST cannot answer and nothing else settled the order
 
 
 class LookupFinished(msgspec.Struct, frozen=True, kw_only=True):
@@ -455,9 +466,13 @@ class ExecutionActor:
             self._request_cancel(tracked, order, reason="halt")
 
     async def _lookup(self, client_order_id: str) -> None:
-        """After an ambiguous submit: does the venue have it? (Reads only: never a second POST.)"""
+        """After an ambiguous submit: does the venue have it? (Reads only: never a second POST.) Asked until the
+        venue answers or something else settles the order (a trade update, a resync listing it): an order left
+        unknown blocks the reconciler's convergence on its symbol and, after a halt, its withdrawal (swarm
+        world 73604455731352: three orders sent into a REST outage stayed unknown all day)."""
         found: BrokerOrder | None = None
-        for _ in range(LOOKUP_ATTEMPTS):
+        failures = 0
+        while True:
             try:
                 with trio.fail_after(self.ctx.config.execution.submit_timeout_s * 8):
                     found = await self.ctx.broker.get_order_by_client_id(client_order_id)
@@ -467,9 +482,15 @@ class ExecutionActor:
                 break
             except (BrokerError, trio.TooSlowError) as exc:
                 log.warning("lookup of %s failed: %s", client_order_id, exc)
-                await trio.sleep(1 if self.is_halted() else 5)  # after a latch the clock is on: 10 s to resolve
-        else:
-            return  # still unknown: the reconciler's resync will settle it
+                failures += 1
+                if failures < LOOKUP_ATTEMPTS:
+                    await trio.sleep(1 if self.is_halted() else 5)  # after a latch the clock is on: 10 s to resolve
+                else:
+                    await trio.sleep((1 if self.is_halted() else 5) if failures == LOOKUP_ATTEMPTS
+                                     else LOOKUP_SLOW_RETRY_S)
+                    order = self.machines.get(client_order_id)
+                    if order is None or order.state is not OrderState.ACK_UNKNOWN:
+                        return  # settled meanwhile
         if found is not None:
             self._register_legs(client_order_id, found)
         await self.self_send.send(LookupFinished(client_order_id=client_order_id, order=found))
