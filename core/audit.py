@@ -508,6 +508,10 @@ def fill_record(
     )  # fmt: skip
 
 
+CANCEL_REQUESTED: Final = "requested"  # extra.phase of a cancel record: the decision, before the DELETE
+CANCEL_ANSWERED: Final = "answered"  # the venue's answer to it (extra.error when not an acceptance)
+
+
 def cancel_record(
     *,
     ts_ns: int,
@@ -520,16 +524,28 @@ def cancel_record(
     alpaca_order_id: str | None = None,
     client_order_id: str | None = None,
     direction: Direction | str = Direction.NEUTRAL,
+    phase: str = "requested",
     extra: Mapping[str, object] | None = None,
 ) -> AuditEntry:
-    """A cancel request; ``quantity`` is the open (leaves) quantity being cancelled."""
+    """A cancel: the decision (``phase`` requested, written before the DELETE leaves, so a process that dies
+    with the cancel in flight still has it on record) or the venue's answer (``phase`` answered, ``latency_ms``
+    from the decision to the answer, ``extra.error`` when it was not an acceptance). ``quantity`` is the open
+    (leaves) quantity being cancelled."""
     if not reason:
         raise AuditSchemaError("a cancel record needs a reason (policy, halt, timeout, ...)")
+    if phase not in (CANCEL_REQUESTED, CANCEL_ANSWERED):
+        raise AuditSchemaError(f"a cancel record is {CANCEL_REQUESTED!r} or {CANCEL_ANSWERED!r}, got {phase!r}")
     return _entry(
         ts_ns=ts_ns, event_type="cancel", signal_id=signal_id, model_id=model_id, symbol=symbol,
         direction=direction, quantity=quantity, latency_ms=latency_ms, alpaca_order_id=alpaca_order_id,
-        extra=_merge_extra({"client_order_id": client_order_id, "reason": reason}, extra),
+        extra=_merge_extra({"client_order_id": client_order_id, "reason": reason, "phase": phase}, extra),
     )  # fmt: skip
+
+
+def is_cancel_request(event_type: str, extra: Mapping[str, object]) -> bool:
+    """A cancel record that is the decision (not the venue's answer to it): what counts as a cancel made.
+    Records written before the two phases existed count as requests."""
+    return event_type == "cancel" and extra.get("phase", CANCEL_REQUESTED) == CANCEL_REQUESTED
 
 
 def system_record(

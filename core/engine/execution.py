@@ -546,6 +546,12 @@ class ExecutionActor:
         if order.venue_order_id is None:
             return  # not acknowledged yet: the ack handler cancels it if still unwanted
         ctx.state.counters.cancels += 1
+        # The decision on record before the DELETE leaves (a process that dies with it in flight still has it).
+        ctx.audit(A.cancel_record(
+            ts_ns=ctx.now_ns(), signal_id=tracked.signal_id, model_id=ctx.model_id, symbol=tracked.symbol,
+            quantity=order.leaves_qty, reason=reason, latency_ms=0, alpaca_order_id=order.venue_order_id,
+            client_order_id=order.client_order_id, phase=A.CANCEL_REQUESTED,
+        ))
         self._spawn(self._cancel, CancelFinished(
             client_order_id=order.client_order_id, venue_order_id=order.venue_order_id, reason=reason,
             quantity=order.leaves_qty, decided_ns=ctx.now_ns(),
@@ -564,8 +570,9 @@ class ExecutionActor:
         await self.self_send.send(msgspec.structs.replace(request, error=error))
 
     def on_cancel_finished(self, message: CancelFinished) -> None:
-        """The cancel's audit record (spec 4.1), with ``latency_ms`` from the decision to the venue's answer on
-        the Clock port, and the answer itself when it was not an acceptance."""
+        """The venue's answer to a cancel on record (spec 4.1; its decision was recorded when it was made), with
+        ``latency_ms`` from the decision to the answer on the Clock port, and the answer itself when it was not
+        an acceptance."""
         ctx = self.ctx
         if message.error:
             log.info("cancel of %s: %s", message.client_order_id, message.error)
@@ -575,7 +582,7 @@ class ExecutionActor:
             symbol=tracked.symbol if tracked is not None else "", quantity=message.quantity, reason=message.reason,
             latency_ms=max(0, (ctx.now_ns() - message.decided_ns) // 1_000_000),
             alpaca_order_id=message.venue_order_id, client_order_id=message.client_order_id,
-            extra={"error": message.error} if message.error else None,
+            phase=A.CANCEL_ANSWERED, extra={"error": message.error} if message.error else None,
         ))
 
     # --- venue updates ---------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ import pytest
 from adapters.policy.actions import action_id_for
 from adapters.tensortrade.components import HOLD
 from adapters.tensortrade.host import MODEL_ID
-from core.audit import is_submission
+from core.audit import is_cancel_request, is_submission
 from core.model import Direction, ExecutionAction
 from sim.bridge_world import BridgeWorld, run_bridge_scenario
 from sim.invariants import audit_records
@@ -128,7 +128,7 @@ def test_risk_resized_what_the_agent_asked_for(session: tuple[Any, BridgeWorld, 
 def test_cancels_went_to_the_venue_and_came_back(session: tuple[Any, BridgeWorld, Path]) -> None:
     _, world, out = session
     audit = out / "audit"
-    cancel_requests = [r for r in audit_records(audit, "orders") if r["event_type"] == "cancel"]
+    cancel_requests = [r for r in audit_records(audit, "orders") if is_cancel_request(r["event_type"], r["extra"])]
     canceled = [status for _, status in world.episodes[0].finished_orders if status == "canceled"]
     assert cancel_requests, "at least one passive order was still working one bar later"
     assert len(canceled) == len(cancel_requests)
