@@ -483,14 +483,11 @@ class ExecutionActor:
             except (BrokerError, trio.TooSlowError) as exc:
                 log.warning("lookup of %s failed: %s", client_order_id, exc)
                 failures += 1
-                if failures < LOOKUP_ATTEMPTS:
-                    await trio.sleep(1 if self.is_halted() else 5)  # after a latch the clock is on: 10 s to resolve
-                else:
-                    await trio.sleep((1 if self.is_halted() else 5) if failures == LOOKUP_ATTEMPTS
-                                     else LOOKUP_SLOW_RETRY_S)
-                    order = self.machines.get(client_order_id)
-                    if order is None or order.state is not OrderState.ACK_UNKNOWN:
-                        return  # settled meanwhile
+                fast = 1 if self.is_halted() else 5  # after a latch the clock is on: 10 s to resolve
+                await trio.sleep(fast if failures <= LOOKUP_ATTEMPTS else LOOKUP_SLOW_RETRY_S)
+                order = self.machines.get(client_order_id)
+                if failures >= LOOKUP_ATTEMPTS and (order is None or order.state is not OrderState.ACK_UNKNOWN):
+                    return  # settled meanwhile
         if found is not None:
             self._register_legs(client_order_id, found)
         await self.self_send.send(LookupFinished(client_order_id=client_order_id, order=found))
