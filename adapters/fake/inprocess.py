@@ -15,7 +15,6 @@ from urllib.parse import urlsplit
 
 import httpx
 import trio
-import trio.testing
 import trio_websocket
 from trio_websocket import WebSocketConnection
 from wsproto.utilities import LocalProtocolError
@@ -23,6 +22,7 @@ from wsproto.utilities import LocalProtocolError
 from adapters.fake.calendar import LinearClock
 from adapters.fake.data_stream import DataStreamSession
 from adapters.fake.interfaces import Close, Frame, Outgoing, RestRequest, RestResponse, StreamSession
+from adapters.fake.memory_socket import memory_socket_pair
 
 HANDSHAKE_TIMEOUT_S = 10.0  # every WebSocket handshake and close handshake is bounded (style rule 8)
 DATA_STREAM_PATHS = ("/v2/iex", "/v2/sip", "/v2/delayed_sip", "/v2/test")
@@ -360,7 +360,7 @@ class InProcessVenue(VenueDriver):
             raise RuntimeError("InProcessVenue.serve() must be running before open_websocket()")
         parts = urlsplit(url)
         resource = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        client_stream, server_stream = trio.testing.memory_stream_pair()
+        client_stream, server_stream = memory_socket_pair()
         self._nursery.start_soon(self._serve_connection, server_stream)
         try:
             async with trio.open_nursery() as client_nursery:
