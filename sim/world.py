@@ -93,6 +93,9 @@ class WorldOptions:
     # "ports": the same venue straight at the engine's ports, no wire (bulk backtests; adapters.ports_venue).
     path: str = "wire"
     capture: bool = False  # record the wire (adapters.capture) in the run's capture/, on the virtual clock
+    # trio instruments (observers: they see task steps, they do not change scheduling); tools.bench times
+    # each task's steps with one to show where a simulated day's time goes
+    instruments: tuple[trio.abc.Instrument, ...] = ()
 
 
 @dataclass
@@ -446,7 +449,7 @@ def run_world(world: World, *, scenario_file: str = "") -> Report:
     """Run a built world (``World`` or a subclass) in virtual time; write and return its report."""
     wall0 = time.perf_counter()
     seed_trio_scheduler(world.seed)
-    trio.run(world.run, clock=trio.testing.MockClock(autojump_threshold=0))
+    trio.run(world.run, clock=trio.testing.MockClock(autojump_threshold=0), instruments=world.options.instruments)
     report = build_report(world, scenario_file=scenario_file, wall_s=time.perf_counter() - wall0)
     (world.out_dir / "report.json").write_bytes(encode_report(report))
     return report

@@ -78,3 +78,18 @@ def test_a_name_reported_twice_is_an_error(tmp_path: Path) -> None:
     twice = [Section(key=k, results=[Result(name="risk_check_us", unit="us", value=1.0)]) for k in "ab"]
     with pytest.raises(ValueError, match="risk_check_us"):
         report.results_json(twice)
+
+
+def test_a_missed_target_says_why_from_the_runs_own_rows(tmp_path: Path) -> None:
+    rows = [
+        Result(name="sim_speedup_1day_3sym", unit="x", value=20_000.0),
+        Result(name="profile_day_reconciler_s", unit="s", value=0.45),
+        Result(name="profile_day_reconciler_share", unit="%", value=30.2),
+        Result(name="profile_day_timed_wall_s", unit="s", value=1.5),
+        Result(name="risk_check_us", unit="us", p50=8.0, p99=16.0, value=8.0),
+    ]
+    md, _ = write(tmp_path, [Section(key="x", title="x", results=rows)])
+    why = md.split("Why the targets this run missed are missed:", 1)[1].split("## ", 1)[0]
+    assert "**one session x 3 symbols through the wire** (20,000" in why
+    assert "the reconciler alone took 0.45 s (30.2 % of 1.50 s)" in why
+    assert "risk check" not in why  # met: nothing to explain
