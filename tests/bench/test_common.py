@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from sim.scenario import load_scenario
-from tools.bench.common import LatencyRecorder, ratio, time_each
+from tools.bench.common import REPO_ROOT, LatencyRecorder, ratio, time_each
 from tools.bench.simrun import SimBudget, SimRun, scenario_toml, symbols_for
 
 
@@ -111,3 +111,12 @@ def test_capture_frame_row_measures_a_recorded_frame() -> None:
     assert 0 < bytes_per_frame < 400  # compressed: a 4-message frame is ~250 bytes of JSON before gzip
     row = latency_result("capture_frame_us", stats)
     assert row.unit == "us" and row.value == row.p50
+
+
+def test_the_sweep_bench_runs_make_sweeps_own_scenarios() -> None:
+    from tools.bench.sweeps import chaos_scenarios, make_sweep_seeds
+
+    scenarios = chaos_scenarios()
+    assert len(scenarios) >= 10 and "scenarios/ambiguous_submits.toml" in scenarios
+    assert all((REPO_ROOT / s).is_file() for s in scenarios), scenarios
+    assert make_sweep_seeds() == 200

@@ -25,6 +25,7 @@ LATENCY_NAMES = (
 SECTIONS = (
     "## 1. Latency budget (spec 3.1)",
     "## 2. Engine throughput and memory",
+    "## 2b. Chaos sweeps and swarms: runs per hour",
     "## 3a. NautilusTrader vs ttlive's simulation",
     "## 3b. TensorTrade: stock env vs ttlive's bridge env",
     "## 3c. alpaca-py vs ttlive's REST adapter",
@@ -57,6 +58,8 @@ def test_quick_suite_writes_both_files(tmp_path: Path) -> None:
         by_name["signal_to_order_us"]["p50"] > by_name["inference_int8_b1_us"]["p50"]
     )  # a chain, not a stage
     assert by_name["memory_full_queue_mib"]["value"] > 0
+    assert by_name["chaos_sweep_runs_per_hour"]["value"] > 0
+    assert by_name["swarm_runs_per_hour"]["value"] is None  # --quick skips the swarm, and says so
     assert by_name["sim_speedup_1day_3sym"]["value"] > 0 and by_name["engine_events_per_s"]["value"] > 0
     for name in ("tensortrade_steps_per_s_ratio", "alpaca_py_rest_calls_per_s_ratio"):
         row = by_name[name]

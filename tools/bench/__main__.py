@@ -20,6 +20,7 @@ from tools.bench.common import REPO_ROOT, Options, Section, load_average, machin
 GROUPS: tuple[tuple[str, str, str], ...] = (  # key, title, module
     ("latency", "1. Latency budget (spec 3.1)", "tools.bench.latency"),
     ("throughput", "2. Engine throughput and memory", "tools.bench.throughput"),
+    ("sweeps", "2b. Chaos sweeps and swarms: runs per hour", "tools.bench.sweeps"),
     ("nautilus", "3a. NautilusTrader vs ttlive's simulation", "tools.bench.nautilus"),
     ("tensortrade", "3b. TensorTrade: stock env vs ttlive's bridge env", "tools.bench.tensortrade_cmp"),
     ("alpaca_py", "3c. alpaca-py vs ttlive's REST adapter", "tools.bench.alpaca_py_cmp"),
