@@ -14,6 +14,7 @@ from typing import Any
 
 from core.ledger import Ledger
 from core.model import Bar, Quote, Side
+from core.order_fsm import TERMINAL, OrderState
 
 ZERO = Decimal(0)
 DECISION_BARS_KEPT = 512  # features read at most a window of this many bars
@@ -144,6 +145,43 @@ class EngineState:
         if quote is not None and quote.bid_price > 0 and quote.ask_price > 0:
             return quote.mid
         return self.ledger.marks.get(symbol)
+
+    def order_ended(self, client_order_id: str) -> bool:
+        """The order's persisted machine snapshot is terminal (no snapshot, or an unknown state: it has not)."""
+        snap = self.order_states.get(client_order_id)
+        if snap is None:
+            return False
+        try:
+            return OrderState(str(snap.get("state"))) in TERMINAL
+        except ValueError:
+            return False
+
+    def retire_settled_orders(self, *, raised_before_ns: int) -> list[str]:
+        """Forget orders that ended and were raised before ``raised_before_ns`` (with their machine snapshots and
+        venue-id index entries); returns their client order ids, sorted.
+
+        Without this the book kept every order it ever placed: each save serialised all of them and every risk
+        decision walked them, so a deployment got slower with every week it ran. What an ended order could still
+        be needed for stays: an entry whose bracket legs still work is kept while they do, an order not known to
+        have ended is kept, and the caller passes the start of the resync window (a resync lists only what happened
+        since then; anything older was booked when it happened, and the ledger's execution ids would refuse it
+        anyway). Called at the start of a new session, before the order machines are rebuilt."""
+        working_parents = {
+            tracked.parent_client_order_id for coid, tracked in self.orders.items()
+            if tracked.parent_client_order_id is not None and not self.order_ended(coid)
+        }
+        retired = sorted(
+            coid for coid, tracked in self.orders.items()
+            if tracked.raised_at_ns < raised_before_ns and coid not in working_parents and self.order_ended(coid)
+        )
+        for coid in retired:
+            del self.orders[coid]
+            self.order_states.pop(coid, None)
+        if retired:
+            gone = set(retired)
+            for venue_id in [v for v, coid in self.by_venue_id.items() if coid in gone]:
+                del self.by_venue_id[venue_id]
+        return retired
 
     def to_dict(self) -> dict[str, Any]:
         return {

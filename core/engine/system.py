@@ -46,7 +46,7 @@ from core.ledger import Ledger
 from core.limits import ACTOR_CHANNEL_CAPACITY, INITIAL_MAX_MARGIN_MULTIPLIER
 from core.model import NS_PER_S as NS
 from core.model import Account, AccountConfig, AccountType, Bar, Fill, Position, Quote, Signal, TradeUpdate
-from core.order_fsm import OPEN_STATUSES, TERMINAL, Order, OrderState
+from core.order_fsm import OPEN_STATUSES, Order
 from core.orderplan import client_order_id, is_ours
 from core.ports import (
     AlertSink,
@@ -75,6 +75,7 @@ T = TypeVar("T")
 STARTUP_PATIENCE_S = 6.5 * 3600
 WEEK_HISTORY_PERIOD = "1M"  # portfolio history read for the start-of-week equity: a week back, holidays too
 STARTUP_BACKOFF_CEILING_S = 30.0
+RESYNC_LOOKBACK_S = 86_400  # a resync (and a restart's) lists the orders and activities of the last 24 hours
 
 
 STOP_REQUESTED_REASON: Final = "stop requested: no new decisions"
@@ -478,11 +479,18 @@ class Engine:
             state.day_trade_orders.clear()
             state.sessions_seen.append(session_date)
             del state.sessions_seen[:-10]
+        resync_window_start_ns = now_ns - RESYNC_LOOKBACK_S * NS  # what a resync lists: the last 24 hours
+        retired: list[str] = []
+        if new_session:
+            retired = state.retire_settled_orders(raised_before_ns=resync_window_start_ns)
+            if retired:
+                log.info("new session: %d settled order(s) from before the resync window retired from the book",
+                         len(retired))
         ctx = EngineContext(
             config=self.config, broker=self.broker, clock=self.clock, ids=self.ids, alerts=self.alerts,
             audit_sink=self.audit, store=self.store, state=state, account_type=self.account_type,
             model_id=self.model.model_id, monitor=self.monitor,
-            session_start_ns=now_ns - 86_400 * NS,
+            session_start_ns=resync_window_start_ns,
         )
         self.ctx = ctx
         cap = ACTOR_CHANNEL_CAPACITY
@@ -576,8 +584,8 @@ class Engine:
                 await md_send.send(message)
 
         ctx.system("health", reason=ENGINE_STARTED_REASON,
-                   extra={"resumed": bool(state.orders), "halt": state.halt.get("state", HaltState.ACTIVE.value),
-                          "model_id": self.model.model_id})
+                   extra={"resumed": bool(state.orders or retired),
+                          "halt": state.halt.get("state", HaltState.ACTIVE.value), "model_id": self.model.model_id})
         ctx.persist()
         with trio.CancelScope() as cancel:
             self._cancel = cancel
@@ -594,7 +602,7 @@ class Engine:
                 for name, serve in actors:
                     await nursery.start(self._supervised, name, serve)
                 # After a restart, settle what happened while we were down before trading on.
-                if state.orders:
+                if state.orders or retired:  # a saved book with orders (retired ones too): settle with the venue
                     await reconciler.resync("restart")
                     await self.adopt_after_resync(state)
                 await nursery.start(self._supervised, "trade_stream",
@@ -633,8 +641,4 @@ class Engine:
 
 def live_order_symbols(state: EngineState) -> frozenset[str]:
     """Symbols of the resumed orders that had not ended when the state was saved: they may have filled since."""
-    unknown = OrderState.ACK_UNKNOWN.value
-    return frozenset(
-        tracked.symbol for coid, tracked in state.orders.items()
-        if OrderState(state.order_states.get(coid, {}).get("state", unknown)) not in TERMINAL
-    )
+    return frozenset(tracked.symbol for coid, tracked in state.orders.items() if not state.order_ended(coid))
