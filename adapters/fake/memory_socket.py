@@ -42,29 +42,26 @@ class MemorySocket(trio.abc.HalfCloseableStream):
         self._in, self._out = incoming, outgoing
 
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
-        out = self._out
-        if out.sending:
-            raise trio.BusyResourceError("another task is using this stream")
-        out.sending = True
-        try:
-            await checkpoint()
-            self._check_sendable()
-            if data:
-                out.data += data
-                out.lot.unpark_all()
-        finally:
-            out.sending = False
+        out = await self._ready_to_send()
+        if data:
+            out.data += data
+            out.lot.unpark_all()
 
     async def wait_send_all_might_not_block(self) -> None:
+        await self._ready_to_send()
+
+    async def _ready_to_send(self) -> _Direction:
+        """The checkpoint every send makes (two tasks sending at once: the second is refused), then the checks."""
         out = self._out
         if out.sending:
             raise trio.BusyResourceError("another task is using this stream")
         out.sending = True
         try:
             await checkpoint()
-            self._check_sendable()
         finally:
             out.sending = False
+        self._check_sendable()
+        return out
 
     def _check_sendable(self) -> None:
         if self._out.eof:

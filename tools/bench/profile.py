@@ -69,50 +69,44 @@ def task_label(task: trio.lowlevel.Task) -> str:
     return "`" + ".".join(name.split(".")[-2:]) + "`"
 
 
-def _time_tasks(seed: int) -> tuple[float, TaskTimer]:
-    """(wall seconds of run_scenario with the timer on, the timer) for the day the profile runs."""
+def _run_day(seed: int, *, instruments: tuple[trio.abc.Instrument, ...] = (),
+             profiler: cProfile.Profile | None = None) -> float:
+    """Wall seconds of ``run_scenario`` of section 2's 3-symbol day, with trio instruments or a profiler on."""
     world = simrun.harness()
     from sim.scenario import load_scenario
 
-    timer = TaskTimer()
     quiet = logging.getLogger()
     level = quiet.level
     quiet.setLevel(logging.ERROR)
     try:
-        with tempfile.TemporaryDirectory(prefix="ttlive-bench-tasks-") as tmp:
-            path = Path(tmp) / "tasks.toml"
-            path.write_text(simrun.scenario_toml("bench_tasks", 3, 1, seed=seed), encoding="utf-8")
+        with tempfile.TemporaryDirectory(prefix="ttlive-bench-day-") as tmp:
+            path = Path(tmp) / "day.toml"
+            path.write_text(simrun.scenario_toml("bench_day", 3, 1, seed=seed), encoding="utf-8")
             scenario = load_scenario(path)
+            options = world.WorldOptions(instruments=instruments)
             started = time.perf_counter()
-            world.run_scenario(scenario, seed=seed, out_dir=Path(tmp) / "out",
-                               options=world.WorldOptions(instruments=(timer,)))
-            wall_s = time.perf_counter() - started
+            if profiler is not None:
+                profiler.enable()
+            try:
+                world.run_scenario(scenario, seed=seed, out_dir=Path(tmp) / "out", options=options)
+            finally:
+                if profiler is not None:
+                    profiler.disable()
+            return time.perf_counter() - started
     finally:
         quiet.setLevel(level)
-    return wall_s, timer
+
+
+def _time_tasks(seed: int) -> tuple[float, TaskTimer]:
+    """(wall seconds of run_scenario with the timer on, the timer) for the day the profile runs."""
+    timer = TaskTimer()
+    return _run_day(seed, instruments=(timer,)), timer
 
 
 def _profile_day(seed: int) -> tuple[float, list[tuple[str, int, float, float]]]:
     """(wall seconds under the profiler, top functions: (where, calls, self s, cumulative s))."""
-    world = simrun.harness()
-    from sim.scenario import load_scenario
-
-    quiet = logging.getLogger()
-    level = quiet.level
-    quiet.setLevel(logging.ERROR)
     profiler = cProfile.Profile()
-    try:
-        with tempfile.TemporaryDirectory(prefix="ttlive-bench-profile-") as tmp:
-            path = Path(tmp) / "profile.toml"
-            path.write_text(simrun.scenario_toml("bench_profile", 3, 1, seed=seed), encoding="utf-8")
-            scenario = load_scenario(path)
-            started = time.perf_counter()
-            profiler.enable()
-            world.run_scenario(scenario, seed=seed, out_dir=Path(tmp) / "out")
-            profiler.disable()
-            wall_s = time.perf_counter() - started
-    finally:
-        quiet.setLevel(level)
+    wall_s = _run_day(seed, profiler=profiler)
     stats = pstats.Stats(profiler, stream=io.StringIO())
     rows = []
     for (filename, line, name), (_cc, calls, self_s, cum_s, _callers) in stats.stats.items():  # type: ignore[attr-defined]
