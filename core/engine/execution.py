@@ -193,10 +193,16 @@ class ExecutionActor:
     # --- submissions -----------------------------------------------------------------------------------------
 
     def quote_for(self, symbol: str) -> Quote | None:
-        quote = self.ctx.state.quotes.get(symbol)
+        """The touch an order is planned at: the fresh quote, else one at the last price (the newest bar's close
+        when the quote fell behind the bars, else the last decision bar's)."""
+        state = self.ctx.state
+        quote = state.fresh_quote(symbol)
         if quote is not None:
             return quote
-        bars = self.ctx.state.decision_bars.get(symbol)
+        if symbol in state.quotes and (mark := state.ledger.marks.get(symbol)) is not None:
+            return Quote(symbol=symbol, bid_price=mark, ask_price=mark, bid_size=ZERO, ask_size=ZERO,
+                         ts_ns=state.last_bar_start_ns.get(symbol, 0), interpolated=True)
+        bars = state.decision_bars.get(symbol)
         if bars:
             close = bars[-1].close
             return Quote(symbol=symbol, bid_price=close, ask_price=close, bid_size=ZERO, ask_size=ZERO,

@@ -108,7 +108,9 @@ class MarketActor:
         if bar.close <= 0:
             log.warning("bar with non-positive close for %s ignored", bar.symbol)
             return []
-        if bar.symbol not in self.state.quotes:
+        if not bar.interpolated:
+            self.state.last_bar_start_ns[bar.symbol] = max(bar.ts_ns, self.state.last_bar_start_ns.get(bar.symbol, 0))
+        if self.state.fresh_quote(bar.symbol) is None:  # no quote, or the market traded after it
             self.state.ledger.mark(bar.symbol, bar.close)
             self._on_mark()
         closed = self.roller.add(bar)

@@ -110,6 +110,8 @@ class EngineState:
     start_of_week_equity: Decimal
     session_date: str = ""
     quotes: dict[str, Quote] = field(default_factory=dict)
+    # Start of the newest real (not interpolated) bar per symbol: a quote older than it is stale (see fresh_quote).
+    last_bar_start_ns: dict[str, int] = field(default_factory=dict)
     decision_bars: dict[str, deque[Bar]] = field(default_factory=dict)
     orders: dict[str, TrackedOrder] = field(default_factory=dict)  # by client_order_id
     by_venue_id: dict[str, str] = field(default_factory=dict)  # venue order id -> client_order_id
@@ -140,9 +142,21 @@ class EngineState:
             bars = self.decision_bars[symbol] = deque(maxlen=DECISION_BARS_KEPT)
         return bars
 
-    def mark(self, symbol: str) -> Decimal | None:
+    def fresh_quote(self, symbol: str) -> Quote | None:
+        """The symbol's last usable quote, unless the market traded after it: a bar that started after the quote
+        carries a newer price (a thin feed can leave the last quote many minutes behind the bars)."""
         quote = self.quotes.get(symbol)
-        if quote is not None and quote.bid_price > 0 and quote.ask_price > 0:
+        if quote is None or quote.bid_price <= 0 or quote.ask_price <= 0:
+            return None
+        if quote.ts_ns < self.last_bar_start_ns.get(symbol, quote.ts_ns):
+            return None
+        return quote
+
+    def mark(self, symbol: str) -> Decimal | None:
+        """The price the book and RiskGuard value a symbol at: a fresh quote's mid, else the last mark (the newest
+        bar's close when the quote fell behind it)."""
+        quote = self.fresh_quote(symbol)
+        if quote is not None:
             return quote.mid
         return self.ledger.marks.get(symbol)
 

@@ -1,4 +1,5 @@
-"""The book forgets settled orders from before the resync window at a new session, and nothing it still needs."""
+"""EngineState: settled orders leave the book at a new session (and nothing it still needs); a quote the bars
+have overtaken is not a price."""
 
 from __future__ import annotations
 
@@ -79,3 +80,17 @@ def test_a_multi_day_run_keeps_two_sessions_of_settled_orders(tmp_path: Path) ->
     assert report.orders_submitted > len(entries) > 0  # the first sessions' settled orders are gone
     assert len(days) <= 2, days  # at most yesterday's (inside the 24 h resync window) and today's
     assert all(coid in state.orders for coid in state.by_venue_id.values())
+
+
+def test_a_quote_older_than_the_newest_bar_is_stale() -> None:
+    from core.model import Quote
+
+    state = _state({})
+    quote = Quote(symbol="NVDA", bid_price=Decimal("99.95"), ask_price=Decimal("100.05"), bid_size=Decimal(100),
+                  ask_size=Decimal(100), ts_ns=1_000)
+    state.quotes["NVDA"] = quote
+    state.ledger.mark("NVDA", Decimal("98.70"))  # what the market actor marks from a bar once the quote is stale
+    state.last_bar_start_ns["NVDA"] = 1_000  # a bar that started with the quote: the quote is current
+    assert state.fresh_quote("NVDA") is quote and state.mark("NVDA") == Decimal("100.00")
+    state.last_bar_start_ns["NVDA"] = 1_001  # the market traded after the quote
+    assert state.fresh_quote("NVDA") is None and state.mark("NVDA") == Decimal("98.70")
