@@ -33,6 +33,7 @@ from adapters.capture import CaptureError, read_capture, resolve_capture
 from adapters.fake.market_recorded import BAR_COLUMNS
 from adapters.fake.replay_plan import PLAN_VERSION, route_of, signature
 from adapters.fake.wire import parse_time_ns
+from core.limits import BATCH_WINDOW_S
 from core.model import NS_PER_S as NS
 
 REPORT_JSON: Final = "divergence.json"
@@ -96,6 +97,7 @@ class Capture:
     first_ns: int
     last_ns: int
     stop_ns: int | None = None  # the operator's graceful stop (a "stop" record), if the session had one
+    stop_decided_through_ns: int | None = None  # the newest decision bucket the recorded engine decided before it
 
 
 def load_capture(path: Path) -> Capture:
@@ -138,9 +140,12 @@ def load_capture(path: Path) -> Capture:
     # what it had decided before still ran, and was recorded, while it settled. The replay stops there too.
     limits = [int(r["wall_ns"]) for r in records if r["t"] == "limit"]
     last = min(limits) if limits else max(walls)
-    stops = [int(r["wall_ns"]) for r in records if r["t"] == "stop" and int(r["wall_ns"]) < last]
+    stops = sorted((int(r["wall_ns"]), r.get("decided_through_ns")) for r in records
+                   if r["t"] == "stop" and int(r["wall_ns"]) < last)
+    stop_ns, decided = stops[0] if stops else (None, None)
     return Capture(file, header, sorted((e for e in exchanges.values() if e.wall_ns <= last), key=lambda e: e.seq),
-                   sorted(conns.values(), key=lambda c: c.conn), min(walls), last, min(stops, default=None))
+                   sorted(conns.values(), key=lambda c: c.conn), min(walls), last, stop_ns,
+                   int(decided) if isinstance(decided, int) else None)
 
 
 def messages(data: Any) -> list[dict[str, Any]]:
@@ -489,12 +494,24 @@ def operator_events(capture: Capture, start_ns: int) -> list[dict[str, Any]]:
     return sorted(events, key=lambda e: e["at_ns"])
 
 
-def stop_events(capture: Capture) -> list[dict[str, Any]]:
+def stop_events(capture: Capture, *, bar_interval_ns: int, decision_interval_ns: int | None) -> list[dict[str, Any]]:
     """The operator's graceful stop (the capture's "stop" record) -> an ``operator_stop`` harness event: the
-    replayed engine, too, decides nothing after it and settles what it had decided."""
+    replayed engine, too, decides nothing after it and settles what it had decided.
+
+    The recorded process decided a bucket a few ms to a few 100 ms after the bar that closed it arrived (more under
+    load); the replay decides at once. A stop that fell inside that gap would let the replay decide once more than
+    the recording did, so the stop record says how far the engine had decided, and the replay stops halfway between
+    that decision and the next one it would make (a bucket ending at X is decided when the bar starting at X closes,
+    plus the policy's batch window). Without that record (an older capture) or a known decision interval, the
+    replay stops at the stop record."""
     if capture.stop_ns is None:
         return []
-    return [{"kind": "operator_stop", "at_ns": capture.stop_ns, "reason": "replayed: stop requested"}]
+    at_ns = capture.stop_ns
+    if capture.stop_decided_through_ns is not None and decision_interval_ns is not None:
+        batch_ns = int(BATCH_WINDOW_S * NS)
+        next_decision_ns = capture.stop_decided_through_ns + decision_interval_ns + bar_interval_ns + batch_ns
+        at_ns = min(at_ns, next_decision_ns - decision_interval_ns // 2)
+    return [{"kind": "operator_stop", "at_ns": at_ns, "reason": "replayed: stop requested"}]
 
 
 def stream_faults(capture: Capture, end_ns: int) -> list[dict[str, Any]]:
@@ -520,6 +537,13 @@ def stream_faults(capture: Capture, end_ns: int) -> list[dict[str, Any]]:
 
 def _snake(text: str) -> str:
     return re.sub(r"[^a-z0-9_]+", "_", text.lower()).strip("_")
+
+
+def decision_interval_ns(engine: dict[str, Any]) -> int | None:
+    """The recorded engine's decision interval (its config's ``policy.decision_interval_s``), if the header says."""
+    policy = engine.get("policy") or {}
+    value = policy.get("decision_interval_s") if isinstance(policy, dict) else None
+    return int(float(value) * NS) if isinstance(value, (int, float)) and value > 0 else None
 
 
 def scenario_name(capture: Capture) -> str:
@@ -585,7 +609,9 @@ def write_scenario(capture: Capture, file: Path, *, name: str | None = None) -> 
         "reconcile": engine.get("reconcile", {}),
         "faults": {"events": sorted([*stream_faults(capture, capture.last_ns),
                                      *[e for e in outside_events(capture, start_s * NS) if e["symbol"] in symbols],
-                                     *operator_events(capture, start_s * NS), *stop_events(capture)],
+                                     *operator_events(capture, start_s * NS),
+                                     *stop_events(capture, bar_interval_ns=interval * NS,
+                                                  decision_interval_ns=decision_interval_ns(engine))],
                                     key=lambda e: e["at_ns"])},
         "replay": {"plan": plan_name},
         # The incident's own orders and fills must still happen (edit these when the engine rightly changes).

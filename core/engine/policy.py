@@ -48,6 +48,9 @@ class PolicyActor:
         self.cache = FeatureCache()
         self.windows: dict[str, RollingWindow] = {}  # per traded symbol: floats kept as bars arrive
         self.steps = quantity_steps(ctx.config)  # symbol -> quantity step; absent = whole shares
+        # The newest decision bucket (its end, market time) this actor decided on: a graceful stop records it, so a
+        # replay of the session decides exactly as far (tools.replay.stop_events).
+        self.decided_through_ns: int | None = None
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         self.model.warm_up()  # spec 3.1: the first real inference is not the first inference
@@ -72,6 +75,7 @@ class PolicyActor:
         ctx = self.ctx
         if persisted_halted(ctx.state.halt) or ctx.stopping:
             return []
+        self.decided_through_ns = max(due.ts_ns for due in batch)
         raised_at = ctx.now_ns()
         symbols: list[str] = []
         rows: list[Any] = []

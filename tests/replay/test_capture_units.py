@@ -10,7 +10,7 @@ from adapters.bootstrap import open_capture
 from adapters.capture import CaptureWriter, read_capture
 from adapters.rundir import run_layout
 from core.config import CaptureSection, ConfigError, EngineConfig, Mode, parse_config
-from tools.replay import fills_of, load_capture, stream_market
+from tools.replay import Capture, fills_of, load_capture, stop_events, stream_market
 
 
 def test_capture_defaults_on_for_paper_only() -> None:
@@ -138,3 +138,22 @@ def test_a_recorded_answer_follows_its_order_not_the_interleaving(tmp_path: Path
     other = ReplayPlan.load(plan_file)
     body = json.dumps({"client_order_id": "tt-x", "symbol": "AAPL", "side": "sell", "qty": "1"}).encode()
     assert other.rest_answer(RestRequest("POST", "/v2/orders", {}, {}, body)) is None
+
+
+def test_a_replay_decides_exactly_as_far_as_the_recording_did() -> None:
+    """The recorded process decides a bucket some ms after the bar that closes it arrives, the replay at once: a
+    stop inside that gap must not give the replay one more decision (the capture drill's flaky extra order)."""
+    s = 1_000_000_000
+    decided = 1_000 * s  # the recorded engine decided the bucket ending here (at 1,001.1 s: bar close + batch)
+    capture = Capture(Path("x.capture.jsonl.gz"), {}, [], [], 990 * s, 1_010 * s, stop_ns=1_002 * s + s // 20,
+                      stop_decided_through_ns=decided)
+    # The next bucket (ending at 1,001 s) would be decided at 1,002.1 s, after the stop record: without the record
+    # of how far the engine had decided, the stop at 1,002.05 s lets the replay decide at 1,002 s + its batch.
+    (event,) = stop_events(capture, bar_interval_ns=s, decision_interval_ns=s)
+    assert event["kind"] == "operator_stop"
+    assert decided + s + s // 10 < event["at_ns"] < decided + 2 * s + s // 10  # between the two decisions
+    assert event["at_ns"] == decided + s + s // 2 + s // 10
+    # An older capture, or an unknown interval: the stop record's own time, as before.
+    old = Capture(Path("x.capture.jsonl.gz"), {}, [], [], 990 * s, 1_010 * s, stop_ns=1_002 * s)
+    assert stop_events(old, bar_interval_ns=s, decision_interval_ns=s)[0]["at_ns"] == 1_002 * s
+    assert stop_events(capture, bar_interval_ns=s, decision_interval_ns=None)[0]["at_ns"] == capture.stop_ns
