@@ -140,9 +140,10 @@ def load_capture(path: Path) -> Capture:
     # what it had decided before still ran, and was recorded, while it settled. The replay stops there too.
     limits = [int(r["wall_ns"]) for r in records if r["t"] == "limit"]
     last = min(limits) if limits else max(walls)
-    stops = sorted((int(r["wall_ns"]), r.get("decided_through_ns")) for r in records
-                   if r["t"] == "stop" and int(r["wall_ns"]) < last)
-    stop_ns, decided = stops[0] if stops else (None, None)
+    stop = min((r for r in records if r["t"] == "stop" and int(r["wall_ns"]) < last),
+               key=lambda r: int(r["wall_ns"]), default=None)
+    stop_ns = int(stop["wall_ns"]) if stop is not None else None
+    decided = stop.get("decided_through_ns") if stop is not None else None
     return Capture(file, header, sorted((e for e in exchanges.values() if e.wall_ns <= last), key=lambda e: e.seq),
                    sorted(conns.values(), key=lambda c: c.conn), min(walls), last, stop_ns,
                    int(decided) if isinstance(decided, int) else None)

@@ -813,8 +813,7 @@ class BrokerRun:
             if engine is not None:
                 engine.begin_stop("signal")
             if capture is not None:
-                policy = getattr(engine, "policy", None)
-                decided = getattr(policy, "decided_through_ns", None)  # how far the engine had decided
+                decided = engine.decided_through_ns if engine is not None else None  # how far it had decided
                 capture.write({"t": "stop", "reason": "stop requested (signal)", "decided_through_ns": decided})
         self.outcome.interrupted = True
         self.outcome.exit_code = EXIT_INTERRUPTED

@@ -199,15 +199,14 @@ class ExecutionActor:
         quote = state.fresh_quote(symbol)
         if quote is not None:
             return quote
-        if symbol in state.quotes and (mark := state.ledger.marks.get(symbol)) is not None:
-            return Quote(symbol=symbol, bid_price=mark, ask_price=mark, bid_size=ZERO, ask_size=ZERO,
-                         ts_ns=state.last_bar_start_ns.get(symbol, 0), interpolated=True)
-        bars = state.decision_bars.get(symbol)
-        if bars:
-            close = bars[-1].close
-            return Quote(symbol=symbol, bid_price=close, ask_price=close, bid_size=ZERO, ask_size=ZERO,
-                         ts_ns=bars[-1].ts_ns, interpolated=True)
-        return None
+        price = state.mark(symbol) if symbol in state.quotes else None  # overtaken by bars: the newest bar's close
+        ts_ns = state.last_bar_start_ns.get(symbol, 0)
+        if price is None and (bars := state.decision_bars.get(symbol)):
+            price, ts_ns = bars[-1].close, bars[-1].ts_ns
+        if price is None:
+            return None
+        return Quote(symbol=symbol, bid_price=price, ask_price=price, bid_size=ZERO, ask_size=ZERO, ts_ns=ts_ns,
+                     interpolated=True)
 
     def on_approved(self, message: SubmitApproved, attempt: int = 0) -> None:
         ctx, signal = self.ctx, message.signal

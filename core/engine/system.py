@@ -156,6 +156,11 @@ class Engine:
     def is_halted(self) -> bool:
         return self.supervisor is not None and self.supervisor.is_halted
 
+    @property
+    def decided_through_ns(self) -> int | None:
+        """The newest decision bucket (its end, market time) the policy decided on; None before the first."""
+        return self.policy.decided_through_ns if self.policy is not None else None
+
     def snapshot(self) -> EngineSnapshot:
         """The engine's state as a frozen copy (``core.engine.snapshot``): what readers outside it may see."""
         ts_ns = self.clock.now_ns()
@@ -471,6 +476,8 @@ class Engine:
         now_ns = self.clock.now_ns()
         session_date = dt.datetime.fromtimestamp(now_ns / NS, tz=dt.UTC).date().isoformat()
         new_session = state.session_date != session_date
+        resync_window_start_ns = now_ns - RESYNC_LOOKBACK_S * NS  # what a resync lists: the last 24 hours
+        retired: list[str] = []
         if new_session:
             previous = state.session_date
             state.session_date = session_date
@@ -479,9 +486,6 @@ class Engine:
             state.day_trade_orders.clear()
             state.sessions_seen.append(session_date)
             del state.sessions_seen[:-10]
-        resync_window_start_ns = now_ns - RESYNC_LOOKBACK_S * NS  # what a resync lists: the last 24 hours
-        retired: list[str] = []
-        if new_session:
             retired = state.retire_settled_orders(raised_before_ns=resync_window_start_ns)
             if retired:
                 log.info("new session: %d settled order(s) from before the resync window retired from the book",
